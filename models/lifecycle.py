@@ -1,0 +1,72 @@
+"""The application lifecycle of DESIGN.md §5 as one explicit transition table.
+
+Every status change in odd17 goes through ``check_transition``; nothing else decides what may
+follow what. The history row that records a change is written by the same code path."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from models.errors import IllegalTransition
+
+
+class Status(StrEnum):
+    submitted = "submitted"
+    eligible = "eligible"
+    ineligible = "ineligible"
+    in_review = "in_review"
+    committee = "committee"
+    approved = "approved"
+    rejected = "rejected"
+    active = "active"
+    closed = "closed"
+    withdrawn = "withdrawn"
+    cancelled = "cancelled"
+
+
+S = Status
+
+# (from, to) -> what the move means. The two re-evaluation moves between eligible and
+# ineligible are not drawn in DESIGN.md §5: they exist so that re-running eligibility after a
+# policy change can correct an earlier verdict, and only before review starts.
+TRANSITIONS: dict[tuple[Status, Status], str] = {
+    (S.submitted, S.eligible): "toutes les règles d'éligibilité sont satisfaites",
+    (S.submitted, S.ineligible): "au moins une règle d'éligibilité n'est pas satisfaite",
+    (S.eligible, S.ineligible): "réévaluation : une règle n'est plus satisfaite",
+    (S.ineligible, S.eligible): "réévaluation : toutes les règles sont désormais satisfaites",
+    (S.eligible, S.in_review): "évaluateurs désignés",
+    (S.in_review, S.committee): "toutes les évaluations sont rendues",
+    (S.committee, S.approved): "décision du comité : accord",
+    (S.committee, S.rejected): "décision du comité : refus",
+    (S.approved, S.active): "convention signée, premier versement",
+    (S.active, S.closed): "projet clos",
+    (S.eligible, S.withdrawn): "retrait du porteur",
+    (S.in_review, S.withdrawn): "retrait du porteur",
+    (S.committee, S.withdrawn): "retrait du porteur",
+    (S.approved, S.cancelled): "subvention annulée",
+    (S.active, S.cancelled): "subvention annulée",
+}
+
+INITIAL = Status.submitted
+FINAL: frozenset[Status] = frozenset(
+    s for s in Status if not any(src == s for src, _ in TRANSITIONS)
+)
+
+
+def allowed_from(status: Status) -> list[Status]:
+    return [dst for src, dst in TRANSITIONS if src == status]
+
+
+def check_transition(current: Status | str, target: Status | str, reference: str = "") -> str:
+    """Return the default meaning of the move, or raise ``IllegalTransition`` naming what is
+    allowed from the current status."""
+    current, target = Status(current), Status(target)
+    try:
+        return TRANSITIONS[(current, target)]
+    except KeyError:
+        allowed = ", ".join(allowed_from(current)) or "aucune (statut final)"
+        who = f"{reference} : " if reference else ""
+        raise IllegalTransition(
+            f"{who}transition interdite de « {current} » vers « {target} » "
+            f"(transitions possibles depuis « {current} » : {allowed})"
+        ) from None

@@ -1,0 +1,231 @@
+"""The ``odd17`` command line (DESIGN.md §9). Thin: parse, call a service, print.
+
+Every failure the user can cause ends with a clear message and a non-zero exit, never a
+traceback: exit 1 when some documents were refused, 2 for a command that could not run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from models import DomainError, Status
+from odd17.db import get_engine, unit_of_work
+from odd17.runtime import actor, utcnow
+from odd17.services import intake, queries, setup
+from odd17.services.pipeline import evaluate_references, submit_and_evaluate
+from odd17.settings import ConfigError, get_fund_config, get_settings
+from rules.money import eur
+
+app = typer.Typer(
+    name="odd17",
+    help="Fonds ODD 17 : gestion des appels à projets, de l'éligibilité et de l'enveloppe.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Sortie JSON stable (voir README).")]
+STATUS_STYLE = {
+    "eligible": "green", "ineligible": "red", "refused": "bold red", "submitted": "yellow",
+    "approved": "green", "active": "green", "rejected": "red",
+}
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]Erreur :[/] {message}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn every error a user can cause into a message and an exit code."""
+    try:
+        yield
+    except (DomainError, ConfigError) as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        fail(f"base de données ({get_settings().database_url}) : {detail}")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def ready_engine() -> Engine:
+    """The configured database, created on first use; an outdated schema asks for init."""
+    engine = get_engine()
+    if not setup.is_initialised(engine):
+        err.print("Base de données absente : initialisation (odd17 init)…")
+        setup.init_database(engine, get_fund_config(), utcnow())
+    elif setup.current_revision(engine) != setup.head_revision():
+        fail("le schéma de la base n'est pas à jour : lancez « odd17 init »")
+    return engine
+
+
+@app.command()
+def init() -> None:
+    """Crée ou met à jour la base (Alembic) et charge la configuration du fonds. Idempotent."""
+    with user_errors():
+        config = get_fund_config()
+        fund = setup.init_database(get_engine(), config, utcnow())
+        out.print(
+            f"Base prête ({get_settings().database_url}, schéma {setup.head_revision()}) : "
+            f"{fund.name}, enveloppe {eur(fund.envelope)}, "
+            f"{len(config.calls)} appel(s) à projets."
+        )
+
+
+@contextmanager
+def progress_bar(total: int, label: str, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar on an interactive terminal; silent in pipes and in --json."""
+    if not enabled or not err.is_terminal or total < 2:
+        yield lambda _n: None
+        return
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+@app.command()
+def submit(
+    paths: Annotated[list[Path], typer.Argument(help="Fichiers .json/.jsonl ou dossiers.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Dépose des dossiers : contrôle du format, enregistrement, puis éligibilité."""
+    settings = get_settings()
+    with user_errors():
+        engine = ready_engine()
+        raws = intake.read_sources(paths, settings.language)
+        with progress_bar(len(raws), "Dépôt", not as_json) as advance:
+            outcomes = submit_and_evaluate(
+                engine, raws, get_fund_config().policy(), now=utcnow(), actor=actor("cli"),
+                language=settings.language, batch_size=settings.batch_size, progress=advance,
+            )
+    refused = sum(o.status == "refused" for o in outcomes)
+    if as_json:
+        print_json([o.as_json() for o in outcomes])
+    else:
+        print_outcomes(outcomes)
+    raise typer.Exit(1 if refused else 0)
+
+
+def print_outcomes(outcomes: list[intake.Outcome]) -> None:
+    table = Table("source", "référence", "statut", "détail", title="Dossiers déposés")
+    for o in outcomes:
+        detail = "; ".join(f"{e['field']} : {e['message']}" for e in o.errors)
+        if o.duplicate:
+            detail = "déjà déposé : aucun nouveau dossier créé"
+        style = STATUS_STYLE.get(o.status, "")
+        table.add_row(o.source, o.reference or "—", f"[{style}]{o.status}[/]", detail)
+    out.print(table)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    out.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+
+
+@app.command()
+def show(reference: str, as_json: JsonFlag = False) -> None:
+    """Affiche un dossier : statut, éligibilité règle par règle, historique."""
+    with user_errors(), unit_of_work(ready_engine()) as session:
+        detail = queries.application_detail(session, reference)
+    if as_json:
+        print_json(detail)
+        return
+    style = STATUS_STYLE.get(detail["status"], "")
+    out.print(f"[bold]{detail['reference']}[/] — {detail['title']}")
+    out.print(f"statut : [{style}]{detail['status']}[/]   appel : {detail['call']}")
+    lead = detail["lead"]
+    out.print(f"porteur : {lead['name']} ({lead['kind']}, {lead['siret'] or lead['rna'] or '—'})"
+              f" <{lead['email']}>")
+    territory = detail["territory"] or {}
+    out.print(f"territoire : {territory.get('region')} ({territory.get('department')})   "
+              f"objectifs : {', '.join(detail['objectives']) or '—'}")
+    out.print(f"montant demandé : {eur(Decimal(detail['requested_amount']))} sur un budget de "
+              f"{eur(Decimal(detail['total_budget']))}")
+    if detail["eligibility"]:
+        table = Table("règle", "", "motif", title=f"Éligibilité (règles "
+                      f"{detail['eligibility_ruleset']}, politique {detail['eligibility_policy']})")
+        for r in detail["eligibility"]:
+            mark = "[green]✓[/]" if r["passed"] else "[red]✗[/]"
+            table.add_row(r["rule"], mark, r["reason"])
+        out.print(table)
+    history = Table("date", "de", "vers", "par", "motif", title="Historique")
+    for h in detail["history"]:
+        history.add_row(h["at"][:19].replace("T", " "), h["from"] or "—", h["to"], h["actor"],
+                        h["reason"])
+    out.print(history)
+
+
+@app.command("list")
+def list_(
+    status: Annotated[Status | None, typer.Option(help="Filtrer par statut.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Liste les dossiers."""
+    with user_errors(), unit_of_work(ready_engine()) as session:
+        rows = queries.list_applications(session, status)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("référence", "statut", "titre", "objectif", "département", "montant")
+    for row in rows:
+            table.add_row(
+            row["reference"], f"[{STATUS_STYLE.get(row['status'], '')}]{row['status']}[/]",
+            row["title"], row["primary_objective"] or "—", row["department"],
+            eur(Decimal(row["requested_amount"])),
+        )
+    out.print(table)
+    out.print(f"{len(rows)} dossier(s)")
+
+
+@app.command()
+def evaluate(
+    references: Annotated[list[str] | None, typer.Argument(help="Dossiers à réévaluer.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Réévaluer tous les dossiers "
+                                       "pas encore en instruction (après un changement de "
+                                       "politique).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Évalue l'éligibilité des dossiers en attente, ou réévalue après un changement de règles."""
+    settings = get_settings()
+    with user_errors():
+        verdicts = evaluate_references(
+            ready_engine(), [r.strip().upper() for r in references] if references else None,
+            get_fund_config().policy(), now=utcnow(), actor=actor("cli"),
+            batch_size=settings.batch_size, reevaluate=all_ or bool(references),
+        )
+    if as_json:
+        print_json([
+            {"reference": v.reference, "previous": v.previous, "status": v.status,
+             "failing": v.failing}
+            for v in verdicts
+        ])
+        return
+    changed = [v for v in verdicts if v.status != v.previous]
+    for v in changed:
+        out.print(f"{v.reference} : {v.previous} → {v.status}"
+                  + (f" ({', '.join(v.failing)})" if v.failing else ""))
+    out.print(f"{len(verdicts)} dossier(s) évalué(s), {len(changed)} changement(s) de statut.")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,122 @@
+"""Eligibility (DESIGN.md §4): evaluate the rule set on stored applications.
+
+Applications waiting in ``submitted`` are evaluated; with ``reevaluate`` those already
+``eligible`` or ``ineligible`` are evaluated again (after a policy change), and move between the
+two when the verdict changes. Applications already in review or beyond are never touched."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from models import Application, ConcurrentChange, EligibilityEvaluation, Status, StatusChange
+from models.lifecycle import check_transition
+from odd17.db import unit_of_work
+from rules.document import ApplicationDocument
+from rules.eligibility import RULESET_VERSION, EligibilityPolicy, evaluate, is_eligible
+
+PENDING = (Status.submitted,)
+REEVALUABLE = (Status.submitted, Status.eligible, Status.ineligible)
+
+
+@dataclass(slots=True)
+class Verdict:
+    reference: str
+    status: str
+    previous: str
+    failing: list[str]
+
+
+def candidate_ids(
+    engine: Engine, *, references: list[str] | None = None, reevaluate: bool = False
+) -> list[int]:
+    """Ids of the applications an eligibility run should evaluate, oldest first."""
+    statuses = REEVALUABLE if reevaluate or references else PENDING
+    query = select(Application.id).where(Application.status.in_(statuses))
+    if references:
+        query = query.where(Application.reference.in_(references))
+    with unit_of_work(engine) as session:
+        return list(session.scalars(query.order_by(Application.id)))
+
+
+def evaluate_batch(
+    session: Session,
+    ids: list[int],
+    policy: EligibilityPolicy,
+    *,
+    now: dt.datetime,
+    actor: str,
+    reevaluate: bool = False,
+) -> list[Verdict]:
+    """Evaluate the given applications in the caller's transaction.
+
+    Rows are read and written in bulk: one SELECT, one INSERT of evaluations, one executemany
+    UPDATE guarded by the expected current status, one INSERT of history rows."""
+    statuses = REEVALUABLE if reevaluate else PENDING
+    rows = session.execute(
+        select(Application.id, Application.reference, Application.status, Application.document)
+        .where(Application.id.in_(ids), Application.status.in_(statuses))
+        .order_by(Application.id)
+    ).all()
+    digest = policy.digest()
+    evaluations: list[dict[str, Any]] = []
+    moves: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    verdicts: list[Verdict] = []
+    for app_id, reference, status, document in rows:
+        results = evaluate(ApplicationDocument.model_validate(document), policy)
+        eligible = is_eligible(results)
+        evaluations.append({
+            "application_id": app_id,
+            "ruleset": RULESET_VERSION,
+            "policy_digest": digest,
+            "eligible": eligible,
+            "results": [r.as_dict() for r in results],
+            "evaluated_at": now,
+            "actor": actor,
+        })
+        target = Status.eligible if eligible else Status.ineligible
+        failing = [r.rule for r in results if not r.passed]
+        if target != status:
+            meaning = check_transition(status, target, reference)
+            why = meaning if eligible else f"{meaning} : {', '.join(failing)}"
+            moves.append({"b_id": app_id, "b_from": status, "b_to": target, "b_at": now})
+            history.append({
+                "application_id": app_id, "from_status": status, "to_status": target,
+                "actor": actor, "reason": why, "at": now,
+            })
+        verdicts.append(Verdict(reference, target.value, str(status), failing))
+    if evaluations:
+        session.execute(insert(EligibilityEvaluation), evaluations)
+    if moves:
+        table = Application.__table__
+        result = session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.status == bindparam("b_from"))
+            .values(status=bindparam("b_to"), updated_at=bindparam("b_at")),
+            moves,
+        )
+        if result.rowcount not in (-1, len(moves)):
+            # Someone moved one of these applications since we read it: roll everything back.
+            raise ConcurrentChange(
+                "des dossiers ont changé de statut pendant l'évaluation ; relancez l'évaluation"
+            )
+        session.execute(insert(StatusChange), history)
+    return verdicts
+
+
+def evaluate_ids(
+    engine: Engine,
+    ids: list[int],
+    policy: EligibilityPolicy,
+    *,
+    now: dt.datetime,
+    actor: str,
+    reevaluate: bool = False,
+) -> list[Verdict]:
+    with unit_of_work(engine) as session:
+        return evaluate_batch(session, ids, policy, now=now, actor=actor, reevaluate=reevaluate)

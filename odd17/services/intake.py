@@ -1,0 +1,352 @@
+"""Intake (DESIGN.md §3): read documents, validate them, store the well-formed ones.
+
+Validation happens before any transaction; the write path runs once per batch in one
+transaction that first takes the reference counter's lock (``BEGIN IMMEDIATE`` on SQLite, a
+row lock on PostgreSQL). Under that lock, duplicate detection, reference numbering and the
+inserts see every earlier batch, so two ``odd17 submit`` processes at once can neither skip nor
+reuse a reference, nor store the same document twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from models import Application, Call, Organisation, ReferenceCounter, Status, StatusChange
+from models.lifecycle import INITIAL
+from odd17.db import unit_of_work
+from rules.document import ApplicationDocument, explain
+
+SUFFIXES = (".json", ".jsonl")
+_IN_CHUNK = 500  # bound on parameters in one IN (...) list
+
+
+@dataclass(slots=True)
+class RawDocument:
+    """One document as read from a source: parsed JSON, or why it could not be parsed."""
+
+    source: str
+    data: Any = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    source: str
+    reference: str | None
+    status: str  # "refused", or the application's status
+    errors: list[dict[str, str]] = field(default_factory=list)
+    duplicate: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "reference": self.reference,
+            "status": self.status,
+            "errors": self.errors,
+            "duplicate": self.duplicate,
+        }
+
+
+def _msg(language: str, fr: str, en: str) -> str:
+    return fr if language == "fr" else en
+
+
+def _file_error(source: str, fr: str, en: str, language: str) -> RawDocument:
+    return RawDocument(source, error=_msg(language, fr, en))
+
+
+def iter_files(paths: Iterable[str | Path], language: str = "fr") -> Iterator[Path | RawDocument]:
+    """Files to read, in a stable order; folders are walked for .json and .jsonl files. A path
+    that cannot be used yields a RawDocument carrying the reason instead."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+            if not found:
+                yield _file_error(str(path), "dossier sans fichier .json ni .jsonl",
+                                  "folder holds no .json or .jsonl file", language)
+            yield from found
+        elif not path.exists():
+            yield _file_error(str(path), "fichier introuvable", "no such file", language)
+        elif path.suffix not in SUFFIXES:
+            yield _file_error(str(path), "extension non prise en charge (attendu .json ou .jsonl)",
+                              "unsupported extension (expected .json or .jsonl)", language)
+        else:
+            yield path
+
+
+def _parse(source: str, text: str, language: str) -> RawDocument:
+    try:
+        return RawDocument(source, data=json.loads(text))
+    except json.JSONDecodeError as exc:
+        return RawDocument(source, error=_msg(
+            language,
+            f"JSON illisible ligne {exc.lineno}, colonne {exc.colno} : {exc.msg}",
+            f"unreadable JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+        ))
+
+
+def read_file(path: Path, language: str = "fr") -> list[RawDocument]:
+    try:
+        text = path.read_text("utf-8")
+    except UnicodeDecodeError:
+        return [_file_error(str(path), "fichier non encodé en UTF-8", "file is not UTF-8",
+                            language)]
+    except OSError as exc:
+        return [_file_error(str(path), f"lecture impossible : {exc.strerror}",
+                            f"cannot read: {exc.strerror}", language)]
+    if path.suffix == ".json":
+        return [_parse(str(path), text, language)]
+    return [
+        _parse(f"{path}:{lineno}", line, language)
+        for lineno, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def read_sources(paths: Iterable[str | Path], language: str = "fr") -> list[RawDocument]:
+    docs: list[RawDocument] = []
+    for item in iter_files(paths, language):
+        docs.extend([item] if isinstance(item, RawDocument) else read_file(item, language))
+    return docs
+
+
+def validate(raw: RawDocument, language: str = "fr") -> ApplicationDocument | list[dict[str, str]]:
+    if raw.error is not None:
+        return [{"field": "(document)", "message": raw.error}]
+    if not isinstance(raw.data, dict):
+        return [{"field": "(document)", "message": _msg(
+            language, "le dossier doit être un objet JSON", "the document must be a JSON object"
+        )}]
+    try:
+        return ApplicationDocument.model_validate(raw.data)
+    except ValidationError as exc:
+        return explain(exc, language)
+
+
+def reference_for(year: int, seq: int) -> str:
+    return f"ODD17-{year}-{seq:04d}"
+
+
+def _lock_counter(session: Session, year: int) -> int:
+    """Take the reference counter's lock for ``year`` and return its last value."""
+    dialect = session.get_bind().dialect.name
+    make_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        make_insert(ReferenceCounter).values(year=year, last=0).on_conflict_do_nothing()
+    )
+    query = select(ReferenceCounter.last).where(ReferenceCounter.year == year)
+    if dialect == "postgresql":
+        query = query.with_for_update()
+    return session.execute(query).scalar_one()
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _resolve_call(
+    doc: ApplicationDocument, calls: dict[str, Call], day: dt.date, language: str
+) -> Call | dict[str, str]:
+    if doc.call is not None:
+        call = calls.get(doc.call)
+        if call is None:
+            known = ", ".join(sorted(calls)) or "aucun"
+            return {"field": "call", "message": _msg(
+                language, f"appel à projets « {doc.call} » inconnu (appels connus : {known})",
+                f'unknown call "{doc.call}" (known calls: {known})')}
+    else:
+        open_calls = [c for c in calls.values() if c.is_open(day)]
+        if len(open_calls) != 1:
+            return {"field": "call", "message": _msg(
+                language,
+                "aucun appel à projets n'est ouvert" if not open_calls else
+                "plusieurs appels à projets sont ouverts : précisez « call » ("
+                + ", ".join(sorted(c.id for c in open_calls)) + ")",
+                "no call is open" if not open_calls else
+                "several calls are open: set \"call\"",
+            )}
+        call = open_calls[0]
+    if day < call.opens_on:
+        return {"field": "call", "message": _msg(
+            language, f"l'appel « {call.id} » n'ouvre que le {call.opens_on.isoformat()}",
+            f'call "{call.id}" opens only on {call.opens_on.isoformat()}')}
+    if day > call.closes_on:
+        return {"field": "call", "message": _msg(
+            language, f"l'appel « {call.id} » est clos depuis le {call.closes_on.isoformat()}",
+            f'call "{call.id}" closed on {call.closes_on.isoformat()}')}
+    return call
+
+
+def _organisation_ids(
+    session: Session, docs: list[ApplicationDocument], now: dt.datetime
+) -> dict[str, int]:
+    """Ids of the lead organisations, creating the unknown ones (under the counter lock)."""
+    wanted: dict[str, ApplicationDocument] = {}
+    for doc in docs:
+        wanted.setdefault(doc.lead_identifier(), doc)
+    ids: dict[str, int] = {}
+    for chunk in _chunks(list(wanted)):
+        rows = session.execute(
+            select(Organisation.identifier, Organisation.id).where(
+                Organisation.identifier.in_(chunk)
+            )
+        )
+        ids.update(dict(rows.tuples().all()))
+    missing = [key for key in wanted if key not in ids]
+    if missing:
+        rows = [
+            {
+                "identifier": key,
+                "name": wanted[key].lead.name,
+                "kind": wanted[key].lead.kind.value,
+                "siret": wanted[key].lead.siret,
+                "rna": wanted[key].lead.rna,
+                "email": str(wanted[key].lead.email),
+                "created_at": now,
+            }
+            for key in missing
+        ]
+        result = session.execute(
+            insert(Organisation).returning(
+                Organisation.identifier, Organisation.id, sort_by_parameter_order=True
+            ),
+            rows,
+        )
+        ids.update(dict(result.tuples().all()))
+    return ids
+
+
+def store_documents(
+    session: Session,
+    items: list[tuple[RawDocument, ApplicationDocument]],
+    *,
+    now: dt.datetime,
+    actor: str,
+    language: str = "fr",
+) -> list[Outcome]:
+    """Store validated documents in the caller's transaction; one outcome per item, in order."""
+    calls = {c.id: c for c in session.scalars(select(Call))}
+    last = _lock_counter(session, now.year)
+
+    outcomes: list[Outcome | None] = [None] * len(items)
+    resolved: list[tuple[int, RawDocument, ApplicationDocument, Call, str]] = []
+    for i, (raw, doc) in enumerate(items):
+        call = _resolve_call(doc, calls, now.date(), language)
+        if isinstance(call, dict):
+            outcomes[i] = Outcome(raw.source, None, "refused", [call])
+        else:
+            resolved.append((i, raw, doc, call, doc.dedup_key()))
+
+    # Already stored (an earlier batch, another process, or an earlier line of this batch).
+    existing: dict[tuple[str, str], tuple[str, str]] = {}
+    keys = sorted({key for *_, key in resolved})
+    for chunk in _chunks(keys):
+        rows = session.execute(
+            select(
+                Application.call_id, Application.dedup_key, Application.reference,
+                Application.status,
+            ).where(Application.dedup_key.in_(chunk))
+        )
+        for call_id, key, reference, status in rows:
+            existing[(call_id, key)] = (reference, str(status))
+
+    fresh: list[tuple[int, RawDocument, ApplicationDocument, Call, str]] = []
+    for i, raw, doc, call, key in resolved:
+        if (call.id, key) in existing:
+            reference, status = existing[(call.id, key)]
+            outcomes[i] = Outcome(raw.source, reference, status, duplicate=True)
+        else:
+            last += 1
+            reference = reference_for(now.year, last)
+            existing[(call.id, key)] = (reference, INITIAL.value)
+            outcomes[i] = Outcome(raw.source, reference, INITIAL.value)
+            fresh.append((i, raw, doc, call, key))
+
+    if fresh:
+        org_ids = _organisation_ids(session, [doc for _, _, doc, _, _ in fresh], now)
+        app_rows = [
+            {
+                "reference": outcomes[i].reference,  # type: ignore[union-attr]
+                "call_id": call.id,
+                "lead_id": org_ids[doc.lead_identifier()],
+                "dedup_key": key,
+                "status": INITIAL,
+                "title": doc.title,
+                "contact_email": str(doc.lead.email),
+                "primary_objective": doc.primary_objective,
+                "region": doc.territory.region,
+                "department": doc.territory.department,
+                "requested_amount": doc.requested_amount,
+                "total_budget": doc.total_budget,
+                "source": raw.source[-500:],
+                "document": doc.model_dump(mode="json", exclude_none=True),
+                "submitted_at": now,
+                "updated_at": now,
+            }
+            for i, raw, doc, call, key in fresh
+        ]
+        app_ids = session.execute(
+            insert(Application).returning(Application.id, sort_by_parameter_order=True),
+            app_rows,
+        ).scalars().all()
+        session.execute(
+            insert(StatusChange),
+            [
+                {
+                    "application_id": app_id,
+                    "from_status": None,
+                    "to_status": Status.submitted,
+                    "actor": actor,
+                    "reason": f"dossier reçu ({raw.source[-300:]})",
+                    "at": now,
+                }
+                for app_id, (_, raw, *_rest) in zip(app_ids, fresh, strict=True)
+            ],
+        )
+        session.execute(
+            ReferenceCounter.__table__.update()
+            .where(ReferenceCounter.year == now.year)
+            .values(last=last)
+        )
+    return [o for o in outcomes if o is not None]
+
+
+def submit_documents(
+    engine: Engine,
+    raws: list[RawDocument],
+    *,
+    now: dt.datetime,
+    actor: str,
+    language: str = "fr",
+) -> list[Outcome]:
+    """Validate then store one batch; refused documents are reported, never stored, and never
+    stop the others. Returns one outcome per document, in input order."""
+    outcomes: list[Outcome | None] = [None] * len(raws)
+    valid: list[tuple[int, RawDocument, ApplicationDocument]] = []
+    for i, raw in enumerate(raws):
+        result = validate(raw, language)
+        if isinstance(result, list):
+            outcomes[i] = Outcome(raw.source, None, "refused", result)
+        else:
+            valid.append((i, raw, result))
+    if valid:
+        with unit_of_work(engine) as session:
+            stored = store_documents(
+                session, [(raw, doc) for _, raw, doc in valid], now=now, actor=actor,
+                language=language,
+            )
+        for (i, _, _), outcome in zip(valid, stored, strict=True):
+            outcomes[i] = outcome
+    return [o for o in outcomes if o is not None]

@@ -1,0 +1,81 @@
+"""Intake then eligibility, batch by batch, without Prefect (the CLI's path; the flows run the
+same service functions as Prefect tasks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+from sqlalchemy import Engine
+
+from odd17.services import eligibility, intake
+from rules.eligibility import EligibilityPolicy
+
+T = TypeVar("T")
+Progress = Callable[[int], None]
+
+
+def batches(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def submit_and_evaluate(
+    engine: Engine,
+    raws: list[intake.RawDocument],
+    policy: EligibilityPolicy,
+    *,
+    now: dt.datetime,
+    actor: str,
+    language: str,
+    batch_size: int,
+    progress: Progress | None = None,
+) -> list[intake.Outcome]:
+    outcomes: list[intake.Outcome] = []
+    for batch in batches(raws, batch_size):
+        outcomes.extend(
+            intake.submit_documents(engine, batch, now=now, actor=actor, language=language)
+        )
+        if progress:
+            progress(len(batch))
+    new_refs = [o.reference for o in outcomes if o.reference and not o.duplicate]
+    verdicts = evaluate_references(
+        engine, new_refs, policy, now=now, actor=actor, batch_size=batch_size
+    )
+    status_of = {v.reference: v.status for v in verdicts}
+    for outcome in outcomes:
+        if outcome.reference in status_of and not outcome.duplicate:
+            outcome.status = status_of[outcome.reference]
+    return outcomes
+
+
+def evaluate_references(
+    engine: Engine,
+    references: list[str] | None,
+    policy: EligibilityPolicy,
+    *,
+    now: dt.datetime,
+    actor: str,
+    batch_size: int,
+    reevaluate: bool = False,
+) -> list[eligibility.Verdict]:
+    """Evaluate the named applications (``None``: every pending one)."""
+    if references is not None and not references:
+        return []
+    if references is None:
+        ids = eligibility.candidate_ids(engine, reevaluate=reevaluate)
+    else:
+        ids = [
+            app_id
+            for chunk in batches(references, 500)
+            for app_id in eligibility.candidate_ids(engine, references=chunk)
+        ]
+    verdicts: list[eligibility.Verdict] = []
+    for batch in batches(ids, batch_size):
+        verdicts.extend(
+            eligibility.evaluate_ids(
+                engine, batch, policy, now=now, actor=actor, reevaluate=reevaluate
+            )
+        )
+    return verdicts

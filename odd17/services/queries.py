@@ -1,0 +1,99 @@
+"""Read side: the documented JSON shapes of ``odd17 show`` and ``odd17 list`` (DESIGN.md §9).
+Amounts are strings with two decimals; timestamps are ISO 8601 in UTC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from models import Application, NotFound, Status
+from rules.money import as_str
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def application_detail(session: Session, reference: str) -> dict[str, Any]:
+    app = session.scalars(
+        select(Application)
+        .where(Application.reference == reference.strip().upper())
+        .options(selectinload(Application.history), selectinload(Application.evaluations))
+    ).first()
+    if app is None:
+        raise NotFound(f"aucun dossier de référence « {reference} »")
+    doc = app.document
+    latest = app.evaluations[-1] if app.evaluations else None
+    return {
+        "reference": app.reference,
+        "call": app.call_id,
+        "status": app.status.value,
+        "title": app.title,
+        "summary": doc.get("summary"),
+        "lead": {
+            "name": app.lead.name,
+            "kind": app.lead.kind,
+            "siret": app.lead.siret,
+            "rna": app.lead.rna,
+            "email": app.contact_email,
+        },
+        "partners": doc.get("partners", []),
+        "objectives": doc.get("objectives", []),
+        "innovations": doc.get("innovations", []),
+        "territory": doc.get("territory"),
+        "requested_amount": as_str(app.requested_amount),
+        "total_budget": as_str(app.total_budget),
+        "cofunding": doc.get("cofunding", []),
+        "start_date": doc.get("start_date"),
+        "duration_months": doc.get("duration_months"),
+        "documents": doc.get("documents", []),
+        "submitted_at": _iso(app.submitted_at),
+        "source": app.source,
+        "eligibility": latest.results if latest else [],
+        "eligibility_ruleset": latest.ruleset if latest else None,
+        "eligibility_policy": latest.policy_digest if latest else None,
+        "evaluated_at": _iso(latest.evaluated_at) if latest else None,
+        "history": [
+            {
+                "from": change.from_status.value if change.from_status else None,
+                "to": change.to_status.value,
+                "actor": change.actor,
+                "at": _iso(change.at),
+                "reason": change.reason,
+            }
+            for change in app.history
+        ],
+    }
+
+
+def list_applications(session: Session, status: Status | None = None) -> list[dict[str, Any]]:
+    query = select(
+        Application.reference, Application.status, Application.title, Application.call_id,
+        Application.primary_objective, Application.region, Application.department,
+        Application.requested_amount, Application.submitted_at,
+    ).order_by(Application.id)
+    if status is not None:
+        query = query.where(Application.status == status)
+    return [
+        {
+            "reference": row.reference,
+            "status": row.status.value,
+            "title": row.title,
+            "call": row.call_id,
+            "primary_objective": row.primary_objective,
+            "region": row.region,
+            "department": row.department,
+            "requested_amount": as_str(row.requested_amount),
+            "submitted_at": _iso(row.submitted_at),
+        }
+        for row in session.execute(query)
+    ]
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Application.status, func.count()).group_by(Application.status)
+    ).all()
+    return {status.value: n for status, n in rows}

@@ -1,0 +1,88 @@
+"""Database creation and upgrade (Alembic) and loading the fund configuration."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, select
+
+from models import Call, Fund
+from odd17.db import unit_of_work
+from odd17.settings import FundConfig
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def is_initialised(engine: Engine) -> bool:
+    return inspect(engine).has_table("alembic_version") and current_revision(engine) is not None
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    for candidate in (31, 30, 29, 28):
+        try:
+            return day.replace(year=year, month=month, day=min(day.day, candidate))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def upgrade(engine: Engine) -> None:
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def sync_fund(engine: Engine, config: FundConfig, today: dt.date, now: dt.datetime) -> Fund:
+    """Write the configured fund and calls. Existing calls keep their opening date (running
+    init again must not move a call), but take a changed title or duration."""
+    with unit_of_work(engine) as session:
+        fund = session.scalars(select(Fund).order_by(Fund.id).limit(1)).first()
+        info = config.fund
+        if fund is None:
+            fund = Fund(created_at=now)
+            session.add(fund)
+        fund.name, fund.envelope, fund.currency, fund.siret = (
+            info.name, info.envelope, info.currency, info.siret
+        )
+        session.flush()
+        for call_cfg in config.calls:
+            call = session.get(Call, call_cfg.id)
+            if call is None:
+                opens = call_cfg.opens_on or today
+                call = Call(id=call_cfg.id, fund_id=fund.id, opens_on=opens)
+                session.add(call)
+            elif call_cfg.opens_on:
+                call.opens_on = call_cfg.opens_on
+            call.title = call_cfg.title
+            # closes_on is the last day of the window: opens + N months - 1 day
+            call.closes_on = add_months(call.opens_on, call_cfg.duration_months) - dt.timedelta(1)
+        return fund
+
+
+def init_database(engine: Engine, config: FundConfig, now: dt.datetime) -> Fund:
+    """Create or upgrade the schema to head, then load the fund configuration. Idempotent."""
+    upgrade(engine)
+    return sync_fund(engine, config, now.date(), now)

@@ -1,0 +1,109 @@
+"""Runtime settings (``ODD17_*`` environment variables or a ``.env`` file) and the fund's
+configuration (policy numbers of DESIGN.md §2 and §4, kept as editable TOML data)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rules.eligibility import EligibilityPolicy
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ODD17_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///odd17.db"
+    fund_config: Path | None = None
+    language: Literal["fr", "en"] = "fr"
+    actor: str | None = None
+    batch_size: int = Field(2000, ge=1)
+    mail_dir: Path = Path("outbox")
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, url: str) -> str:
+        # psycopg 3 is the driver we ship; a bare postgresql:// URL would ask for psycopg2.
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+
+
+class CallConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=50)
+    title: str
+    duration_months: int = Field(12, ge=1, le=120)
+    opens_on: dt.date | None = None  # default: the day the database is initialised
+
+
+class FundInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    envelope: Decimal = Field(gt=0, decimal_places=2)
+    currency: Literal["EUR"] = "EUR"
+    launched_on: dt.date | None = None
+    siret: str
+
+
+class FundConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fund: FundInfo
+    calls: list[CallConfig] = Field(min_length=1)
+    objectives: dict[str, str]
+    innovations: dict[str, str]
+    mondes: dict[str, str]
+    eligibility: EligibilityPolicy
+
+    def policy(self) -> EligibilityPolicy:
+        """The eligibility thresholds together with the kind -> monde mapping of §2."""
+        return self.eligibility.model_copy(update={"mondes": dict(self.mondes)})
+
+
+class ConfigError(Exception):
+    """The fund configuration file cannot be read or does not match its schema."""
+
+
+def load_fund_config(path: Path | None) -> FundConfig:
+    if path is None:
+        text = resources.files("odd17").joinpath("data/fund.toml").read_text("utf-8")
+        source = "configuration par défaut"
+    else:
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: lecture impossible ({exc.strerror})") from exc
+        source = str(path)
+    try:
+        return FundConfig.model_validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: TOML invalide ({exc})") from exc
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise ConfigError(f"{source}: configuration invalide\n" + "\n".join(lines)) from exc
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+@lru_cache
+def get_fund_config() -> FundConfig:
+    return load_fund_config(get_settings().fund_config)
+
+
+def reset_caches() -> None:
+    """Forget cached settings (tests and the CLI change the environment between runs)."""
+    get_settings.cache_clear()
+    get_fund_config.cache_clear()

@@ -1,0 +1,221 @@
+"""Eligibility rule set v1 (DESIGN.md §4).
+
+Each rule is a small pure function of the document and the policy thresholds that returns
+whether it passes and a French sentence saying why. ``evaluate`` runs them all, in order, so an
+ineligible application lists every failing reason, not just the first."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+from stdnum.fr import siret as siret_checker
+
+from rules.document import ApplicationDocument
+from rules.money import eur
+
+RULESET_VERSION = "v1"
+
+# Metropolitan departments 01-95 (20 became 2A/2B in 1976) and the five overseas ones
+# (971 Guadeloupe, 972 Martinique, 973 Guyane, 974 La Réunion, 976 Mayotte) plus 975
+# (Saint-Pierre-et-Miquelon), as the policy lists 971-976.
+DEPARTMENTS: frozenset[str] = frozenset(
+    [f"{n:02d}" for n in range(1, 96) if n != 20] + ["2A", "2B"] + [str(n) for n in range(971, 977)]
+)
+_RNA_RE = re.compile(r"^W[0-9A-Z]{9}$")
+
+DEFAULT_MONDES: Mapping[str, str] = {
+    "association": "associatif",
+    "fondation": "associatif",
+    "entreprise": "entreprises",
+    "collectivite": "collectivités",
+    "etat": "État",
+    "academique": "académique",
+}
+
+
+class EligibilityPolicy(BaseModel):
+    """The thresholds of rule set v1; configuration, not literals in the rules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min_amount: Decimal = Decimal("5000.00")
+    max_amount: Decimal = Decimal("200000.00")
+    max_cofinancing_ratio: Decimal = Field(Decimal("0.80"), gt=0, le=1)
+    min_duration_months: int = 6
+    max_duration_months: int = 36
+    min_mondes: int = 2
+    min_partners: int = 1
+    excluded_lead_kinds: tuple[str, ...] = ("entreprise",)
+    required_documents: tuple[str, ...] = ("statuts", "budget_previsionnel", "rib")
+    mondes: Mapping[str, str] = Field(default_factory=lambda: dict(DEFAULT_MONDES))
+
+    def digest(self) -> str:
+        """Short fingerprint of the thresholds, stored with each evaluation so that a result
+        can be traced to the exact policy it was computed under."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    rule: str
+    passed: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"rule": self.rule, "passed": self.passed, "reason": self.reason}
+
+
+Verdict = tuple[bool, str]
+Rule = Callable[[ApplicationDocument, EligibilityPolicy], Verdict]
+
+
+def _join(items: list[str]) -> str:
+    return ", ".join(items)
+
+
+def objectif(doc: ApplicationDocument, policy: EligibilityPolicy) -> Verdict:
+    if doc.objectives:
+        return True, f"Objectif principal déclaré : {doc.objectives[0]}."
+    return False, "Aucun des trois objectifs du fonds (dialogue, ingenierie, experimentation) "\
+        "n'est déclaré."
+
+
+def innovation(doc: ApplicationDocument, policy: EligibilityPolicy) -> Verdict:
+    if doc.innovations:
+        return True, f"Dimension(s) d'innovation déclarée(s) : {_join(doc.innovations)}."
+    return False, "Aucune dimension de la triple innovation (solutions, co_construction, "\
+        "modele_hybride) n'est déclarée."
+
+
+def alliance(doc: ApplicationDocument, policy: EligibilityPolicy) -> Verdict:
+    mondes = sorted({policy.mondes.get(o.kind, o.kind) for o in (doc.lead, *doc.partners)})
+    problems = []
+    if len(doc.partners) < policy.min_partners:
+        problems.append(
+            f"au moins {policy.min_partners} partenaire(s) requis, {len(doc.partners)} déclaré(s)"
+        )
+    if len(mondes) < policy.min_mondes:
+        problems.append(
+            f"l'alliance doit réunir au moins {policy.min_mondes} mondes, elle n'en réunit que "
+            f"{len(mondes)} ({_join(mondes)})"
+        )
+    if problems:
+        return False, "Alliance insuffisante : " + " ; ".join(problems) + "."
+    return True, f"Alliance de {len(doc.partners) + 1} membres réunissant {len(mondes)} mondes "\
+        f"({_join(mondes)})."
+
+
+def porteur(doc: ApplicationDocument, policy: EligibilityPolicy) -> Verdict:
+    if doc.lead.kind in policy.excluded_lead_kinds:
+        return False, f"Le porteur est de type « {doc.lead.kind} » : le fonds finance des "\
+            "structures d'intérêt général, ce type de porteur est exclu."
+    return True, f"Porteur de type « {doc.lead.kind} » admis."
+
+
+def _siret_ok(value: str | None) -> bool:
+    return bool(value) and siret_checker.is_valid(value)
+
+
+def identifiant(doc: ApplicationDocument, policy: EligibilityPolicy) -> Verdict:
+    lead = doc.lead
+    problems = []
+    if _siret_ok(lead.siret):
+        lead_ok = f"SIRET du porteur {lead.siret} valide"
+    elif lead.kind in ("association", "fondation") and lead.rna and _RNA_RE.match(lead.rna):
+        lead_ok = f"numéro RNA du porteur {lead.rna} valide"
+    else:
+        lead_ok = ""
+        given = []
+        if lead.siret:
+            given.append(f"SIRET {lead.siret} invalide (somme de contrôle ou format)")
+        if lead.rna:
+            given.append(
+                f"RNA {lead.rna} invalide (W suivi de 9 chiffres ou lettres majuscules)"
+                if lead.kind in ("association", "fondation")
+                else f"RNA {lead.rna} non recevable pour un porteur de type « {lead.kind} »"
+            )
+        detail = f" ({_join(given)})" if given else ""
+        accepted = "un SIRET valide" + (
+            " ou un numéro RNA" if lead.kind in ("association", "fondation") else ""
+        )
+        problems.append(f"le porteur doit avoir {accepted}{detail}")
+    for i, partner in enumerate(doc.partners):
+        if partner.siret and not _siret_ok(partner.siret):
+            problems.append(f"SIRET du partenaire n°{i + 1} « {partner.name} » invalide "
+                            f"({partner.siret})")
+    if problems:
+        return False, "Identification : " + " ; ".join(problems) + "."
+    return True, f"Identification : {lead_ok}; SIRET des partenaires valides."
+
+
+def montant(doc: ApplicationDocument, policy: EligibilityPolicy) -> Verdict:
+    lo, hi, asked = policy.min_amount, policy.max_amount, doc.requested_amount
+    if asked < lo:
+        return False, f"Montant demandé ({eur(asked)}) inférieur au plancher de {eur(lo)}."
+    if asked > hi:
+        return False, f"Montant demandé ({eur(asked)}) supérieur au plafond de {eur(hi)}."
+    return True, f"Montant demandé compris entre {eur(lo)} et {eur(hi)}."
+
+
+def cofinancement(doc: ApplicationDocument, policy: EligibilityPolicy) -> Verdict:
+    ratio = policy.max_cofinancing_ratio
+    pct = f"{(ratio * 100).normalize():f} %"
+    if doc.requested_amount > ratio * doc.total_budget:
+        share = (doc.requested_amount / doc.total_budget * 100).quantize(Decimal("0.1"))
+        return False, (
+            f"Le montant demandé ({eur(doc.requested_amount)}) représente "
+            f"{str(share).replace('.', ',')} % du budget "
+            f"total ({eur(doc.total_budget)}) ; il ne peut dépasser {pct} du budget."
+        )
+    return True, f"Le montant demandé ne dépasse pas {pct} du budget total."
+
+
+def duree(doc: ApplicationDocument, policy: EligibilityPolicy) -> Verdict:
+    lo, hi, n = policy.min_duration_months, policy.max_duration_months, doc.duration_months
+    if lo <= n <= hi:
+        return True, f"Durée de {n} mois comprise entre {lo} et {hi} mois."
+    return False, f"Durée de {n} mois hors des limites du fonds ({lo} à {hi} mois)."
+
+
+def territoire(doc: ApplicationDocument, policy: EligibilityPolicy) -> Verdict:
+    dep = doc.territory.department
+    if dep in DEPARTMENTS:
+        return True, f"Département {dep} ({doc.territory.region}) situé en France."
+    return False, f"« {dep} » n'est pas un code de département français (01 à 95 hors 20, "\
+        "2A, 2B, 971 à 976)."
+
+
+def pieces(doc: ApplicationDocument, policy: EligibilityPolicy) -> Verdict:
+    given = {d.casefold() for d in doc.documents}
+    missing = [d for d in policy.required_documents if d.casefold() not in given]
+    if missing:
+        return False, f"Pièces obligatoires manquantes : {_join(missing)}."
+    return True, f"Pièces obligatoires fournies : {_join(list(policy.required_documents))}."
+
+
+RULES: tuple[tuple[str, Rule], ...] = (
+    ("objectif", objectif),
+    ("innovation", innovation),
+    ("alliance", alliance),
+    ("porteur", porteur),
+    ("identifiant", identifiant),
+    ("montant", montant),
+    ("cofinancement", cofinancement),
+    ("duree", duree),
+    ("territoire", territoire),
+    ("pieces", pieces),
+)
+RULE_IDS: tuple[str, ...] = tuple(rule_id for rule_id, _ in RULES)
+
+
+def evaluate(doc: ApplicationDocument, policy: EligibilityPolicy) -> list[RuleResult]:
+    """Every rule of the set, in order; the application is eligible iff all pass."""
+    return [RuleResult(rule_id, *rule(doc, policy)) for rule_id, rule in RULES]
+
+
+def is_eligible(results: list[RuleResult]) -> bool:
+    return all(r.passed for r in results)
