@@ -7,6 +7,7 @@ two when the verdict changes. Applications already in review or beyond are never
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,34 +44,30 @@ def candidate_ids(
         return list(session.scalars(query.order_by(Application.id)))
 
 
-def evaluate_batch(
-    session: Session,
-    ids: list[int],
+@dataclass(slots=True)
+class Plan:
+    """What an evaluation run will write: computed from a read, applied in one go."""
+
+    evaluations: list[dict[str, Any]]
+    moves: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    verdicts: list[Verdict]
+
+
+def plan(
+    rows: Sequence[tuple[int, str, Status, dict[str, Any]]],
     policy: EligibilityPolicy,
     *,
     now: dt.datetime,
     actor: str,
-    reevaluate: bool = False,
-) -> list[Verdict]:
-    """Evaluate the given applications in the caller's transaction.
-
-    Rows are read and written in bulk: one SELECT, one INSERT of evaluations, one executemany
-    UPDATE guarded by the expected current status, one INSERT of history rows."""
-    statuses = REEVALUABLE if reevaluate else PENDING
-    rows = session.execute(
-        select(Application.id, Application.reference, Application.status, Application.document)
-        .where(Application.id.in_(ids), Application.status.in_(statuses))
-        .order_by(Application.id)
-    ).all()
+) -> Plan:
+    """Evaluate ``(id, reference, status, document)`` rows; pure, no database."""
     digest = policy.digest()
-    evaluations: list[dict[str, Any]] = []
-    moves: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
-    verdicts: list[Verdict] = []
+    result = Plan([], [], [], [])
     for app_id, reference, status, document in rows:
         results = evaluate(ApplicationDocument.model_validate(document), policy)
         eligible = is_eligible(results)
-        evaluations.append({
+        result.evaluations.append({
             "application_id": app_id,
             "ruleset": RULESET_VERSION,
             "policy_digest": digest,
@@ -84,29 +81,56 @@ def evaluate_batch(
         if target != status:
             meaning = check_transition(status, target, reference)
             why = meaning if eligible else f"{meaning} : {', '.join(failing)}"
-            moves.append({"b_id": app_id, "b_from": status, "b_to": target, "b_at": now})
-            history.append({
+            result.moves.append({"b_id": app_id, "b_from": status, "b_to": target, "b_at": now})
+            result.history.append({
                 "application_id": app_id, "from_status": status, "to_status": target,
                 "actor": actor, "reason": why, "at": now,
             })
-        verdicts.append(Verdict(reference, target.value, str(status), failing))
-    if evaluations:
-        session.execute(insert(EligibilityEvaluation), evaluations)
-    if moves:
+        result.verdicts.append(Verdict(reference, target.value, str(status), failing))
+    return result
+
+
+def apply(session: Session, planned: Plan) -> None:
+    """Write a plan: evaluations, status moves guarded by the status they were planned from,
+    history. If any application moved meanwhile, raise ``ConcurrentChange``; the caller's
+    transaction then rolls back everything."""
+    if planned.evaluations:
+        session.execute(insert(EligibilityEvaluation), planned.evaluations)
+    if planned.moves:
         table = Application.__table__
         result = session.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"), table.c.status == bindparam("b_from"))
             .values(status=bindparam("b_to"), updated_at=bindparam("b_at")),
-            moves,
+            planned.moves,
         )
-        if result.rowcount not in (-1, len(moves)):
-            # Someone moved one of these applications since we read it: roll everything back.
+        if result.rowcount not in (-1, len(planned.moves)):
             raise ConcurrentChange(
                 "des dossiers ont changé de statut pendant l'évaluation ; relancez l'évaluation"
             )
-        session.execute(insert(StatusChange), history)
-    return verdicts
+        session.execute(insert(StatusChange), planned.history)
+
+
+def evaluate_batch(
+    session: Session,
+    ids: list[int],
+    policy: EligibilityPolicy,
+    *,
+    now: dt.datetime,
+    actor: str,
+    reevaluate: bool = False,
+) -> list[Verdict]:
+    """Evaluate the given applications in the caller's transaction: one SELECT, one INSERT of
+    evaluations, one executemany UPDATE, one INSERT of history rows."""
+    statuses = REEVALUABLE if reevaluate else PENDING
+    rows = session.execute(
+        select(Application.id, Application.reference, Application.status, Application.document)
+        .where(Application.id.in_(ids), Application.status.in_(statuses))
+        .order_by(Application.id)
+    ).tuples().all()
+    planned = plan(rows, policy, now=now, actor=actor)
+    apply(session, planned)
+    return planned.verdicts
 
 
 def evaluate_ids(

@@ -168,15 +168,13 @@ def _resolve_call(
                 f'unknown call "{doc.call}" (known calls: {known})')}
     else:
         open_calls = [c for c in calls.values() if c.is_open(day)]
-        if len(open_calls) != 1:
+        if not open_calls:
+            return {"field": "call", "message": _no_open_call(calls, day, language)}
+        if len(open_calls) > 1:
+            names = ", ".join(sorted(c.id for c in open_calls))
             return {"field": "call", "message": _msg(
-                language,
-                "aucun appel à projets n'est ouvert" if not open_calls else
-                "plusieurs appels à projets sont ouverts : précisez « call » ("
-                + ", ".join(sorted(c.id for c in open_calls)) + ")",
-                "no call is open" if not open_calls else
-                "several calls are open: set \"call\"",
-            )}
+                language, f"plusieurs appels à projets sont ouverts : précisez « call » ({names})",
+                f'several calls are open: set "call" ({names})')}
         call = open_calls[0]
     if day < call.opens_on:
         return {"field": "call", "message": _msg(
@@ -187,6 +185,23 @@ def _resolve_call(
             language, f"l'appel « {call.id} » est clos depuis le {call.closes_on.isoformat()}",
             f'call "{call.id}" closed on {call.closes_on.isoformat()}')}
     return call
+
+
+def _no_open_call(calls: dict[str, Call], day: dt.date, language: str) -> str:
+    upcoming = sorted((c for c in calls.values() if c.opens_on > day), key=lambda c: c.opens_on)
+    past = sorted((c for c in calls.values() if c.closes_on < day), key=lambda c: c.closes_on)
+    if upcoming:
+        c = upcoming[0]
+        return _msg(language, f"aucun appel à projets n'est ouvert : « {c.id} » ouvrira le "
+                    f"{c.opens_on.isoformat()}",
+                    f'no call is open: "{c.id}" opens on {c.opens_on.isoformat()}')
+    if past:
+        c = past[-1]
+        return _msg(language, f"aucun appel à projets n'est ouvert : « {c.id} » est clos depuis "
+                    f"le {c.closes_on.isoformat()}",
+                    f'no call is open: "{c.id}" closed on {c.closes_on.isoformat()}')
+    return _msg(language, "aucun appel à projets n'est configuré (lancez « odd17 init »)",
+                "no call is configured (run `odd17 init`)")
 
 
 def _organisation_ids(

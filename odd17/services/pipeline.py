@@ -44,8 +44,8 @@ def submit_and_evaluate(
         engine, new_refs, policy, now=now, actor=actor, batch_size=batch_size
     )
     status_of = {v.reference: v.status for v in verdicts}
-    for outcome in outcomes:
-        if outcome.reference in status_of and not outcome.duplicate:
+    for outcome in outcomes:  # duplicates within this run too
+        if outcome.reference in status_of:
             outcome.status = status_of[outcome.reference]
     return outcomes
 

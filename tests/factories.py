@@ -1,0 +1,68 @@
+"""Valid application documents to derive test cases from."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from stdnum import luhn
+
+VALID: dict[str, Any] = {
+    "title": "Alliance pour l'emploi des jeunes du Mantois",
+    "summary": "Une association, une entreprise et une collectivité co-construisent un parcours.",
+    "lead": {
+        "name": "Association Passerelles Mantoises",
+        "kind": "association",
+        "siret": "52601815590833",
+        "rna": "W783001234",
+        "email": "direction@passerelles.example.org",
+    },
+    "partners": [
+        {"name": "Logistique Seine Aval SAS", "kind": "entreprise", "siret": "01661318460910"},
+        {"name": "Communauté urbaine GPS&O", "kind": "collectivite", "siret": "39099603108249"},
+    ],
+    "objectives": ["experimentation", "dialogue"],
+    "innovations": ["co_construction"],
+    "territory": {"region": "Île-de-France", "department": "78", "commune_insee": "78361"},
+    "requested_amount": "120000.00",
+    "total_budget": "310000.00",
+    "cofunding": [{"funder": "GPS&O", "kind": "collectivite", "amount": "90000.00"}],
+    "start_date": "2027-03-01",
+    "duration_months": 24,
+    "documents": ["statuts", "budget_previsionnel", "rib"],
+}
+
+
+def make_siret(n: int) -> str:
+    """A valid SIRET (Luhn on SIREN and on SIRET) derived from ``n``."""
+    siren = f"{n % 10**8:08d}"
+    siren += luhn.calc_check_digit(siren)
+    base = siren + f"{(n // 10**8) % 10**4:04d}"
+    return base + luhn.calc_check_digit(base)
+
+
+def application(**changes: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(VALID)
+    for key, value in changes.items():
+        if value is DELETE:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
+def numbered(i: int, **changes: Any) -> dict[str, Any]:
+    """A distinct valid application: its own lead SIRET and title."""
+    doc = application(**changes)
+    doc["lead"] = {**doc["lead"], "siret": make_siret(1000 + i)}
+    doc.setdefault("title", VALID["title"])
+    doc["title"] = f"{doc['title']} n°{i}"
+    return doc
+
+
+def jsonl(docs: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs)
+
+
+DELETE = object()

@@ -1,0 +1,38 @@
+"""The migrations create exactly the models' schema, and init is idempotent."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, func, select
+
+from models import Base, Call, Fund
+from odd17.db import unit_of_work
+from odd17.runtime import utcnow
+from odd17.services import setup
+from odd17.settings import load_fund_config
+
+
+def test_migrated_schema_matches_the_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    assert setup.current_revision(engine) == setup.head_revision()
+
+
+def test_init_twice_keeps_one_fund_and_the_call_dates(engine: Engine) -> None:
+    with unit_of_work(engine) as session:
+        opens = session.scalars(select(Call.opens_on)).one()
+    setup.init_database(engine, load_fund_config(None), utcnow())
+    setup.init_database(engine, load_fund_config(None), utcnow())
+    with unit_of_work(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Fund)) == 1
+        assert session.scalars(select(Call.opens_on)).one() == opens
+
+
+def test_call_window_is_twelve_months() -> None:
+    import datetime as dt
+
+    assert setup.add_months(dt.date(2026, 11, 22), 12) == dt.date(2027, 11, 22)
+    assert setup.add_months(dt.date(2027, 1, 31), 1) == dt.date(2027, 2, 28)
+    assert setup.add_months(dt.date(2028, 1, 31), 1) == dt.date(2028, 2, 29)

@@ -1,0 +1,174 @@
+"""Every eligibility rule of set v1 at its boundaries (pure functions, no database)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from rules.document import ApplicationDocument
+from rules.eligibility import RULE_IDS, EligibilityPolicy, evaluate, is_eligible
+from tests.factories import application, make_siret
+
+POLICY = EligibilityPolicy()
+
+
+def verdict(rule: str, **changes: object) -> tuple[bool, str]:
+    doc = ApplicationDocument.model_validate(application(**changes))
+    result = {r.rule: r for r in evaluate(doc, POLICY)}[rule]
+    return result.passed, result.reason
+
+
+def test_valid_document_passes_every_rule_in_order() -> None:
+    results = evaluate(ApplicationDocument.model_validate(application()), POLICY)
+    assert [r.rule for r in results] == list(RULE_IDS) == [
+        "objectif", "innovation", "alliance", "porteur", "identifiant", "montant",
+        "cofinancement", "duree", "territoire", "pieces",
+    ]
+    assert is_eligible(results)
+    assert all(r.reason for r in results)
+
+
+def test_every_failing_rule_is_listed_not_just_the_first() -> None:
+    doc = application(objectives=[], innovations=[], duration_months=48, documents=[])
+    results = evaluate(ApplicationDocument.model_validate(doc), POLICY)
+    assert [r.rule for r in results if not r.passed] == ["objectif", "innovation", "duree",
+                                                          "pieces"]
+
+
+@pytest.mark.parametrize(("objectives", "ok"), [([], False), (["dialogue"], True),
+                                                 (["ingenierie", "experimentation"], True)])
+def test_objectif(objectives: list[str], ok: bool) -> None:
+    assert verdict("objectif", objectives=objectives)[0] is ok
+
+
+@pytest.mark.parametrize(("innovations", "ok"), [([], False), (["solutions"], True)])
+def test_innovation(innovations: list[str], ok: bool) -> None:
+    assert verdict("innovation", innovations=innovations)[0] is ok
+
+
+LEAD = application()["lead"]
+
+
+@pytest.mark.parametrize(
+    ("lead_kind", "partner_kinds", "ok"),
+    [
+        ("association", [], False),                        # no partner
+        ("association", ["fondation"], False),             # one monde only (associatif)
+        ("association", ["association", "fondation"], False),
+        ("association", ["entreprise"], True),             # two mondes: the minimum
+        ("collectivite", ["etat"], True),
+        ("academique", ["academique", "collectivite"], True),
+    ],
+)
+def test_alliance(lead_kind: str, partner_kinds: list[str], ok: bool) -> None:
+    partners = [{"name": f"P{i}", "kind": k} for i, k in enumerate(partner_kinds)]
+    passed, reason = verdict("alliance", lead={**LEAD, "kind": lead_kind}, partners=partners)
+    assert passed is ok
+    assert ("mondes" in reason) or ("partenaire" in reason)
+
+
+@pytest.mark.parametrize("kind", ["association", "fondation", "collectivite", "etat",
+                                  "academique", "entreprise"])
+def test_porteur(kind: str) -> None:
+    passed, reason = verdict("porteur", lead={**LEAD, "kind": kind})
+    assert passed is (kind != "entreprise")
+    assert kind in reason
+
+
+@pytest.mark.parametrize(
+    ("lead", "ok"),
+    [
+        ({"kind": "association", "siret": "52601815590833"}, True),
+        ({"kind": "association", "siret": "52601815590834"}, False),       # bad checksum
+        ({"kind": "association", "siret": None, "rna": "W783001234"}, True),
+        ({"kind": "fondation", "siret": None, "rna": "W78300123A"}, True),  # letters allowed
+        ({"kind": "association", "siret": None, "rna": "W78300123"}, False),  # 8 characters
+        ({"kind": "association", "siret": None, "rna": "X783001234"}, False),
+        ({"kind": "collectivite", "siret": None, "rna": "W783001234"}, False),  # RNA: assoc only
+        ({"kind": "etat", "siret": None, "rna": None}, False),
+        ({"kind": "association", "siret": "52601815590834", "rna": "W783001234"}, True),
+        ({"kind": "academique", "siret": "1234"}, False),
+    ],
+)
+def test_identifiant_lead(lead: dict[str, object], ok: bool) -> None:
+    doc_lead = {**LEAD, "rna": None, **lead}
+    doc_lead = {k: v for k, v in doc_lead.items() if v is not None}
+    assert verdict("identifiant", lead=doc_lead)[0] is ok
+
+
+def test_identifiant_checks_every_partner_siret_given() -> None:
+    partners = [
+        {"name": "Sans SIRET", "kind": "entreprise"},
+        {"name": "Bon SIRET", "kind": "collectivite", "siret": make_siret(42)},
+    ]
+    assert verdict("identifiant", partners=partners)[0] is True
+    partners.append({"name": "Mauvais SIRET", "kind": "etat", "siret": "11111111111112"})
+    passed, reason = verdict("identifiant", partners=partners)
+    assert not passed
+    assert "Mauvais SIRET" in reason and "11111111111112" in reason
+
+
+@pytest.mark.parametrize(
+    ("amount", "ok"),
+    [("4999.99", False), ("5000.00", True), ("5000.01", True), ("199999.99", True),
+     ("200000.00", True), ("200000.01", False)],
+)
+def test_montant_bounds(amount: str, ok: bool) -> None:
+    passed, reason = verdict("montant", requested_amount=amount, total_budget="1000000")
+    assert passed is ok
+    assert "€" in reason
+
+
+def test_montant_reason_uses_french_money_format() -> None:
+    _, reason = verdict("montant", requested_amount="250000", total_budget="1000000")
+    assert "250\u202f000,00\xa0€" in reason and "200\u202f000,00\xa0€" in reason
+
+
+@pytest.mark.parametrize(
+    ("requested", "budget", "ok"),
+    [("80000.00", "100000.00", True), ("80000.01", "100000.00", False),
+     ("8000.00", "10000.00", True), ("100000.00", "100000.00", False)],
+)
+def test_cofinancement_boundary(requested: str, budget: str, ok: bool) -> None:
+    assert verdict("cofinancement", requested_amount=requested, total_budget=budget)[0] is ok
+
+
+@pytest.mark.parametrize(("months", "ok"), [(5, False), (6, True), (36, True), (37, False)])
+def test_duree_bounds(months: int, ok: bool) -> None:
+    assert verdict("duree", duration_months=months)[0] is ok
+
+
+@pytest.mark.parametrize(
+    ("department", "ok"),
+    [("01", True), ("19", True), ("20", False), ("21", True), ("95", True), ("96", False),
+     ("00", False), ("2A", True), ("2b", True), ("2C", False), ("970", False), ("971", True),
+     ("974", True), ("976", True), ("977", False), ("1", False), ("75", True)],
+)
+def test_territoire(department: str, ok: bool) -> None:
+    territory = {"region": "R", "department": department}
+    assert verdict("territoire", territory=territory)[0] is ok
+
+
+@pytest.mark.parametrize(
+    ("documents", "missing"),
+    [(["statuts", "budget_previsionnel", "rib"], []),
+     (["STATUTS", "budget_previsionnel", "rib", "autre"], []),
+     (["statuts", "rib"], ["budget_previsionnel"]),
+     ([], ["statuts", "budget_previsionnel", "rib"])],
+)
+def test_pieces(documents: list[str], missing: list[str]) -> None:
+    passed, reason = verdict("pieces", documents=documents)
+    assert passed is (not missing)
+    for name in missing:
+        assert name in reason
+
+
+def test_thresholds_come_from_the_policy_not_the_code() -> None:
+    doc = ApplicationDocument.model_validate(application(requested_amount="250000",
+                                                         total_budget="1000000"))
+    strict = {r.rule: r.passed for r in evaluate(doc, POLICY)}
+    generous = EligibilityPolicy(max_amount=Decimal("300000"))
+    relaxed = {r.rule: r.passed for r in evaluate(doc, generous)}
+    assert strict["montant"] is False and relaxed["montant"] is True
+    assert POLICY.digest() != generous.digest()
