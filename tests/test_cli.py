@@ -105,8 +105,8 @@ def test_policy_change_then_one_command_reevaluates(db_url: str, tmp_path: Path,
     assert code == 0
     assert json.loads(out) == [{"reference": ref, "previous": "eligible",
                                 "status": "ineligible", "failing": ["montant"]}]
-    reason = [r for r in json.loads(cli("show", ref, "--json")[1])["eligibility"]
-              if r["rule"] == "montant"][0]["reason"]
+    reason = next(r for r in json.loads(cli("show", ref, "--json")[1])["eligibility"]
+              if r["rule"] == "montant")["reason"]
     assert "100\u202f000,00\xa0€" in reason
 
 

@@ -75,7 +75,7 @@ def test_fuzzed_documents_never_raise_and_never_half_write(engine: Engine,
         assert after - before == len(new)
         apps = session.scalars(select(Application)).all()
         for app in apps:  # every stored application is whole
-            assert [h.to_status.value for h in app.history][0] == "submitted"
+            assert next(h.to_status.value for h in app.history) == "submitted"
             assert len(app.history) == 2 and app.status.value in ("eligible", "ineligible")
         assert session.scalar(select(func.count()).select_from(EligibilityEvaluation)) == after
         assert session.scalar(select(func.count()).select_from(StatusChange)) == 2 * after
