@@ -21,14 +21,17 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base, Money, UTCDateTime
 from models.lifecycle import Status, check_transition
 
-StatusType = Enum(
-    Status,
-    name="application_status",
-    native_enum=False,
-    create_constraint=True,
-    length=20,
-    values_callable=lambda enum: [member.value for member in enum],
-)
+def status_type(column: str) -> Enum:
+    """A status column: VARCHAR plus a CHECK constraint named after the column (PostgreSQL
+    wants constraint names unique per table)."""
+    return Enum(
+        Status,
+        name=column,
+        native_enum=False,
+        create_constraint=True,
+        length=20,
+        values_callable=lambda enum: [member.value for member in enum],
+    )
 
 
 class Organisation(Base):
@@ -58,7 +61,7 @@ class Application(Base):
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"))
     lead_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     dedup_key: Mapped[str] = mapped_column(String(600))
-    status: Mapped[Status] = mapped_column(StatusType)
+    status: Mapped[Status] = mapped_column(status_type("status"))
     title: Mapped[str] = mapped_column(String(200))
     contact_email: Mapped[str] = mapped_column(String(320))
     primary_objective: Mapped[str | None] = mapped_column(String(30))
@@ -103,8 +106,8 @@ class StatusChange(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
-    from_status: Mapped[Status | None] = mapped_column(StatusType)
-    to_status: Mapped[Status] = mapped_column(StatusType)
+    from_status: Mapped[Status | None] = mapped_column(status_type("from_status"))
+    to_status: Mapped[Status] = mapped_column(status_type("status"))
     actor: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
