@@ -11,41 +11,49 @@ from flows.common import FLOW_DEFAULTS, TASK_DEFAULTS
 from odd17.db import get_engine
 from odd17.runtime import actor, utcnow
 from odd17.services import eligibility
-from odd17.services.pipeline import batches
+from odd17.services.batching import batches
 from odd17.settings import get_fund_config, get_settings
 
 
-@task(name="select-applications", **TASK_DEFAULTS)
-def select_applications(references: list[str] | None, reevaluate: bool) -> list[int]:
-    return eligibility.candidate_ids(get_engine(), references=references, reevaluate=reevaluate)
+@task(name="evaluate-references", **TASK_DEFAULTS)
+def evaluate_references(references: list[str], reevaluate: bool) -> eligibility.Tally:
+    ids = eligibility.candidate_ids(get_engine(), references=references)
+    verdicts = eligibility.evaluate_ids(
+        get_engine(), ids, get_fund_config().policy(), now=utcnow(),
+        actor=actor("prefect:eligibility"), reevaluate=True,
+    )
+    return eligibility.Tally.of(verdicts)
 
 
 @task(name="evaluate-batch", **TASK_DEFAULTS)
-def evaluate_batch(ids: list[int], reevaluate: bool) -> list[eligibility.Verdict]:
+def evaluate_batch(after_id: int, reevaluate: bool) -> tuple[eligibility.Tally, int | None]:
     # ConcurrentChange rolls the batch back; the retry reads the new statuses.
-    return eligibility.evaluate_ids(
-        get_engine(), ids, get_fund_config().policy(), now=utcnow(),
-        actor=actor("prefect:eligibility"), reevaluate=reevaluate,
+    verdicts, cursor = eligibility.evaluate_next(
+        get_engine(), get_fund_config().policy(), after_id=after_id,
+        limit=get_settings().batch_size, now=utcnow(), actor=actor("prefect:eligibility"),
+        reevaluate=reevaluate,
     )
+    return eligibility.Tally.of(verdicts), cursor
 
 
 @flow(name="eligibility", **FLOW_DEFAULTS)
 def eligibility_flow(
     references: list[str] | None = None, reevaluate: bool = False
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
     """Evaluate the pending applications (or ``references``); with ``reevaluate``, also those
-    already eligible or ineligible, e.g. after a policy change."""
-    ids = select_applications(references, reevaluate)
-    verdicts: list[eligibility.Verdict] = []
-    for batch in batches(ids, get_settings().batch_size):
-        verdicts.extend(evaluate_batch(batch, reevaluate or bool(references)))
-    eligible = sum(v.status == "eligible" for v in verdicts)
+    already eligible or ineligible, e.g. after a policy change. Returns a summary: counts by
+    verdict, failures by rule, and the applications whose verdict changed."""
+    tally = eligibility.Tally()
+    if references:
+        for chunk in batches(references, get_settings().batch_size):
+            tally.add(evaluate_references(chunk, reevaluate))
+    else:
+        cursor: int | None = 0
+        while cursor is not None:
+            part, cursor = evaluate_batch(cursor, reevaluate)
+            tally.add(part)
     get_run_logger().info(
         "%d application(s) evaluated: %d eligible, %d ineligible",
-        len(verdicts), eligible, len(verdicts) - eligible,
+        tally.evaluated, tally.eligible, tally.evaluated - tally.eligible,
     )
-    return [
-        {"reference": v.reference, "previous": v.previous, "status": v.status,
-         "failing": v.failing}
-        for v in verdicts
-    ]
+    return tally.summary()

@@ -11,7 +11,7 @@ from flows.common import FLOW_DEFAULTS, TASK_DEFAULTS
 from odd17.db import get_engine
 from odd17.runtime import actor, utcnow
 from odd17.services import intake
-from odd17.services.pipeline import batches
+from odd17.services.batching import batches
 from odd17.settings import get_settings
 
 
@@ -21,25 +21,28 @@ def read_documents(paths: list[str], language: str) -> list[intake.RawDocument]:
 
 
 @task(name="intake-batch", **TASK_DEFAULTS)
-def intake_batch(batch: list[intake.RawDocument], language: str) -> list[intake.Outcome]:
+def intake_batch(batch: list[intake.RawDocument], language: str) -> intake.Tally:
     # A retried batch is harmless: documents already stored are recognised as duplicates.
-    return intake.submit_documents(
+    outcomes = intake.submit_documents(
         get_engine(), batch, now=utcnow(), actor=actor("prefect:intake"), language=language
     )
+    return intake.Tally.of(outcomes)
 
 
 @flow(name="intake", **FLOW_DEFAULTS)
-def intake_flow(paths: list[str]) -> list[dict[str, Any]]:
-    """Store every well-formed document found in ``paths``; report each one's outcome."""
+def intake_flow(paths: list[str]) -> dict[str, Any]:
+    """Store every well-formed document found in ``paths``. Returns a summary: counts, the
+    new references, and each refused document with its errors (the stored ones are in the
+    database; Prefect would otherwise walk thousands of outcomes in the flow's result)."""
     settings = get_settings()
     raws = read_documents(paths, settings.language)
-    outcomes: list[intake.Outcome] = []
+    tally = intake.Tally()
     for batch in batches(raws, settings.batch_size):
-        outcomes.extend(intake_batch(quote(batch), settings.language))
-    refused = sum(o.status == "refused" for o in outcomes)
-    duplicates = sum(o.duplicate for o in outcomes)
-    get_run_logger().info(
-        "%d document(s): %d stored, %d already known, %d refused",
-        len(outcomes), len(outcomes) - refused - duplicates, duplicates, refused,
-    )
-    return [o.as_json() for o in outcomes]
+        tally.add(intake_batch(quote(batch), settings.language))
+    logger = get_run_logger()
+    for refusal in tally.refused:
+        logger.warning("refused %s: %s", refusal["source"], "; ".join(
+            f"{e['field']}: {e['message']}" for e in refusal["errors"]))
+    logger.info("%d document(s): %d stored, %d already known, %d refused",
+                tally.received, len(tally.created), tally.duplicates, len(tally.refused))
+    return tally.summary()

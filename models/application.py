@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base, Money, UTCDateTime
 from models.lifecycle import Status, check_transition
 
+
 def status_type(column: str) -> Enum:
     """A status column: VARCHAR plus a CHECK constraint named after the column (PostgreSQL
     wants constraint names unique per table)."""

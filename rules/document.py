@@ -12,11 +12,11 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     StrictInt,
     ValidationError,
@@ -69,12 +69,36 @@ def _parse_date(value: Any) -> dt.date:
     raise PydanticCustomError("iso_date", "expected an ISO date YYYY-MM-DD")
 
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_EMAIL_RE = re.compile(
+    rf"^{_ATOM}(\.{_ATOM})*@(([A-Za-z0-9]([A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}})$"
+)
+
+
+def _parse_email(value: Any) -> str:
+    """Plain ASCII addresses (nearly all of them) are checked by one regex, ~1 µs; anything
+    else (internationalised, quoted, special-use domains) goes to email-validator, ~30 µs."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("email", "invalid email address")
+    value = value.strip()
+    match = _PLAIN_EMAIL_RE.match(value) if value.isascii() and len(value) <= 254 else None
+    if match:
+        domain = match.group(2).lower()
+        if domain.rsplit(".", 1)[-1] not in SPECIAL_USE_DOMAIN_NAMES:
+            return value[: match.start(2)] + domain
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise PydanticCustomError("email", "invalid email address") from None
+
+
 def _strip_spaces(value: Any) -> Any:
     return re.sub(r"[\s.]", "", value) if isinstance(value, str) else value
 
 
 Money = Annotated[Decimal, BeforeValidator(_parse_money)]
 IsoDate = Annotated[dt.date, BeforeValidator(_parse_date)]
+Email = Annotated[str, BeforeValidator(_parse_email)]
 Identifier = Annotated[str, BeforeValidator(_strip_spaces), Field(min_length=1, max_length=20)]
 
 
@@ -87,7 +111,7 @@ class Organisation(_Strict):
     kind: OrgKind
     siret: Identifier | None = None
     rna: Identifier | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     contact_name: str | None = Field(None, max_length=200)
 
     @field_validator("rna")
@@ -104,7 +128,7 @@ class Organisation(_Strict):
 
 
 class Lead(Organisation):
-    email: EmailStr  # the lead receives every email about the application
+    email: Email  # the lead receives every email about the application
 
 
 class Territory(_Strict):
@@ -194,6 +218,7 @@ _FR: dict[str, str] = {
     "money_positive": "le montant doit être strictement positif",
     "iso_date": "date invalide : format ISO attendu AAAA-MM-JJ (ex. « 2027-03-01 »)",
     "unique": "valeurs répétées",
+    "email": "adresse e-mail invalide",
 }
 
 _EN: dict[str, str] = {
@@ -202,6 +227,7 @@ _EN: dict[str, str] = {
     "money_positive": "amount must be strictly positive",
     "iso_date": "invalid date: expected ISO format YYYY-MM-DD (e.g. \"2027-03-01\")",
     "unique": "values must not repeat",
+    "email": "invalid email address",
     "extra_forbidden": "unknown field (not part of the application format)",
 }
 
@@ -224,9 +250,7 @@ def explain(exc: ValidationError, language: str = "fr") -> list[dict[str, str]]:
         loc = tuple(err["loc"])
         kind = err["type"]
         ctx = dict(err.get("ctx") or {})
-        if kind == "value_error" and loc and loc[-1] == "email":
-            message = "adresse e-mail invalide" if language == "fr" else "invalid email address"
-        elif language == "fr" and kind in _FR:
+        if language == "fr" and kind in _FR:
             try:
                 message = _FR[kind].format(**ctx)
             except (KeyError, IndexError):

@@ -83,7 +83,7 @@ def test_status_changed_since_the_read_rolls_the_batch_back(engine: Engine) -> N
         rows = session.execute(
             select(Application.id, Application.reference, Application.status,
                    Application.document).order_by(Application.id)
-        ).tuples().all()
+        ).all()
     planned = eligibility.plan(rows, POLICY, now=NOW, actor="t")
     with unit_of_work(engine) as session:  # another writer gets there first
         session.execute(update(Application).where(Application.id == ids[1])

@@ -31,14 +31,18 @@ def test_intake_then_eligibility_flows(engine: Engine, tmp_path: Path) -> None:
 
     state = intake_flow(paths=[str(folder)], return_state=True)
     assert state.is_completed()
-    outcomes = state.result()
-    assert [o["status"] for o in outcomes] == ["submitted"] * 6 + ["refused", "submitted"]
-    assert outcomes[-1]["duplicate"] and outcomes[-1]["reference"] == outcomes[3]["reference"]
+    summary = state.result()
+    assert summary["received"] == 8 and summary["created"] == 6 and summary["duplicates"] == 1
+    assert (summary["first_reference"], summary["last_reference"]) == (
+        "ODD17-2026-0001", "ODD17-2026-0006")
+    [refusal] = summary["refused"]
+    assert refusal["source"].endswith("batch.jsonl:7")
+    assert refusal["errors"][0]["field"] == "(document)"
 
     verdicts = eligibility_flow()
-    assert sorted(v["status"] for v in verdicts) == ["eligible"] * 5 + ["ineligible"]
-    assert [v["failing"] for v in verdicts if v["status"] == "ineligible"] == [["duree"]]
-    assert eligibility_flow() == []  # a second run finds nothing pending
+    assert (verdicts["evaluated"], verdicts["eligible"], verdicts["ineligible"]) == (6, 5, 1)
+    assert verdicts["failing_by_rule"] == {"duree": 1}
+    assert eligibility_flow()["evaluated"] == 0  # a second run finds nothing pending
 
     with unit_of_work(engine) as session:
         actors = {h.actor.split(":")[0] + ":" + h.actor.split(":")[1]
@@ -65,6 +69,39 @@ def test_flow_runs_are_recorded_by_the_server(engine: Engine, tmp_path: Path) ->
     assert names == {"read-documents", "intake-batch"}
 
 
+def test_eligibility_run_killed_midway_is_completed_by_the_next(engine: Engine,
+                                                                 tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """Batches commit one by one: a run that dies after the first batch loses nothing, and
+    the next run evaluates exactly what is left."""
+    from odd17.services import eligibility
+    from odd17.settings import reset_caches
+
+    monkeypatch.setenv("ODD17_BATCH_SIZE", "3")
+    reset_caches()
+    path = tmp_path / "a.jsonl"
+    path.write_text(jsonl([numbered(i) for i in range(8)]))
+    intake_flow(paths=[str(path)])
+    real = eligibility.evaluate_next
+    calls = {"n": 0}
+
+    def dies_on_second_batch(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise SystemExit("process killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(eligibility, "evaluate_next", dies_on_second_batch)
+    with pytest.raises(BaseException, match="process killed"):
+        eligibility_flow()
+    monkeypatch.setattr(eligibility, "evaluate_next", real)
+    with unit_of_work(engine) as session:
+        statuses = sorted(str(s) for s in session.scalars(select(Application.status)))
+    assert statuses == ["eligible"] * 3 + ["submitted"] * 5
+    summary = eligibility_flow()
+    assert summary["evaluated"] == 5 and summary["eligible"] == 5
+
+
 def test_reevaluation_flow(engine: Engine, monkeypatch: pytest.MonkeyPatch,
                            tmp_path: Path) -> None:
     from odd17.settings import reset_caches
@@ -78,6 +115,7 @@ def test_reevaluation_flow(engine: Engine, monkeypatch: pytest.MonkeyPatch,
     config.write_text(default.replace('max_amount = "200000.00"', 'max_amount = "130000.00"'))
     monkeypatch.setenv("ODD17_FUND_CONFIG", str(config))
     reset_caches()
-    changed = [v for v in eligibility_flow(reevaluate=True) if v["status"] != v["previous"]]
-    assert [(v["previous"], v["status"], v["failing"]) for v in changed] == [
+    summary = eligibility_flow(reevaluate=True)
+    assert summary["evaluated"] == 2
+    assert [(v["previous"], v["status"], v["failing"]) for v in summary["changed"]] == [
         ("eligible", "ineligible", ["montant"])]

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 
 from rules.document import ApplicationDocument
-from rules.eligibility import RULE_IDS, EligibilityPolicy, evaluate, is_eligible
+from rules.eligibility import RULE_IDS, EligibilityPolicy, Facts, evaluate, is_eligible
 from tests.factories import application, make_siret
 
 POLICY = EligibilityPolicy()
 
 
 def verdict(rule: str, **changes: object) -> tuple[bool, str]:
-    doc = ApplicationDocument.model_validate(application(**changes))
+    doc = Facts.of(ApplicationDocument.model_validate(application(**changes)))
     result = {r.rule: r for r in evaluate(doc, POLICY)}[rule]
     return result.passed, result.reason
 
 
 def test_valid_document_passes_every_rule_in_order() -> None:
-    results = evaluate(ApplicationDocument.model_validate(application()), POLICY)
+    results = evaluate(Facts.of(ApplicationDocument.model_validate(application())), POLICY)
     assert [r.rule for r in results] == list(RULE_IDS) == [
         "objectif", "innovation", "alliance", "porteur", "identifiant", "montant",
         "cofinancement", "duree", "territoire", "pieces",
@@ -31,7 +32,7 @@ def test_valid_document_passes_every_rule_in_order() -> None:
 
 def test_every_failing_rule_is_listed_not_just_the_first() -> None:
     doc = application(objectives=[], innovations=[], duration_months=48, documents=[])
-    results = evaluate(ApplicationDocument.model_validate(doc), POLICY)
+    results = evaluate(Facts.of(ApplicationDocument.model_validate(doc)), POLICY)
     assert [r.rule for r in results if not r.passed] == ["objectif", "innovation", "duree",
                                                           "pieces"]
 
@@ -165,10 +166,53 @@ def test_pieces(documents: list[str], missing: list[str]) -> None:
 
 
 def test_thresholds_come_from_the_policy_not_the_code() -> None:
-    doc = ApplicationDocument.model_validate(application(requested_amount="250000",
-                                                         total_budget="1000000"))
+    doc = Facts.of(ApplicationDocument.model_validate(application(requested_amount="250000",
+                                                                  total_budget="1000000")))
     strict = {r.rule: r.passed for r in evaluate(doc, POLICY)}
     generous = EligibilityPolicy(max_amount=Decimal("300000"))
     relaxed = {r.rule: r.passed for r in evaluate(doc, generous)}
     assert strict["montant"] is False and relaxed["montant"] is True
     assert POLICY.digest() != generous.digest()
+
+
+EMAILS = [
+    ("direction@passerelles.example.org", True),
+    ("Claire.Martin+odd17@Mairie-Rennes.FR", True),
+    ("élodie@associations.fr", True),          # internationalised: the library decides
+    ("contact@xn--associations-solidaires-9bc.fr", True),
+    ("pas-un-email", False),
+    ("a@b", False),
+    ("a..b@example.org", False),
+    ("a@example.test", False),                  # special-use domain, as email-validator says
+    ("a@localhost", False),
+    ("a b@example.org", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(("email", "ok"), EMAILS)
+def test_email_fast_path_agrees_with_email_validator(email: str, ok: bool) -> None:
+    from email_validator import EmailNotValidError, validate_email
+    from pydantic import ValidationError
+
+    try:
+        validate_email(email, check_deliverability=False)
+        library = True
+    except EmailNotValidError:
+        library = False
+    assert library is ok
+    lead = {**LEAD, "email": email}
+    try:
+        ApplicationDocument.model_validate(application(lead=lead))
+        ours = True
+    except ValidationError:
+        ours = False
+    assert ours is ok
+
+
+def test_facts_from_the_stored_form_equal_facts_from_the_model() -> None:
+    raw = application(partners=[{"name": "P", "kind": "etat", "siret": "11111111111112"}])
+    doc = ApplicationDocument.model_validate(raw)
+    stored = json.loads(json.dumps(doc.model_dump(mode="json", exclude_none=True)))
+    assert Facts.from_json(stored) == Facts.of(doc)
+    assert Facts.of(doc).requested_amount == Decimal("120000.00")

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from models import Application, ConcurrentChange, EligibilityEvaluation, Status, StatusChange
 from models.lifecycle import check_transition
 from odd17.db import unit_of_work
-from rules.document import ApplicationDocument
-from rules.eligibility import RULESET_VERSION, EligibilityPolicy, evaluate, is_eligible
+from odd17.services.batching import gc_paused
+from rules.eligibility import RULESET_VERSION, EligibilityPolicy, Facts, evaluate, is_eligible
 
 PENDING = (Status.submitted,)
 REEVALUABLE = (Status.submitted, Status.eligible, Status.ineligible)
@@ -30,6 +30,46 @@ class Verdict:
     status: str
     previous: str
     failing: list[str]
+
+
+class Tally:
+    """Counts of an eligibility run: by verdict, failures by rule, and the verdicts that
+    changed on re-evaluation (a plain class so that Prefect does not walk it)."""
+
+    def __init__(self) -> None:
+        self.evaluated = 0
+        self.eligible = 0
+        self.failing: dict[str, int] = {}
+        self.changed: list[dict[str, Any]] = []
+
+    @classmethod
+    def of(cls, verdicts: list[Verdict]) -> Tally:
+        tally = cls()
+        for v in verdicts:
+            tally.evaluated += 1
+            tally.eligible += v.status == Status.eligible
+            for rule in v.failing:
+                tally.failing[rule] = tally.failing.get(rule, 0) + 1
+            if v.previous != Status.submitted and v.previous != v.status:
+                tally.changed.append({"reference": v.reference, "previous": v.previous,
+                                      "status": v.status, "failing": v.failing})
+        return tally
+
+    def add(self, other: Tally) -> None:
+        self.evaluated += other.evaluated
+        self.eligible += other.eligible
+        for rule, n in other.failing.items():
+            self.failing[rule] = self.failing.get(rule, 0) + n
+        self.changed.extend(other.changed)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "evaluated": self.evaluated,
+            "eligible": self.eligible,
+            "ineligible": self.evaluated - self.eligible,
+            "failing_by_rule": dict(sorted(self.failing.items())),
+            "changed": self.changed,
+        }
 
 
 def candidate_ids(
@@ -65,7 +105,7 @@ def plan(
     digest = policy.digest()
     result = Plan([], [], [], [])
     for app_id, reference, status, document in rows:
-        results = evaluate(ApplicationDocument.model_validate(document), policy)
+        results = evaluate(Facts.from_json(document), policy)
         eligible = is_eligible(results)
         result.evaluations.append({
             "application_id": app_id,
@@ -95,7 +135,7 @@ def apply(session: Session, planned: Plan) -> None:
     history. If any application moved meanwhile, raise ``ConcurrentChange``; the caller's
     transaction then rolls back everything."""
     if planned.evaluations:
-        session.execute(insert(EligibilityEvaluation), planned.evaluations)
+        session.execute(insert(EligibilityEvaluation.__table__), planned.evaluations)
     if planned.moves:
         table = Application.__table__
         result = session.execute(
@@ -108,7 +148,7 @@ def apply(session: Session, planned: Plan) -> None:
             raise ConcurrentChange(
                 "des dossiers ont changé de statut pendant l'évaluation ; relancez l'évaluation"
             )
-        session.execute(insert(StatusChange), planned.history)
+        session.execute(insert(StatusChange.__table__), planned.history)
 
 
 def evaluate_batch(
@@ -123,14 +163,44 @@ def evaluate_batch(
     """Evaluate the given applications in the caller's transaction: one SELECT, one INSERT of
     evaluations, one executemany UPDATE, one INSERT of history rows."""
     statuses = REEVALUABLE if reevaluate else PENDING
-    rows = session.execute(
-        select(Application.id, Application.reference, Application.status, Application.document)
-        .where(Application.id.in_(ids), Application.status.in_(statuses))
-        .order_by(Application.id)
-    ).tuples().all()
-    planned = plan(rows, policy, now=now, actor=actor)
-    apply(session, planned)
+    with gc_paused():
+        rows = session.execute(
+            select(Application.id, Application.reference, Application.status,
+                   Application.document)
+            .where(Application.id.in_(ids), Application.status.in_(statuses))
+            .order_by(Application.id)
+        ).all()
+        planned = plan(rows, policy, now=now, actor=actor)
+        apply(session, planned)
     return planned.verdicts
+
+
+def evaluate_next(
+    engine: Engine,
+    policy: EligibilityPolicy,
+    *,
+    after_id: int,
+    limit: int,
+    now: dt.datetime,
+    actor: str,
+    reevaluate: bool = False,
+) -> tuple[list[Verdict], int | None]:
+    """Evaluate the next ``limit`` candidates with an id above ``after_id``, in one
+    transaction. Returns the verdicts and the cursor for the next call (``None``: done).
+    A run that dies between two calls loses nothing: the next run starts from the database."""
+    statuses = REEVALUABLE if reevaluate else PENDING
+    with unit_of_work(engine) as session:
+        ids = list(session.scalars(
+            select(Application.id)
+            .where(Application.status.in_(statuses), Application.id > after_id)
+            .order_by(Application.id)
+            .limit(limit)
+        ))
+        if not ids:
+            return [], None
+        verdicts = evaluate_batch(session, ids, policy, now=now, actor=actor,
+                                  reevaluate=reevaluate)
+        return verdicts, ids[-1]
 
 
 def evaluate_ids(

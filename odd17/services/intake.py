@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from models import Application, Call, Organisation, ReferenceCounter, Status, StatusChange
 from models.lifecycle import INITIAL
 from odd17.db import unit_of_work
+from odd17.services.batching import gc_paused
 from rules.document import ApplicationDocument, explain
 
 SUFFIXES = (".json", ".jsonl")
@@ -54,6 +55,46 @@ class Outcome:
             "status": self.status,
             "errors": self.errors,
             "duplicate": self.duplicate,
+        }
+
+
+class Tally:
+    """Counts of a run of intake, kept small (a flow returns this, not 10,000 outcomes).
+    A plain class on purpose: Prefect walks lists, dicts and dataclasses it is handed."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.duplicates = 0
+        self.created: list[str] = []
+        self.refused: list[dict[str, Any]] = []
+
+    @classmethod
+    def of(cls, outcomes: list[Outcome]) -> Tally:
+        tally = cls()
+        for o in outcomes:
+            tally.received += 1
+            if o.status == "refused":
+                tally.refused.append({"source": o.source, "errors": o.errors})
+            elif o.duplicate:
+                tally.duplicates += 1
+            else:
+                tally.created.append(o.reference or "")
+        return tally
+
+    def add(self, other: Tally) -> None:
+        self.received += other.received
+        self.duplicates += other.duplicates
+        self.created.extend(other.created)
+        self.refused.extend(other.refused)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "created": len(self.created),
+            "duplicates": self.duplicates,
+            "refused": self.refused,
+            "first_reference": self.created[0] if self.created else None,
+            "last_reference": self.created[-1] if self.created else None,
         }
 
 
@@ -117,7 +158,8 @@ def read_file(path: Path, language: str = "fr") -> list[RawDocument]:
 def read_sources(paths: Iterable[str | Path], language: str = "fr") -> list[RawDocument]:
     docs: list[RawDocument] = []
     for item in iter_files(paths, language):
-        docs.extend([item] if isinstance(item, RawDocument) else read_file(item, language))
+        with gc_paused():  # one file at a time: memory bounded by the largest file
+            docs.extend([item] if isinstance(item, RawDocument) else read_file(item, language))
     return docs
 
 
@@ -218,7 +260,7 @@ def _organisation_ids(
                 Organisation.identifier.in_(chunk)
             )
         )
-        ids.update(dict(rows.tuples().all()))
+        ids.update(dict(rows.all()))
     missing = [key for key in wanted if key not in ids]
     if missing:
         rows = [
@@ -233,13 +275,17 @@ def _organisation_ids(
             }
             for key in missing
         ]
-        result = session.execute(
-            insert(Organisation).returning(
-                Organisation.identifier, Organisation.id, sort_by_parameter_order=True
-            ),
-            rows,
-        )
-        ids.update(dict(result.tuples().all()))
+        # Core executemany, no RETURNING: the ORM bulk path split batches into thousands of
+        # statements and spliced RETURNING rows one by one; reading the new ids back by their
+        # unique key is one indexed query per chunk.
+        session.execute(insert(Organisation.__table__), rows)
+        for chunk in _chunks(missing):
+            rows_back = session.execute(
+                select(Organisation.identifier, Organisation.id).where(
+                    Organisation.identifier.in_(chunk)
+                )
+            )
+            ids.update(dict(rows_back.all()))
     return ids
 
 
@@ -265,17 +311,19 @@ def store_documents(
             resolved.append((i, raw, doc, call, doc.dedup_key()))
 
     # Already stored (an earlier batch, another process, or an earlier line of this batch).
+    # The lookup is per call so that it uses the (call_id, dedup_key) unique index.
     existing: dict[tuple[str, str], tuple[str, str]] = {}
-    keys = sorted({key for *_, key in resolved})
-    for chunk in _chunks(keys):
-        rows = session.execute(
-            select(
-                Application.call_id, Application.dedup_key, Application.reference,
-                Application.status,
-            ).where(Application.dedup_key.in_(chunk))
-        )
-        for call_id, key, reference, status in rows:
-            existing[(call_id, key)] = (reference, str(status))
+    keys_by_call: dict[str, set[str]] = {}
+    for _, _, _, call, key in resolved:
+        keys_by_call.setdefault(call.id, set()).add(key)
+    for call_id, keys in keys_by_call.items():
+        for chunk in _chunks(sorted(keys)):
+            rows = session.execute(
+                select(Application.dedup_key, Application.reference, Application.status)
+                .where(Application.call_id == call_id, Application.dedup_key.in_(chunk))
+            )
+            for key, reference, status in rows:
+                existing[(call_id, key)] = (reference, str(status))
 
     fresh: list[tuple[int, RawDocument, ApplicationDocument, Call, str]] = []
     for i, raw, doc, call, key in resolved:
@@ -312,22 +360,27 @@ def store_documents(
             }
             for i, raw, doc, call, key in fresh
         ]
-        app_ids = session.execute(
-            insert(Application).returning(Application.id, sort_by_parameter_order=True),
-            app_rows,
-        ).scalars().all()
+        # We hold the write lock, so every application with an id above the current maximum
+        # is one of ours (see _organisation_ids for why not RETURNING).
+        before = session.scalar(select(func.coalesce(func.max(Application.id), 0)))
+        session.execute(insert(Application.__table__), app_rows)
+        app_ids = dict(
+            session.execute(
+                select(Application.reference, Application.id).where(Application.id > before)
+            ).all()
+        )
         session.execute(
-            insert(StatusChange),
+            insert(StatusChange.__table__),
             [
                 {
-                    "application_id": app_id,
+                    "application_id": app_ids[row["reference"]],
                     "from_status": None,
                     "to_status": Status.submitted,
                     "actor": actor,
-                    "reason": f"dossier reçu ({raw.source[-300:]})",
+                    "reason": f"dossier reçu ({row['source']})",
                     "at": now,
                 }
-                for app_id, (_, raw, *_rest) in zip(app_ids, fresh, strict=True)
+                for row in app_rows
             ],
         )
         session.execute(
@@ -348,6 +401,13 @@ def submit_documents(
 ) -> list[Outcome]:
     """Validate then store one batch; refused documents are reported, never stored, and never
     stop the others. Returns one outcome per document, in input order."""
+    with gc_paused():
+        return _submit(engine, raws, now=now, actor=actor, language=language)
+
+
+def _submit(
+    engine: Engine, raws: list[RawDocument], *, now: dt.datetime, actor: str, language: str
+) -> list[Outcome]:
     outcomes: list[Outcome | None] = [None] * len(raws)
     valid: list[tuple[int, RawDocument, ApplicationDocument]] = []
     for i, raw in enumerate(raws):

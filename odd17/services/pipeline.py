@@ -4,21 +4,16 @@ same service functions as Prefect tasks)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 
 from odd17.services import eligibility, intake
+from odd17.services.batching import batches
 from rules.eligibility import EligibilityPolicy
 
-T = TypeVar("T")
+__all__ = ["batches", "evaluate_references", "submit_and_evaluate"]
 Progress = Callable[[int], None]
-
-
-def batches(items: Sequence[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
 
 
 def submit_and_evaluate(
@@ -63,15 +58,21 @@ def evaluate_references(
     """Evaluate the named applications (``None``: every pending one)."""
     if references is not None and not references:
         return []
-    if references is None:
-        ids = eligibility.candidate_ids(engine, reevaluate=reevaluate)
-    else:
-        ids = [
-            app_id
-            for chunk in batches(references, 500)
-            for app_id in eligibility.candidate_ids(engine, references=chunk)
-        ]
     verdicts: list[eligibility.Verdict] = []
+    if references is None:
+        cursor: int | None = 0
+        while cursor is not None:
+            part, cursor = eligibility.evaluate_next(
+                engine, policy, after_id=cursor, limit=batch_size, now=now, actor=actor,
+                reevaluate=reevaluate,
+            )
+            verdicts.extend(part)
+        return verdicts
+    ids = [
+        app_id
+        for chunk in batches(references, 500)
+        for app_id in eligibility.candidate_ids(engine, references=chunk)
+    ]
     for batch in batches(ids, batch_size):
         verdicts.extend(
             eligibility.evaluate_ids(
