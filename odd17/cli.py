@@ -128,9 +128,15 @@ def submit(
 
 
 def print_outcomes(outcomes: list[intake.Outcome]) -> None:
-    table = Table("source", "référence", "statut", "détail", title="Dossiers déposés")
+    table = Table(title="Dossiers déposés")
+    table.add_column("source", overflow="fold")
+    table.add_column("référence", no_wrap=True)
+    table.add_column("statut", no_wrap=True)
+    table.add_column("détail")
     for o in outcomes:
-        detail = "; ".join(f"{e['field']} : {e['message']}" for e in o.errors)
+        detail = "\n".join(f"{e['field']} : {e['message']}" for e in o.errors)
+        if o.failing:
+            detail = "règles non satisfaites : " + ", ".join(o.failing)
         if o.duplicate:
             detail = "déjà déposé : aucun nouveau dossier créé"
         style = STATUS_STYLE.get(o.status, "")
@@ -187,6 +193,7 @@ def list_(
         print_json(rows)
         return
     table = Table("référence", "statut", "titre", "objectif", "département", "montant")
+    table.columns[0].no_wrap = True
     for row in rows:
             table.add_row(
             row["reference"], f"[{STATUS_STYLE.get(row['status'], '')}]{row['status']}[/]",
@@ -225,6 +232,18 @@ def evaluate(
         out.print(f"{v.reference} : {v.previous} → {v.status}"
                   + (f" ({', '.join(v.failing)})" if v.failing else ""))
     out.print(f"{len(verdicts)} dossier(s) évalué(s), {len(changed)} changement(s) de statut.")
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--dir", help="Dossier de la démonstration "
+                                         "(sa base y est recréée).")] = Path("odd17-demo"),
+) -> None:
+    """Le cycle sur les dossiers d'exemple : SQLite, Prefect éphémère, résumé lisible."""
+    from odd17 import demo as demo_module
+
+    with user_errors():
+        raise typer.Exit(demo_module.run(folder, out))
 
 
 def main() -> None:

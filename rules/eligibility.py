@@ -200,7 +200,7 @@ def identifiant(doc: Facts, policy: EligibilityPolicy) -> Verdict:
                             f"({partner.siret})")
     if problems:
         return False, "Identification : " + " ; ".join(problems) + "."
-    return True, f"Identification : {lead_ok}; SIRET des partenaires valides."
+    return True, f"Identification : {lead_ok} ; SIRET des partenaires valides."
 
 
 def montant(doc: Facts, policy: EligibilityPolicy) -> Verdict:

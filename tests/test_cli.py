@@ -34,9 +34,11 @@ def test_done_when_examples_through_the_console_script(db_url: str, examples: Pa
     assert "Traceback" not in proc.stderr
     by_name = {Path(o["source"]).stem: o for o in json.loads(proc.stdout)}
     assert set(by_name["application-valid"]) == {"source", "reference", "status", "errors",
-                                                 "duplicate"}
+                                                 "duplicate", "failing"}
     assert by_name["application-valid"]["status"] == "eligible"
     assert by_name["application-ineligible"]["status"] == "ineligible"
+    assert by_name["application-ineligible"]["failing"] == [
+        "innovation", "alliance", "porteur", "montant", "cofinancement", "duree", "pieces"]
     refused = by_name["application-malformed"]
     assert refused["status"] == "refused" and refused["reference"] is None
     assert len(refused["errors"]) == 9

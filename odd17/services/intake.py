@@ -47,6 +47,7 @@ class Outcome:
     status: str  # "refused", or the application's status
     errors: list[dict[str, str]] = field(default_factory=list)
     duplicate: bool = False
+    failing: list[str] = field(default_factory=list)  # eligibility rules not met
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +56,7 @@ class Outcome:
             "status": self.status,
             "errors": self.errors,
             "duplicate": self.duplicate,
+            "failing": self.failing,
         }
 
 

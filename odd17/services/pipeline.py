@@ -38,10 +38,11 @@ def submit_and_evaluate(
     verdicts = evaluate_references(
         engine, new_refs, policy, now=now, actor=actor, batch_size=batch_size
     )
-    status_of = {v.reference: v.status for v in verdicts}
+    verdict_of = {v.reference: v for v in verdicts}
     for outcome in outcomes:  # duplicates within this run too
-        if outcome.reference in status_of:
-            outcome.status = status_of[outcome.reference]
+        verdict = verdict_of.get(outcome.reference or "")
+        if verdict is not None:
+            outcome.status, outcome.failing = verdict.status, verdict.failing
     return outcomes
 
 
