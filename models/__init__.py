@@ -4,22 +4,29 @@ from models.application import Application, EligibilityEvaluation, Organisation,
 from models.base import Base
 from models.errors import ConcurrentChange, DomainError, IllegalTransition, NotFound
 from models.fund import Call, Fund, ReferenceCounter
+from models.ledger import Balance, EntryKind, Grant, LedgerDay, LedgerEntry, Tranche
 from models.lifecycle import TRANSITIONS, Status, check_transition
 
 __all__ = [
     "TRANSITIONS",
     "Application",
+    "Balance",
     "Base",
     "Call",
     "ConcurrentChange",
     "DomainError",
     "EligibilityEvaluation",
+    "EntryKind",
     "Fund",
+    "Grant",
     "IllegalTransition",
+    "LedgerDay",
+    "LedgerEntry",
     "NotFound",
     "Organisation",
     "ReferenceCounter",
     "Status",
     "StatusChange",
+    "Tranche",
     "check_transition",
 ]

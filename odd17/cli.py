@@ -5,6 +5,7 @@ traceback: exit 1 when some documents were refused, 2 for a command that could n
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -23,10 +24,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from models import DomainError, Status
 from odd17.db import get_engine, unit_of_work
 from odd17.runtime import actor, utcnow
-from odd17.services import intake, queries, setup
+from odd17.services import intake, ledger, queries, setup
 from odd17.services.pipeline import evaluate_references, submit_and_evaluate
 from odd17.settings import ConfigError, get_fund_config, get_settings
-from rules.money import eur
+from rules.money import as_str, eur
 
 app = typer.Typer(
     name="odd17",
@@ -244,6 +245,221 @@ def demo(
 
     with user_errors():
         raise typer.Exit(demo_module.run(folder, out))
+
+
+def _policy_threshold() -> Decimal:
+    return get_fund_config().disbursement.alert_threshold
+
+
+def _parse_amount(value: str | None, option: str) -> Decimal | None:
+    if value is None:
+        return None
+    from rules.document import _parse_money
+
+    try:
+        return _parse_money(value)
+    except ValueError:
+        fail(f"{option} : montant invalide « {value} » (euros, au plus deux décimales)")
+
+
+def _parse_day(value: str | None) -> dt.date:
+    if value is None:
+        return utcnow().date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        fail(f"--date : date invalide « {value} » (format AAAA-MM-JJ)")
+
+
+def _print_alert(moved: Any) -> None:
+    if moved is not None and moved.alert_raised:
+        err.print(f"[bold yellow]Alerte enveloppe :[/] disponible {eur(moved.available)}, sous "
+                  f"le seuil de {_policy_threshold() * 100:.0f} % de l'enveloppe.")
+
+
+@app.command()
+def pay(
+    reference: str,
+    tranche: Annotated[int, typer.Option("--tranche", help="Numéro de la tranche (1, 2, 3…).")],
+    payment_reference: Annotated[str, typer.Option("--reference", help="Référence unique du "
+                                                   "paiement (virement).")],
+    date: Annotated[str | None, typer.Option("--date", help="Date du paiement AAAA-MM-JJ "
+                                             "(défaut : aujourd'hui).")] = None,
+    amount: Annotated[str | None, typer.Option("--amount", help="Montant versé, si différent "
+                                               "de la tranche prévue.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Enregistre le versement d'une tranche. Une référence déjà enregistrée ne crée rien."""
+    with user_errors(), unit_of_work(ready_engine()) as session:
+        result = ledger.pay(session, reference, tranche, payment_reference,
+                            paid_on=_parse_day(date), actor=actor("cli"), now=utcnow(),
+                            alert_threshold=_policy_threshold(),
+                            amount=_parse_amount(amount, "--amount"))
+    if as_json:
+        print_json({"reference": result.reference, "tranche": tranche,
+                    "payment_reference": payment_reference, "recorded": result.recorded,
+                    "amount": as_str(result.amount)})
+        return
+    if result.recorded:
+        out.print(f"{result.reference} : tranche {tranche} versée, {eur(result.amount)} "
+                  f"(référence {payment_reference}).")
+    else:
+        out.print(f"{result.reference} : {result.message} ; rien de nouveau enregistré.")
+    _print_alert(result.moved)
+
+
+grant_app = typer.Typer(help="Subventions attribuées : annulation, clôture.",
+                        no_args_is_help=True)
+app.add_typer(grant_app, name="grant")
+
+
+def _end(reference: str, cancel: bool, reason: str, as_json: bool) -> None:
+    with user_errors(), unit_of_work(ready_engine()) as session:
+        result = ledger.end_grant(session, reference, cancel=cancel, reason=reason,
+                                  actor=actor("cli"), now=utcnow(),
+                                  alert_threshold=_policy_threshold())
+    if as_json:
+        print_json({"reference": result.reference, "status": "cancelled" if cancel else "closed",
+                    "released": as_str(result.amount)})
+        return
+    out.print(f"{result.reference} : {'annulée' if cancel else 'clôturée'} ; "
+              f"{eur(result.amount)} rendus à l'enveloppe.")
+
+
+@grant_app.command("cancel")
+def grant_cancel(
+    reference: str,
+    motif: Annotated[str, typer.Option("--motif", help="Motif de l'annulation.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Annule une subvention ; ce qui reste engagé est rendu à l'enveloppe."""
+    _end(reference, True, motif, as_json)
+
+
+@grant_app.command("close")
+def grant_close(
+    reference: str,
+    motif: Annotated[str, typer.Option("--motif", help="Commentaire de clôture.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Clôt un projet actif ; ce qui n'a pas été versé est rendu à l'enveloppe."""
+    _end(reference, False, motif, as_json)
+
+
+@app.command()
+def topup(
+    amount: str,
+    motif: Annotated[str, typer.Option("--motif", help="Décision du conseil.")],
+    key: Annotated[str | None, typer.Option("--key", help="Clé d'idempotence (défaut : "
+                                            "dérivée du motif et du montant).")] = None,
+) -> None:
+    """Abonde l'enveloppe (décision du conseil d'administration)."""
+    value = _parse_amount(amount, "montant")
+    assert value is not None
+    with user_errors(), unit_of_work(ready_engine()) as session:
+        result = ledger.topup(session, value, reason=motif,
+                              key=key or f"topup:{as_str(value)}:{motif.strip().casefold()}",
+                              actor=actor("cli"), now=utcnow(),
+                              alert_threshold=_policy_threshold())
+    out.print(f"Enveloppe abondée de {eur(value)}." if result.recorded
+              else "Abondement déjà enregistré : rien de nouveau.")
+
+
+@app.command()
+def tranches(
+    date: Annotated[str | None, typer.Option("--date", help="Échues à cette date "
+                                             "(défaut : aujourd'hui).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Tranches échues et non versées."""
+    with user_errors(), unit_of_work(ready_engine()) as session:
+        rows = ledger.tranches_due(session, _parse_day(date))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("échéance", "référence", "tranche", "montant", "titre",
+                  title="Tranches à verser")
+    for r in rows:
+        table.add_row(r["due_on"], r["reference"], f"{r['tranche']} ({r['label']})",
+                      eur(Decimal(r["amount"])), r["title"])
+    out.print(table)
+
+
+@app.command()
+def finance(
+    as_json: JsonFlag = False,
+    html: Annotated[Path | None, typer.Option("--html", help="Écrit le rapport HTML "
+                                              "autonome dans ce fichier.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Vérifie les invariants à partir du "
+                                        "seul grand livre.")] = False,
+) -> None:
+    """Situation de l'enveloppe : engagé, versé, disponible, par objectif et par région."""
+    config = get_fund_config()
+    with user_errors(), unit_of_work(ready_engine()) as session:
+        report = ledger.finance_report(session,
+                                       alert_threshold=config.disbursement.alert_threshold)
+        breaches = ledger.check(session) if check else []
+    if html is not None:
+        from odd17 import reports
+
+        with user_errors():
+            reports.write_html(report, html, fund_name=config.fund.name, now=utcnow())
+        if not as_json:
+            err.print(f"Rapport HTML écrit : {html}")
+    if as_json:
+        print_json({**report, **({"check": breaches} if check else {})})
+    else:
+        _print_finance(report)
+    if check:
+        if breaches:
+            for breach in breaches:
+                err.print(f"[bold red]Invariant violé :[/] {breach}")
+            raise typer.Exit(1)
+        if not as_json:
+            out.print("[green]Tous les invariants du grand livre sont vérifiés.[/]")
+
+
+def _print_finance(report: dict[str, Any]) -> None:
+    def money(key: str) -> str:
+        return eur(Decimal(report[key]))
+
+    out.print(f"[bold]Enveloppe[/] {money('envelope')}   engagé {money('committed')}   "
+              f"versé {money('disbursed')}   [bold]disponible {money('available')}[/]   "
+              f"{report['grants']} subvention(s)")
+    if report["alert"]:
+        out.print("[bold yellow]Alerte : le disponible est sous le seuil d'alerte.[/]")
+    for title, rows in (("Par objectif principal", report["by_objective"]),
+                        ("Par région", report["by_region"])):
+        table = Table("", "engagé", "versé", "subventions", title=title)
+        for row in rows:
+            table.add_row(row["key"] or "—", eur(Decimal(row["committed"])),
+                          eur(Decimal(row["disbursed"])), str(row["grants"]))
+        out.print(table)
+
+
+export_app = typer.Typer(help="Exports open data (SCDL Subventions, 360Giving).",
+                         no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("scdl")
+def export_scdl(file: Path) -> None:
+    """Subventions attribuées au format SCDL Subventions 2.1.1 (CSV)."""
+    from odd17.services import exports
+
+    with user_errors(), unit_of_work(ready_engine()) as session:
+        count = exports.write_scdl(session, get_fund_config(), file)
+    out.print(f"{count} subvention(s) exportée(s) au format SCDL : {file}")
+
+
+@export_app.command("360giving")
+def export_360giving(file: Path) -> None:
+    """Subventions attribuées au format 360Giving 1.4 (paquet JSON)."""
+    from odd17.services import exports
+
+    with user_errors(), unit_of_work(ready_engine()) as session:
+        count = exports.write_360giving(session, get_fund_config(), file, now=utcnow())
+    out.print(f"{count} subvention(s) exportée(s) au format 360Giving : {file}")
 
 
 def main() -> None:

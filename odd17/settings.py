@@ -11,10 +11,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rules.eligibility import EligibilityPolicy
+from rules.tranches import DEFAULT_PLAN, TranchePlan, TrancheSpec
 
 
 class Settings(BaseSettings):
@@ -54,6 +62,30 @@ class FundInfo(BaseModel):
     siret: str
 
 
+class DisbursementConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    alert_threshold: Decimal = Field(Decimal("0.10"), ge=0, lt=1)
+    tranches: tuple[TrancheSpec, ...] = DEFAULT_PLAN.tranches
+
+    def plan(self) -> TranchePlan:
+        return TranchePlan(tranches=self.tranches)
+
+
+class Classification(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vocabulary: str
+    code: str
+    title: str
+
+
+class OpenDataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grant_prefix: str = "360G-odd17"
+    funder_name: str = "Fonds ODD 17"
+    convention_nature: str = "aide en numéraire"
+    classifications: list[Classification] = Field(default_factory=list)
+
+
 class FundConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fund: FundInfo
@@ -62,6 +94,13 @@ class FundConfig(BaseModel):
     innovations: dict[str, str]
     mondes: dict[str, str]
     eligibility: EligibilityPolicy
+    disbursement: DisbursementConfig = Field(default_factory=DisbursementConfig)
+    open_data: OpenDataConfig = Field(default_factory=OpenDataConfig)
+
+    @model_validator(mode="after")
+    def _plan_is_valid(self) -> FundConfig:
+        self.disbursement.plan()  # shares must sum to 1
+        return self
 
     def policy(self) -> EligibilityPolicy:
         """The eligibility thresholds together with the kind -> monde mapping of §2."""

@@ -55,7 +55,8 @@ def application(**changes: Any) -> dict[str, Any]:
 def numbered(i: int, **changes: Any) -> dict[str, Any]:
     """A distinct valid application: its own lead SIRET and title."""
     doc = application(**changes)
-    doc["lead"] = {**doc["lead"], "siret": make_siret(1000 + i)}
+    if "siret" in doc["lead"]:  # a lead given without SIRET keeps none
+        doc["lead"] = {**doc["lead"], "siret": make_siret(1000 + i)}
     doc.setdefault("title", VALID["title"])
     doc["title"] = f"{doc['title']} n°{i}"
     return doc
@@ -66,3 +67,29 @@ def jsonl(docs: list[dict[str, Any]]) -> str:
 
 
 DELETE = object()
+
+
+def in_committee(engine, count: int, *, requested: str = "100000.00", start: int = 0,
+                 **changes: Any) -> list[str]:  # type: ignore[no-untyped-def]
+    """``count`` applications taken through intake and eligibility to ``committee``."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from models import Application, Status
+    from odd17.db import unit_of_work
+    from odd17.services import eligibility, intake
+    from rules.eligibility import EligibilityPolicy
+
+    now = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    docs = [numbered(start + i, requested_amount=requested, total_budget="250000.00", **changes)
+            for i in range(count)]
+    raws = [intake.RawDocument(f"c{i}", d) for i, d in enumerate(docs)]
+    refs = [o.reference for o in intake.submit_documents(engine, raws, now=now, actor="t")]
+    ids = eligibility.candidate_ids(engine, references=refs)
+    eligibility.evaluate_ids(engine, ids, EligibilityPolicy(), now=now, actor="t")
+    with unit_of_work(engine) as session:
+        for app in session.scalars(select(Application).where(Application.reference.in_(refs))):
+            app.transition_to(Status.in_review, actor="t", at=now)
+            app.transition_to(Status.committee, actor="t", at=now)
+    return [r for r in refs if r]

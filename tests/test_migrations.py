@@ -11,6 +11,7 @@ from odd17.db import unit_of_work
 from odd17.runtime import utcnow
 from odd17.services import setup
 from odd17.settings import load_fund_config
+from rules.tranches import add_months
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
@@ -33,6 +34,6 @@ def test_init_twice_keeps_one_fund_and_the_call_dates(engine: Engine) -> None:
 def test_call_window_is_twelve_months() -> None:
     import datetime as dt
 
-    assert setup.add_months(dt.date(2026, 11, 22), 12) == dt.date(2027, 11, 22)
-    assert setup.add_months(dt.date(2027, 1, 31), 1) == dt.date(2027, 2, 28)
-    assert setup.add_months(dt.date(2028, 1, 31), 1) == dt.date(2028, 2, 29)
+    assert add_months(dt.date(2026, 11, 22), 12) == dt.date(2027, 11, 22)
+    assert add_months(dt.date(2027, 1, 31), 1) == dt.date(2027, 2, 28)
+    assert add_months(dt.date(2028, 1, 31), 1) == dt.date(2028, 2, 29)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from models import Application, NotFound, Status
+from odd17.services.ledger import grant_detail
 from rules.money import as_str
 
 
@@ -55,6 +56,7 @@ def application_detail(session: Session, reference: str) -> dict[str, Any]:
         "eligibility_ruleset": latest.ruleset if latest else None,
         "eligibility_policy": latest.policy_digest if latest else None,
         "evaluated_at": _iso(latest.evaluated_at) if latest else None,
+        "grant": grant_detail(session, app),
         "history": [
             {
                 "from": change.from_status.value if change.from_status else None,

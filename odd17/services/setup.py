@@ -13,7 +13,9 @@ from sqlalchemy import Engine, inspect, select
 
 from models import Call, Fund
 from odd17.db import unit_of_work
+from odd17.services import ledger
 from odd17.settings import FundConfig
+from rules.tranches import add_months
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -35,17 +37,6 @@ def current_revision(engine: Engine) -> str | None:
 
 def is_initialised(engine: Engine) -> bool:
     return inspect(engine).has_table("alembic_version") and current_revision(engine) is not None
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    month0 = day.month - 1 + months
-    year, month = day.year + month0 // 12, month0 % 12 + 1
-    for candidate in (31, 30, 29, 28):
-        try:
-            return day.replace(year=year, month=month, day=min(day.day, candidate))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
 
 
 def upgrade(engine: Engine) -> None:
@@ -83,6 +74,10 @@ def sync_fund(engine: Engine, config: FundConfig, today: dt.date, now: dt.dateti
 
 
 def init_database(engine: Engine, config: FundConfig, now: dt.datetime) -> Fund:
-    """Create or upgrade the schema to head, then load the fund configuration. Idempotent."""
+    """Create or upgrade the schema to head, load the fund configuration and open the
+    envelope (its initial amount is the ledger's first top-up). Idempotent."""
     upgrade(engine)
-    return sync_fund(engine, config, now.date(), now)
+    fund = sync_fund(engine, config, now.date(), now)
+    with unit_of_work(engine) as session:
+        ledger.open_envelope(session, fund.envelope, actor="odd17 init", now=now)
+    return fund

@@ -1,0 +1,157 @@
+"""The envelope ledger (DESIGN.md §7): grants, tranches, append-only entries and balances.
+
+Invariants are held by the database itself, not only by the code that writes:
+- every ledger entry carries the balances after it, and a CHECK refuses one where
+  committed or disbursed is negative or available (envelope - committed - disbursed) is;
+- the ``balances`` total row is changed only by conditional UPDATEs, and checks the same;
+- per grant, CHECK disbursed + released <= awarded;
+- triggers (migration 0002) refuse UPDATE and DELETE on ``ledger_entries``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    Enum,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.application import Application
+from models.base import Base, Money, UTCDateTime
+
+
+class EntryKind(StrEnum):
+    commit = "commit"        # approval: available -> committed
+    disburse = "disburse"    # tranche paid: committed -> disbursed
+    release = "release"      # cancellation or closing with money left: committed -> available
+    topup = "topup"          # the board raises the envelope
+
+
+TOTAL = "total"  # the dimension of the fund-wide balance row
+
+
+class Grant(Base):
+    __tablename__ = "grants"
+    __table_args__ = (
+        CheckConstraint("awarded > 0", name="awarded_positive"),
+        CheckConstraint("disbursed >= 0 AND released >= 0", name="non_negative"),
+        CheckConstraint("disbursed + released <= awarded", name="within_award"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
+    awarded: Mapped[Decimal] = mapped_column(Money)
+    disbursed: Mapped[Decimal] = mapped_column(Money)
+    released: Mapped[Decimal] = mapped_column(Money)
+    objective: Mapped[str] = mapped_column(String(30))  # balance dimensions, fixed at award
+    region: Mapped[str] = mapped_column(String(100))
+    approved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    application: Mapped[Application] = relationship(lazy="joined")
+    tranches: Mapped[list[Tranche]] = relationship(order_by="Tranche.number",
+                                                    back_populates="grant")
+
+    @property
+    def outstanding(self) -> Decimal:
+        """Still committed: awarded, less what was paid or released."""
+        return self.awarded - self.disbursed - self.released
+
+
+class Tranche(Base):
+    __tablename__ = "tranches"
+    __table_args__ = (
+        UniqueConstraint("grant_id", "number", name="uq_tranches_grant_number"),
+        CheckConstraint("amount >= 0", name="amount_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    paid_amount: Mapped[Decimal | None] = mapped_column(Money)
+    paid_on: Mapped[dt.date | None] = mapped_column(Date)
+    payment_reference: Mapped[str | None] = mapped_column(String(100), unique=True)
+
+    grant: Mapped[Grant] = relationship(back_populates="tranches")
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("committed_after >= 0 AND disbursed_after >= 0", name="non_negative"),
+        CheckConstraint("envelope_after - committed_after - disbursed_after >= 0",
+                        name="never_overcommitted"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fund_id: Mapped[int] = mapped_column(ForeignKey("funds.id"))
+    kind: Mapped[EntryKind] = mapped_column(Enum(
+        EntryKind, name="kind", native_enum=False, create_constraint=True, length=10,
+        values_callable=lambda e: [m.value for m in e]))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"), index=True)
+    tranche_id: Mapped[int | None] = mapped_column(ForeignKey("tranches.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    envelope_after: Mapped[Decimal] = mapped_column(Money)
+    committed_after: Mapped[Decimal] = mapped_column(Money)
+    disbursed_after: Mapped[Decimal] = mapped_column(Money)
+
+    @property
+    def available_after(self) -> Decimal:
+        return self.envelope_after - self.committed_after - self.disbursed_after
+
+
+class Balance(Base):
+    """Running balances: the fund total (the row every ledger write locks first) and one row
+    per primary objective and per region, so the finance report never sums the ledger."""
+
+    __tablename__ = "balances"
+    __table_args__ = (
+        UniqueConstraint("fund_id", "dimension", "key", name="uq_balances_fund_dimension_key"),
+        CheckConstraint("committed >= 0 AND disbursed >= 0", name="non_negative"),
+        CheckConstraint(f"dimension <> '{TOTAL}' OR envelope - committed - disbursed >= 0",
+                        name="never_overcommitted"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fund_id: Mapped[int] = mapped_column(ForeignKey("funds.id"))
+    dimension: Mapped[str] = mapped_column(String(20))  # total | objective | region
+    key: Mapped[str] = mapped_column(String(100))
+    envelope: Mapped[Decimal] = mapped_column(Money)    # meaningful on the total row only
+    committed: Mapped[Decimal] = mapped_column(Money)
+    disbursed: Mapped[Decimal] = mapped_column(Money)
+    grants: Mapped[int] = mapped_column(Integer)
+    alert: Mapped[bool] = mapped_column(Boolean)         # envelope alert raised (total row)
+
+    @property
+    def available(self) -> Decimal:
+        return self.envelope - self.committed - self.disbursed
+
+
+class LedgerDay(Base):
+    """Balances at the end of each day with ledger activity: the report's history."""
+
+    __tablename__ = "ledger_days"
+
+    fund_id: Mapped[int] = mapped_column(ForeignKey("funds.id"), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    envelope: Mapped[Decimal] = mapped_column(Money)
+    committed: Mapped[Decimal] = mapped_column(Money)
+    disbursed: Mapped[Decimal] = mapped_column(Money)

@@ -1,0 +1,553 @@
+"""The envelope ledger (DESIGN.md §7): approvals, payments, releases, top-ups, the finance
+report and the invariant check.
+
+Every operation starts by locking the fund's total balance row (``BEGIN IMMEDIATE`` already
+serialises writers on SQLite; on PostgreSQL a ``SELECT … FOR UPDATE``), then reads what it
+checks, then moves money with conditional UPDATEs (``WHERE envelope - committed - disbursed >=
+amount``) whose RETURNING values are the running balances written into the entry. So entries
+are totally ordered, each carries the balances after it, and an approval that does not fit
+changes nothing, with many deciders and payers at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, selectinload
+
+from models import (
+    Application,
+    Balance,
+    DomainError,
+    EntryKind,
+    Fund,
+    Grant,
+    LedgerDay,
+    LedgerEntry,
+    NotFound,
+    Status,
+    Tranche,
+)
+from models.ledger import TOTAL
+from models.lifecycle import check_transition
+from rules.money import as_str, eur
+from rules.tranches import TranchePlan, due_date, split
+
+ZERO = Decimal("0.00")
+
+
+class EnvelopeExceeded(DomainError):
+    """The approval does not fit in what is available: nothing was changed."""
+
+
+@dataclass(slots=True)
+class Moved:
+    """Balances after a ledger write, and whether the envelope alert was just raised."""
+
+    envelope: Decimal
+    committed: Decimal
+    disbursed: Decimal
+    alert_raised: bool = False
+
+    @property
+    def available(self) -> Decimal:
+        return self.envelope - self.committed - self.disbursed
+
+
+@dataclass(slots=True)
+class Result:
+    reference: str
+    recorded: bool            # False: the idempotency key was already used, nothing new
+    amount: Decimal
+    moved: Moved | None = None
+    message: str = ""
+
+
+# --- low-level ---------------------------------------------------------------------------
+
+def fund_id(session: Session) -> int:
+    found = session.scalar(select(Fund.id).order_by(Fund.id).limit(1))
+    if found is None:
+        raise NotFound("aucun fonds configuré : lancez « odd17 init »")
+    return found
+
+
+def _lock_total(session: Session, fund: int) -> Balance:
+    query = select(Balance).where(Balance.fund_id == fund, Balance.dimension == TOTAL)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    total = session.scalars(query.execution_options(populate_existing=True)).first()
+    if total is None:
+        raise NotFound("l'enveloppe n'est pas ouverte : lancez « odd17 init »")
+    return total
+
+
+def _move(
+    session: Session,
+    fund: int,
+    *,
+    envelope: Decimal = ZERO,
+    committed: Decimal = ZERO,
+    disbursed: Decimal = ZERO,
+    grants: int = 0,
+    need_available: Decimal | None = None,
+    need_committed: Decimal | None = None,
+    alert_threshold: Decimal,
+) -> Moved | None:
+    """The conditional UPDATE of the total row; ``None`` when its condition does not hold."""
+    b = Balance.__table__.c
+    stmt = (
+        update(Balance.__table__)
+        .where(b.fund_id == fund, b.dimension == TOTAL)
+        .values(envelope=b.envelope + envelope, committed=b.committed + committed,
+                disbursed=b.disbursed + disbursed, grants=b.grants + grants)
+        .returning(b.envelope, b.committed, b.disbursed, b.alert)
+    )
+    if need_available is not None:
+        stmt = stmt.where(b.envelope - b.committed - b.disbursed >= need_available)
+    if need_committed is not None:
+        stmt = stmt.where(b.committed >= need_committed)
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    moved = Moved(row.envelope, row.committed, row.disbursed)
+    below = moved.available < moved.envelope * alert_threshold
+    if below != row.alert:  # crossing: raised once when going under, reset when back above
+        session.execute(update(Balance.__table__)
+                        .where(b.fund_id == fund, b.dimension == TOTAL).values(alert=below))
+        moved.alert_raised = below
+    return moved
+
+
+def _upsert(session: Session):  # type: ignore[no-untyped-def]
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _record(
+    session: Session, fund: int, kind: EntryKind, amount: Decimal, key: str, moved: Moved, *,
+    actor: str, now: dt.datetime, note: str, grant: Grant | None = None,
+    tranche: Tranche | None = None, committed: Decimal = ZERO, disbursed: Decimal = ZERO,
+    grants: int = 0,
+) -> None:
+    """Append the entry, then bump the objective and region balances and the day's row."""
+    session.add(LedgerEntry(
+        fund_id=fund, kind=kind, amount=amount, idempotency_key=key, at=now, actor=actor,
+        note=note, grant_id=grant.id if grant else None,
+        tranche_id=tranche.id if tranche else None, envelope_after=moved.envelope,
+        committed_after=moved.committed, disbursed_after=moved.disbursed,
+    ))
+    insert = _upsert(session)
+    if grant is not None:
+        _bump_dimensions(session, fund, grant, committed=committed, disbursed=disbursed,
+                         grants=grants)
+    day = insert(LedgerDay.__table__).values(
+        fund_id=fund, day=now.date(), envelope=moved.envelope, committed=moved.committed,
+        disbursed=moved.disbursed)
+    session.execute(day.on_conflict_do_update(
+        index_elements=["fund_id", "day"],
+        set_={"envelope": day.excluded.envelope, "committed": day.excluded.committed,
+              "disbursed": day.excluded.disbursed},
+    ))
+    session.flush()
+
+
+def _bump_dimensions(session: Session, fund: int, grant: Grant, *, committed: Decimal = ZERO,
+                     disbursed: Decimal = ZERO, grants: int = 0) -> None:
+    """Add the deltas to the grant's objective and region balances. The rows are created
+    first (with zeros), then updated: an upsert carrying negative deltas would trip the
+    non-negative CHECK on its proposed row before the conflict is resolved (SQLite)."""
+    table = Balance.__table__
+    keys = (("objective", grant.objective), ("region", grant.region))
+    session.execute(_upsert(session)(table).values([
+        {"fund_id": fund, "dimension": dimension, "key": key, "envelope": ZERO,
+         "committed": ZERO, "disbursed": ZERO, "grants": 0, "alert": False}
+        for dimension, key in keys
+    ]).on_conflict_do_nothing())
+    for dimension, key in keys:
+        session.execute(update(table).where(
+            table.c.fund_id == fund, table.c.dimension == dimension, table.c.key == key,
+        ).values(committed=table.c.committed + committed,
+                 disbursed=table.c.disbursed + disbursed, grants=table.c.grants + grants))
+
+
+def _entry(session: Session, key: str) -> LedgerEntry | None:
+    return session.scalars(select(LedgerEntry).where(LedgerEntry.idempotency_key == key)).first()
+
+
+def _application(session: Session, reference: str) -> Application:
+    app = session.scalars(
+        select(Application).where(Application.reference == reference.strip().upper())
+        .execution_options(populate_existing=True)
+    ).first()
+    if app is None:
+        raise NotFound(f"aucun dossier de référence « {reference} »")
+    return app
+
+
+def _grant(session: Session, app: Application) -> Grant:
+    grant = session.scalars(
+        select(Grant).where(Grant.application_id == app.id)
+        .options(selectinload(Grant.tranches)).execution_options(populate_existing=True)
+    ).first()
+    if grant is None:
+        raise NotFound(f"{app.reference} : aucune subvention attribuée à ce dossier "
+                       f"(statut « {app.status} »)")
+    return grant
+
+
+# --- operations --------------------------------------------------------------------------
+
+def open_envelope(session: Session, amount: Decimal, *, actor: str, now: dt.datetime) -> None:
+    """Create the fund's balance row and record the initial envelope as a top-up. Idempotent."""
+    fund = fund_id(session)
+    exists = session.scalar(select(Balance.id).where(Balance.fund_id == fund,
+                                                     Balance.dimension == TOTAL))
+    if exists is None:
+        session.add(Balance(fund_id=fund, dimension=TOTAL, key="", envelope=ZERO,
+                            committed=ZERO, disbursed=ZERO, grants=0, alert=False))
+        session.flush()
+    topup(session, amount, reason="enveloppe initiale du fonds", key="topup:initial",
+          actor=actor, now=now, alert_threshold=Decimal(0))
+
+
+def topup(session: Session, amount: Decimal, *, reason: str, key: str, actor: str,
+          now: dt.datetime, alert_threshold: Decimal) -> Result:
+    if amount <= 0:
+        raise DomainError(f"le montant d'un abondement doit être positif, pas {amount}")
+    fund = fund_id(session)
+    _lock_total(session, fund)
+    if _entry(session, key) is not None:
+        return Result("", False, amount, message="abondement déjà enregistré")
+    moved = _move(session, fund, envelope=amount, alert_threshold=alert_threshold)
+    assert moved is not None
+    _record(session, fund, EntryKind.topup, amount, key, moved, actor=actor, now=now,
+            note=reason)
+    return Result("", True, amount, moved)
+
+
+def approve(
+    session: Session, reference: str, amount: Decimal, *, plan: TranchePlan, actor: str,
+    now: dt.datetime, alert_threshold: Decimal, key: str | None = None, reason: str = "",
+) -> Result:
+    """Reserve ``amount`` for an application in committee, create its grant and tranches and
+    move it to ``approved``; all or nothing. A retried approval (same key) commits once."""
+    fund = fund_id(session)
+    _lock_total(session, fund)
+    app = _application(session, reference)
+    key = key or f"commit:{app.reference}"
+    if _entry(session, key) is not None:
+        return Result(app.reference, False, amount, message="accord déjà enregistré")
+    if amount <= 0:
+        raise DomainError(f"{app.reference} : le montant accordé doit être positif")
+    if amount > app.requested_amount:
+        raise DomainError(f"{app.reference} : le montant accordé ({eur(amount)}) dépasse le "
+                          f"montant demandé ({eur(app.requested_amount)})")
+    check_transition(app.status, Status.approved, app.reference)
+    moved = _move(session, fund, committed=amount, grants=1, need_available=amount,
+                  alert_threshold=alert_threshold)
+    if moved is None:
+        total = _lock_total(session, fund)
+        raise EnvelopeExceeded(
+            f"{app.reference} : l'enveloppe disponible ({eur(total.available)}) ne permet pas "
+            f"d'engager {eur(amount)} ; rien n'a été modifié")
+    document = app.document
+    start = dt.date.fromisoformat(document["start_date"])
+    grant = Grant(application_id=app.id, awarded=amount, disbursed=ZERO, released=ZERO,
+                  objective=app.primary_objective or "", region=app.region, approved_at=now)
+    session.add(grant)
+    session.flush()
+    for number, (spec, part) in enumerate(
+        zip(plan.tranches, split(amount, [t.share for t in plan.tranches]), strict=True),
+        start=1,
+    ):
+        session.add(Tranche(
+            grant_id=grant.id, number=number, label=spec.label, amount=part,
+            due_on=due_date(spec.due, signed_on=now.date(), start=start,
+                            months=int(document["duration_months"])),
+        ))
+    _record(session, fund, EntryKind.commit, amount, key, moved, actor=actor, now=now,
+            note=reason or f"accord {app.reference}", grant=grant, committed=amount, grants=1)
+    app.transition_to(Status.approved, actor=actor, at=now,
+                      reason=reason or f"décision du comité : accord de {eur(amount)}")
+    return Result(app.reference, True, amount, moved)
+
+
+def pay(
+    session: Session, reference: str, tranche_number: int, payment_reference: str, *,
+    paid_on: dt.date, actor: str, now: dt.datetime, alert_threshold: Decimal,
+    amount: Decimal | None = None,
+) -> Result:
+    """Record the payment of a tranche. The same payment reference twice records nothing new;
+    a tranche paid twice, out of order, over what is left of the award, or on a cancelled or
+    closed grant is refused with the reason."""
+    payment_reference = payment_reference.strip()
+    if not payment_reference:
+        raise DomainError("la référence de paiement est obligatoire")
+    fund = fund_id(session)
+    _lock_total(session, fund)
+    app = _application(session, reference)
+    key = f"disburse:{payment_reference}"
+    previous = _entry(session, key)
+    if previous is not None:
+        tranche = session.get(Tranche, previous.tranche_id)
+        grant = session.get(Grant, previous.grant_id)
+        if grant is not None and tranche is not None and grant.application_id == app.id \
+                and tranche.number == tranche_number:
+            return Result(app.reference, False, previous.amount,
+                          message=f"paiement {payment_reference} déjà enregistré")
+        raise DomainError(f"la référence de paiement « {payment_reference} » est déjà "
+                          f"utilisée par un autre versement")
+    grant = _grant(session, app)
+    if app.status not in (Status.approved, Status.active):
+        raise DomainError(f"{app.reference} : subvention au statut « {app.status} », aucun "
+                          "versement n'est possible")
+    by_number = {t.number: t for t in grant.tranches}
+    tranche = by_number.get(tranche_number)
+    if tranche is None:
+        raise DomainError(f"{app.reference} : pas de tranche n°{tranche_number} (tranches 1 à "
+                          f"{len(by_number)})")
+    if tranche.paid_on is not None:
+        raise DomainError(f"{app.reference} : la tranche n°{tranche_number} a déjà été versée "
+                          f"le {tranche.paid_on.isoformat()} (référence "
+                          f"{tranche.payment_reference})")
+    unpaid_before = [n for n, t in by_number.items() if n < tranche_number and t.paid_on is None]
+    if unpaid_before:
+        raise DomainError(f"{app.reference} : la tranche n°{unpaid_before[0]} doit être versée "
+                          f"avant la tranche n°{tranche_number}")
+    amount = tranche.amount if amount is None else amount
+    if amount <= 0:
+        raise DomainError(f"{app.reference} : le montant versé doit être positif")
+    if amount > grant.outstanding:
+        raise DomainError(f"{app.reference} : {eur(amount)} dépasse ce qui reste à verser sur "
+                          f"l'attribution ({eur(grant.outstanding)} sur {eur(grant.awarded)})")
+    moved = _move(session, fund, committed=-amount, disbursed=amount, need_committed=amount,
+                  alert_threshold=alert_threshold)
+    if moved is None:  # pragma: no cover - impossible while the per-grant invariant holds
+        raise DomainError("engagement insuffisant pour ce versement ; lancez odd17 finance --check")
+    grant.disbursed += amount
+    tranche.paid_amount, tranche.paid_on = amount, paid_on
+    tranche.payment_reference = payment_reference
+    session.flush()
+    _record(session, fund, EntryKind.disburse, amount, key, moved, actor=actor, now=now,
+            note=f"{app.reference} tranche {tranche_number} ({tranche.label})", grant=grant,
+            tranche=tranche, committed=-amount, disbursed=amount)
+    if app.status == Status.approved:
+        app.transition_to(Status.active, actor=actor, at=now,
+                          reason=f"premier versement ({payment_reference})")
+    return Result(app.reference, True, amount, moved)
+
+
+def end_grant(
+    session: Session, reference: str, *, cancel: bool, reason: str, actor: str,
+    now: dt.datetime, alert_threshold: Decimal,
+) -> Result:
+    """Cancel (approved or active) or close (active) a grant; what is still committed is
+    released to the envelope."""
+    if cancel and not reason.strip():
+        raise DomainError("une annulation doit être motivée (--motif)")
+    fund = fund_id(session)
+    _lock_total(session, fund)
+    app = _application(session, reference)
+    grant = _grant(session, app)
+    target = Status.cancelled if cancel else Status.closed
+    check_transition(app.status, target, app.reference)
+    left = grant.outstanding
+    moved = None
+    if left > 0:
+        moved = _move(session, fund, committed=-left, grants=-1 if cancel else 0,
+                      need_committed=left, alert_threshold=alert_threshold)
+        assert moved is not None
+        grant.released += left
+        session.flush()
+        _record(session, fund, EntryKind.release, left, f"release:{app.reference}", moved,
+                actor=actor, now=now, note=reason or f"clôture {app.reference}", grant=grant,
+                committed=-left, grants=-1 if cancel else 0)
+    elif cancel:  # nothing left to release, but the grant no longer counts
+        _move(session, fund, grants=-1, alert_threshold=alert_threshold)
+        _bump_dimensions(session, fund, grant, grants=-1)
+    grant.ended_at = now
+    app.transition_to(target, actor=actor, at=now,
+                      reason=reason or ("subvention annulée" if cancel else "projet clos"))
+    return Result(app.reference, left > 0, left, moved)
+
+
+# --- reading -----------------------------------------------------------------------------
+
+def _amounts(row: Balance | LedgerDay) -> dict[str, str]:
+    available = row.envelope - row.committed - row.disbursed
+    return {"envelope": as_str(row.envelope), "committed": as_str(row.committed),
+            "disbursed": as_str(row.disbursed), "available": as_str(available)}
+
+
+def finance_report(session: Session, *, alert_threshold: Decimal) -> dict[str, Any]:
+    """Envelope, committed, disbursed, available, grants, splits and history: read from the
+    running balances, never by summing the ledger (constant time in the ledger's size)."""
+    fund = fund_id(session)
+    rows = session.scalars(select(Balance).where(Balance.fund_id == fund)).all()
+    total = next((r for r in rows if r.dimension == TOTAL), None)
+    if total is None:
+        raise NotFound("l'enveloppe n'est pas ouverte : lancez « odd17 init »")
+
+    def split_by(dimension: str) -> list[dict[str, Any]]:
+        return [
+            {"key": r.key, "committed": as_str(r.committed),
+             "disbursed": as_str(r.disbursed), "grants": r.grants}
+            for r in sorted((r for r in rows if r.dimension == dimension), key=lambda r: r.key)
+            if r.grants or r.committed or r.disbursed
+        ]
+
+    days = session.scalars(select(LedgerDay).where(LedgerDay.fund_id == fund)
+                           .order_by(LedgerDay.day)).all()
+    return {
+        **_amounts(total),
+        "currency": "EUR",
+        "grants": total.grants,
+        "alert": total.alert,
+        "alert_threshold": str(alert_threshold),
+        "by_objective": split_by("objective"),
+        "by_region": split_by("region"),
+        "history": [{"day": d.day.isoformat(), **_amounts(d)} for d in days],
+    }
+
+
+def tranches_due(session: Session, on: dt.date) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Application.reference, Application.title, Tranche.number, Tranche.label,
+               Tranche.amount, Tranche.due_on)
+        .join(Grant, Grant.application_id == Application.id)
+        .join(Tranche, Tranche.grant_id == Grant.id)
+        .where(Tranche.paid_on.is_(None), Tranche.due_on <= on,
+               Application.status.in_((Status.approved, Status.active)))
+        .order_by(Tranche.due_on, Application.reference, Tranche.number)
+    )
+    return [{"reference": r.reference, "title": r.title, "tranche": r.number,
+             "label": r.label, "amount": as_str(r.amount), "due_on": r.due_on.isoformat()}
+            for r in rows]
+
+
+def grant_detail(session: Session, app: Application) -> dict[str, Any] | None:
+    grant = session.scalars(select(Grant).where(Grant.application_id == app.id)
+                            .options(selectinload(Grant.tranches))).first()
+    if grant is None:
+        return None
+    return {
+        "awarded": as_str(grant.awarded), "disbursed": as_str(grant.disbursed),
+        "released": as_str(grant.released), "outstanding": as_str(grant.outstanding),
+        "approved_at": grant.approved_at.isoformat(),
+        "tranches": [
+            {"number": t.number, "label": t.label, "amount": as_str(t.amount),
+             "due_on": t.due_on.isoformat(),
+             "paid_amount": as_str(t.paid_amount) if t.paid_amount is not None else None,
+             "paid_on": t.paid_on.isoformat() if t.paid_on else None,
+             "payment_reference": t.payment_reference}
+            for t in grant.tranches
+        ],
+    }
+
+
+# --- the invariant check -------------------------------------------------------------------
+
+def check(session: Session, *, batch: int = 10_000) -> list[str]:
+    """Verify every invariant of DESIGN.md §7 by replaying the ledger alone; returns the
+    breaches found, each named (empty: all hold)."""
+    breaches: list[str] = []
+    fund = fund_id(session)
+    env = com = dis = ZERO
+    per_grant: dict[int, dict[str, Decimal]] = defaultdict(
+        lambda: {"commit": ZERO, "disburse": ZERO, "release": ZERO, "commits": ZERO})
+    entries = session.execute(
+        select(LedgerEntry.id, LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.grant_id,
+               LedgerEntry.envelope_after, LedgerEntry.committed_after,
+               LedgerEntry.disbursed_after)
+        .where(LedgerEntry.fund_id == fund).order_by(LedgerEntry.id)
+        .execution_options(yield_per=batch)
+    )
+    row: Row[Any]
+    for row in entries:
+        kind, amount, gid = row.kind, row.amount, row.grant_id
+        if amount <= 0:
+            breaches.append(f"entrée n°{row.id} : montant non positif ({amount})")
+        if kind == EntryKind.topup:
+            env += amount
+        elif kind == EntryKind.commit:
+            com += amount
+        elif kind == EntryKind.disburse:
+            com, dis = com - amount, dis + amount
+        else:
+            com -= amount
+        if kind != EntryKind.topup:
+            if gid is None:
+                breaches.append(f"entrée n°{row.id} ({kind}) : sans subvention")
+            else:
+                g = per_grant[gid]
+                g[kind.value] += amount
+                g["commits"] += kind == EntryKind.commit
+        if com < 0 or dis < 0 or env - com - dis < 0:
+            breaches.append(f"entrée n°{row.id} : disponible négatif ou engagement négatif "
+                            f"(enveloppe {env}, engagé {com}, versé {dis})")
+        if (row.envelope_after, row.committed_after, row.disbursed_after) != (env, com, dis):
+            breaches.append(f"entrée n°{row.id} : soldes enregistrés ({row.envelope_after}, "
+                            f"{row.committed_after}, {row.disbursed_after}) différents des "
+                            f"soldes recalculés ({env}, {com}, {dis})")
+    total = session.scalars(select(Balance).where(Balance.fund_id == fund,
+                                                  Balance.dimension == TOTAL)).first()
+    if total is None or (total.envelope, total.committed, total.disbursed) != (env, com, dis):
+        got = (total.envelope, total.committed, total.disbursed) if total else None
+        breaches.append(f"solde du fonds {got} différent du grand livre ({env}, {com}, {dis})")
+    grants = {g.id: g for g in session.scalars(
+        select(Grant).options(selectinload(Grant.tranches)))}
+    for gid, g in per_grant.items():
+        grant = grants.get(gid)
+        if grant is None:
+            breaches.append(f"subvention n°{gid} : citée par le grand livre mais absente")
+            continue
+        ref = grant.application.reference
+        if g["commits"] != 1 or g["commit"] != grant.awarded:
+            breaches.append(f"{ref} : engagé au grand livre {g['commit']} en {g['commits']} "
+                            f"écriture(s), attribué {grant.awarded}")
+        if g["disburse"] > g["commit"]:
+            breaches.append(f"{ref} : versé ({g['disburse']}) supérieur à l'attribué "
+                            f"({g['commit']})")
+        if g["disburse"] + g["release"] > g["commit"]:
+            breaches.append(f"{ref} : versé + libéré supérieur à l'attribué")
+        if (grant.disbursed, grant.released) != (g["disburse"], g["release"]):
+            breaches.append(f"{ref} : versé/libéré de la subvention ({grant.disbursed}, "
+                            f"{grant.released}) différents du grand livre ({g['disburse']}, "
+                            f"{g['release']})")
+    for grant in grants.values():
+        ref = grant.application.reference
+        if grant.id not in per_grant:
+            breaches.append(f"{ref} : subvention sans écriture d'engagement")
+        if sum((t.amount for t in grant.tranches), ZERO) != grant.awarded:
+            breaches.append(f"{ref} : la somme des tranches ne fait pas le montant attribué")
+        paid = sum((t.paid_amount or ZERO for t in grant.tranches), ZERO)
+        if paid != grant.disbursed:
+            breaches.append(f"{ref} : tranches payées ({paid}) différentes du versé "
+                            f"({grant.disbursed})")
+    breaches.extend(_check_dimensions(session, fund, grants.values()))
+    return breaches
+
+
+def _check_dimensions(session: Session, fund: int, grants: Any) -> list[str]:
+    expected: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [ZERO, ZERO, 0])
+    for grant in grants:
+        live = grant.application.status != Status.cancelled
+        for key in (("objective", grant.objective), ("region", grant.region)):
+            expected[key][0] += grant.outstanding
+            expected[key][1] += grant.disbursed
+            expected[key][2] += int(live)
+    breaches = []
+    rows = session.scalars(select(Balance).where(Balance.fund_id == fund,
+                                                 Balance.dimension != TOTAL))
+    found = {(r.dimension, r.key): [r.committed, r.disbursed, r.grants] for r in rows}
+    for key in set(expected) | set(found):
+        if found.get(key, [ZERO, ZERO, 0]) != expected.get(key, [ZERO, ZERO, 0]):
+            breaches.append(f"solde par {key[0]} « {key[1]} » {found.get(key)} différent des "
+                            f"subventions {expected.get(key)}")
+    return breaches
