@@ -98,6 +98,17 @@ def test_approval_that_does_not_fit_changes_nothing(engine: Engine) -> None:
     assert breaches(engine) == []
 
 
+def test_approval_that_only_partly_fits_is_refused(engine: Engine) -> None:
+    refs = in_committee(engine, 11, requested="200000.00")
+    for ref in refs[:9]:
+        approve(engine, ref, "200000")
+    approve(engine, refs[9], "150000")  # 50,000.00 left
+    with pytest.raises(ledger.EnvelopeExceeded, match="50\u202f000,00"):
+        approve(engine, refs[10], "50000.01")
+    approve(engine, refs[10], "50000.00")  # exactly what is left fits
+    assert report(engine)["available"] == "0.00"
+
+
 @pytest.mark.parametrize(("amount", "message"), [
     ("0", "doit être positif"), ("100000.01", "dépasse le montant demandé")])
 def test_approval_amount_is_checked(engine: Engine, amount: str, message: str) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -34,6 +34,7 @@ from models import (
     Status,
     Tranche,
 )
+from models.base import Money
 from models.ledger import TOTAL
 from models.lifecycle import check_transition
 from rules.money import as_str, eur
@@ -105,14 +106,14 @@ def _move(
     stmt = (
         update(Balance.__table__)
         .where(b.fund_id == fund, b.dimension == TOTAL)
-        .values(envelope=b.envelope + envelope, committed=b.committed + committed,
-                disbursed=b.disbursed + disbursed, grants=b.grants + grants)
+        .values(envelope=b.envelope + _cents(envelope), committed=b.committed + _cents(committed),
+                disbursed=b.disbursed + _cents(disbursed), grants=b.grants + grants)
         .returning(b.envelope, b.committed, b.disbursed, b.alert)
     )
     if need_available is not None:
-        stmt = stmt.where(b.envelope - b.committed - b.disbursed >= need_available)
+        stmt = stmt.where(b.envelope - b.committed - b.disbursed >= _cents(need_available))
     if need_committed is not None:
-        stmt = stmt.where(b.committed >= need_committed)
+        stmt = stmt.where(b.committed >= _cents(need_committed))
     row = session.execute(stmt).first()
     if row is None:
         return None
@@ -123,6 +124,12 @@ def _move(
                         .where(b.fund_id == fund, b.dimension == TOTAL).values(alert=below))
         moved.alert_raised = below
     return moved
+
+
+def _cents(amount: Decimal) -> Any:
+    """An amount bound explicitly as Money (integer cents). Arithmetic on Money columns loses
+    the column type, and a bare Decimal would then be compared, in euros, with cents."""
+    return literal(amount, Money())
 
 
 def _upsert(session: Session):  # type: ignore[no-untyped-def]
@@ -172,8 +179,8 @@ def _bump_dimensions(session: Session, fund: int, grant: Grant, *, committed: De
     for dimension, key in keys:
         session.execute(update(table).where(
             table.c.fund_id == fund, table.c.dimension == dimension, table.c.key == key,
-        ).values(committed=table.c.committed + committed,
-                 disbursed=table.c.disbursed + disbursed, grants=table.c.grants + grants))
+        ).values(committed=table.c.committed + _cents(committed),
+                 disbursed=table.c.disbursed + _cents(disbursed), grants=table.c.grants + grants))
 
 
 def _entry(session: Session, key: str) -> LedgerEntry | None:

@@ -1,0 +1,164 @@
+"""A hypothesis state machine drives the ledger and a plain model side by side: every balance
+must agree after every step, and `check` must find nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from models import DomainError, IllegalTransition
+from odd17.db import dispose_engines, engine_for, unit_of_work
+from odd17.services import ledger
+from rules.tranches import DEFAULT_PLAN, split
+from tests.conftest import fresh_database_url
+from tests.factories import in_committee
+
+T = Decimal("0.10")
+SHARES = [t.share for t in DEFAULT_PLAN.tranches]
+APPS = 6
+SEEN: Counter[str] = Counter()
+amounts = st.integers(min_value=1_00, max_value=150_000_00).map(lambda c: Decimal(c) / 100)
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.engine = engine_for(url)
+        self.now = dt.datetime(2026, 12, 2, 9, tzinfo=dt.UTC)
+        self.refs = in_committee(self.engine, APPS, requested="150000.00")
+        # 1.8 M€ committed up front, so the envelope runs out within a few steps
+        fillers = in_committee(self.engine, 9, requested="200000.00", start=100)
+        with unit_of_work(self.engine) as s:
+            for ref in fillers:
+                ledger.approve(s, ref, Decimal("200000"), plan=DEFAULT_PLAN, actor="m",
+                               now=self.now, alert_threshold=T)
+        self.envelope, self.committed, self.disbursed = Decimal("2000000.00"), \
+            Decimal("1800000.00"), Decimal(0)
+        self.fillers = len(fillers)
+        self.grants: dict[str, dict] = {}  # ref -> {tranches, paid, status}
+        self.payment_refs: dict[str, tuple[str, int]] = {}
+        self.spent = Decimal(0)
+
+    def tick(self) -> dt.datetime:
+        self.now += dt.timedelta(hours=1)
+        return self.now
+
+    @rule(i=st.integers(0, APPS - 1), amount=amounts, big=st.booleans())
+    def approve(self, i: int, amount: Decimal, big: bool) -> None:
+        ref = self.refs[i]
+        if big:  # mostly large approvals, so the envelope runs out and refusals happen
+            amount = Decimal("150000.00")
+        available = self.envelope - self.committed - self.disbursed
+        try:
+            with unit_of_work(self.engine) as s:
+                result = ledger.approve(s, ref, amount, plan=DEFAULT_PLAN, actor="m",
+                                        now=self.tick(), alert_threshold=T,
+                                        key=f"k-{ref}-{amount}")
+        except ledger.EnvelopeExceeded:
+            SEEN["refused"] += 1
+            assert ref not in self.grants and amount > available
+            return
+        except IllegalTransition:
+            assert ref in self.grants
+            return
+        if not result.recorded:  # the same key again: a retried approval commits once
+            assert self.grants[ref]["awarded"] == amount
+            return
+        assert ref not in self.grants and amount <= available
+        SEEN["approved"] += 1
+        self.committed += amount
+        self.grants[ref] = {"tranches": split(amount, SHARES), "paid": [], "status": "approved",
+                            "awarded": amount}
+
+    @rule(i=st.integers(0, APPS - 1), n=st.none() | st.integers(1, 3),
+          pref=st.integers(0, 15))
+    def pay(self, i: int, n: int | None, pref: int) -> None:
+        ref, payment = self.refs[i], f"P{pref}"
+        grant = self.grants.get(ref)
+        if n is None:  # mostly the tranche that is due next
+            n = len(grant["paid"]) + 1 if grant and len(grant["paid"]) < 3 else 1
+        try:
+            with unit_of_work(self.engine) as s:
+                result = ledger.pay(s, ref, n, payment, paid_on=self.now.date(), actor="m",
+                                    now=self.tick(), alert_threshold=T)
+        except DomainError:
+            ok = (grant is not None and grant["status"] in ("approved", "active")
+                  and len(grant["paid"]) == n - 1 and payment not in self.payment_refs)
+            assert not ok, f"payment {payment} of {ref} tranche {n} should have passed"
+            return
+        if not result.recorded:
+            assert self.payment_refs[payment] == (ref, n)
+            return
+        assert grant is not None and len(grant["paid"]) == n - 1
+        amount = grant["tranches"][n - 1]
+        assert result.amount == amount
+        SEEN["paid"] += 1
+        grant["paid"].append(amount)
+        grant["status"] = "active"
+        self.payment_refs[payment] = (ref, n)
+        self.committed -= amount
+        self.disbursed += amount
+
+    @rule(i=st.integers(0, APPS - 1), cancel=st.booleans())
+    def end(self, i: int, cancel: bool) -> None:
+        ref = self.refs[i]
+        grant = self.grants.get(ref)
+        try:
+            with unit_of_work(self.engine) as s:
+                ledger.end_grant(s, ref, cancel=cancel, reason="fin", actor="m",
+                                 now=self.tick(), alert_threshold=T)
+        except DomainError:
+            allowed = {"approved", "active"} if cancel else {"active"}
+            assert grant is None or grant["status"] not in allowed
+            return
+        assert grant is not None
+        left = grant["awarded"] - sum(grant["paid"], Decimal(0))
+        self.committed -= left
+        grant["status"] = "cancelled" if cancel else "closed"
+
+    @rule(amount=amounts)
+    def topup(self, amount: Decimal) -> None:
+        with unit_of_work(self.engine) as s:
+            ledger.topup(s, amount, reason="CA", key=f"t-{self.now.isoformat()}", actor="m",
+                         now=self.tick(), alert_threshold=T)
+        self.envelope += amount
+
+    @invariant()
+    def balances_agree_with_the_model(self) -> None:
+        with unit_of_work(self.engine) as s:
+            report = ledger.finance_report(s, alert_threshold=T)
+            assert ledger.check(s) == []
+        assert Decimal(report["envelope"]) == self.envelope
+        assert Decimal(report["committed"]) == self.committed
+        assert Decimal(report["disbursed"]) == self.disbursed
+        assert Decimal(report["available"]) >= 0
+        live = self.fillers + sum(g["status"] != "cancelled" for g in self.grants.values())
+        assert report["grants"] == live
+
+
+def test_ledger_behaves_like_its_model(template_url: str, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = iter(range(10_000))
+
+    def machine() -> LedgerMachine:
+        folder = tmp_path / f"run{next(counter)}"
+        folder.mkdir()
+        generator = fresh_database_url(template_url, folder)
+        url = next(generator)
+        machine = LedgerMachine(url)
+        machine.teardown = lambda: next(generator, None)  # type: ignore[method-assign]
+        return machine
+
+    run_state_machine_as_test(machine, settings=settings(
+        max_examples=15, stateful_step_count=20, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
+    dispose_engines()
+    # the run explored what matters: refusals for lack of envelope, approvals, payments
+    assert SEEN["refused"] and SEEN["approved"] and SEEN["paid"], SEEN
