@@ -6,6 +6,7 @@ from models.errors import ConcurrentChange, DomainError, IllegalTransition, NotF
 from models.fund import Call, Fund, ReferenceCounter
 from models.ledger import Balance, EntryKind, Grant, LedgerDay, LedgerEntry, Tranche
 from models.lifecycle import TRANSITIONS, Status, check_transition
+from models.review import Decision, Recusal, Review, Reviewer
 
 __all__ = [
     "TRANSITIONS",
@@ -14,6 +15,7 @@ __all__ = [
     "Base",
     "Call",
     "ConcurrentChange",
+    "Decision",
     "DomainError",
     "EligibilityEvaluation",
     "EntryKind",
@@ -24,7 +26,10 @@ __all__ = [
     "LedgerEntry",
     "NotFound",
     "Organisation",
+    "Recusal",
     "ReferenceCounter",
+    "Review",
+    "Reviewer",
     "Status",
     "StatusChange",
     "Tranche",

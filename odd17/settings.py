@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rules.eligibility import EligibilityPolicy
+from rules.review import ReviewPolicy
 from rules.tranches import DEFAULT_PLAN, TranchePlan, TrancheSpec
 
 
@@ -96,6 +97,7 @@ class FundConfig(BaseModel):
     eligibility: EligibilityPolicy
     disbursement: DisbursementConfig = Field(default_factory=DisbursementConfig)
     open_data: OpenDataConfig = Field(default_factory=OpenDataConfig)
+    review: ReviewPolicy = Field(default_factory=ReviewPolicy)
 
     @model_validator(mode="after")
     def _plan_is_valid(self) -> FundConfig:

@@ -146,6 +146,7 @@ class Cofunding(_Strict):
     funder: str = Field(min_length=1, max_length=200)
     kind: OrgKind
     amount: Money
+    siret: Identifier | None = None  # optional (an odd17 addition): conflicts of interest
 
 
 def _unique(values: list[Any]) -> list[Any]:
@@ -250,7 +251,9 @@ def explain(exc: ValidationError, language: str = "fr") -> list[dict[str, str]]:
         loc = tuple(err["loc"])
         kind = err["type"]
         ctx = dict(err.get("ctx") or {})
-        if language == "fr" and kind in _FR:
+        if kind == "value_error" and ctx.get("error"):  # our validators' own (French) words
+            message = str(ctx["error"])
+        elif language == "fr" and kind in _FR:
             try:
                 message = _FR[kind].format(**ctx)
             except (KeyError, IndexError):

@@ -69,15 +69,11 @@ def jsonl(docs: list[dict[str, Any]]) -> str:
 DELETE = object()
 
 
-def in_committee(engine, count: int, *, requested: str = "100000.00", start: int = 0,
-                 **changes: Any) -> list[str]:  # type: ignore[no-untyped-def]
-    """``count`` applications taken through intake and eligibility to ``committee``."""
+def eligible(engine, count: int, *, requested: str = "100000.00", start: int = 0,
+             **changes: Any) -> list[str]:  # type: ignore[no-untyped-def]
+    """``count`` applications taken through intake and eligibility: ``eligible``."""
     import datetime as dt
 
-    from sqlalchemy import select
-
-    from models import Application, Status
-    from odd17.db import unit_of_work
     from odd17.services import eligibility, intake
     from rules.eligibility import EligibilityPolicy
 
@@ -87,7 +83,23 @@ def in_committee(engine, count: int, *, requested: str = "100000.00", start: int
     raws = [intake.RawDocument(f"c{i}", d) for i, d in enumerate(docs)]
     refs = [o.reference for o in intake.submit_documents(engine, raws, now=now, actor="t")]
     ids = eligibility.candidate_ids(engine, references=refs)
-    eligibility.evaluate_ids(engine, ids, EligibilityPolicy(), now=now, actor="t")
+    verdicts = eligibility.evaluate_ids(engine, ids, EligibilityPolicy(), now=now, actor="t")
+    assert all(v.status == "eligible" for v in verdicts), verdicts
+    return [r for r in refs if r]
+
+
+def in_committee(engine, count: int, *, requested: str = "100000.00", start: int = 0,
+                 **changes: Any) -> list[str]:  # type: ignore[no-untyped-def]
+    """``count`` applications taken through intake and eligibility to ``committee``."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from models import Application, Status
+    from odd17.db import unit_of_work
+
+    now = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    refs = eligible(engine, count, requested=requested, start=start, **changes)
     with unit_of_work(engine) as session:
         for app in session.scalars(select(Application).where(Application.reference.in_(refs))):
             app.transition_to(Status.in_review, actor="t", at=now)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from models import Application, NotFound, Status
 from odd17.services.ledger import grant_detail
+from odd17.services.review import review_detail
 from rules.money import as_str
 
 
@@ -56,6 +57,7 @@ def application_detail(session: Session, reference: str) -> dict[str, Any]:
         "eligibility_ruleset": latest.ruleset if latest else None,
         "eligibility_policy": latest.policy_digest if latest else None,
         "evaluated_at": _iso(latest.evaluated_at) if latest else None,
+        **review_detail(session, app),
         "grant": grant_detail(session, app),
         "history": [
             {

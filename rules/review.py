@@ -1,0 +1,145 @@
+"""Committee review policy (DESIGN.md §6): conflicts of interest, the scoring rubric, quorum,
+assignment order and the funding proposal. Pure functions on plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CRITERIA = ("pertinence", "alliance", "impact", "innovation", "modele")
+
+
+class ReviewPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reviewers_per_application: int = Field(2, ge=1, le=10)
+    weights: dict[str, int] = Field(default_factory=lambda: {
+        "pertinence": 3, "alliance": 3, "impact": 2, "innovation": 2, "modele": 2})
+    min_score: int = 0
+    max_score: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """Someone taking part in an application, by SIREN."""
+
+    role: str   # porteur | partenaire | cofinanceur
+    name: str
+    siren: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    reason: str
+
+
+def siren_of(siret_or_siren: str | None) -> str | None:
+    """The SIREN: the first 9 digits of a SIRET (or a SIREN as given)."""
+    if not siret_or_siren:
+        return None
+    digits = "".join(ch for ch in siret_or_siren if ch.isdigit())
+    return digits[:9] if len(digits) >= 9 else None
+
+
+def parties(document: Mapping[str, Any]) -> list[Party]:
+    """Lead, partners and cofunders with a SIREN. A cofunder carries one when it gives a
+    ``siret``, or when it is also a partner or the lead (matched by name)."""
+    found: list[Party] = []
+    by_name: dict[str, str] = {}
+    members = [("porteur", document["lead"])] + [("partenaire", p)
+                                                 for p in document.get("partners", ())]
+    for role, org in members:
+        siren = siren_of(org.get("siret"))
+        if siren:
+            found.append(Party(role, org["name"], siren))
+            by_name[" ".join(org["name"].casefold().split())] = siren
+    for cofunder in document.get("cofunding", ()):
+        siren = siren_of(cofunder.get("siret")) or by_name.get(
+            " ".join(cofunder["funder"].casefold().split()))
+        if siren:
+            found.append(Party("cofinanceur", cofunder["funder"], siren))
+    return found
+
+
+def conflicts(reviewer_siren: str | None, interests: Iterable[str],
+              application_parties: Sequence[Party]) -> list[Conflict]:
+    """Every reason a reviewer is conflicted: their organisation's SIREN, or a declared
+    interest, equals the SIREN of the lead, a partner or a cofunder."""
+    reasons = []
+    declared = {siren_of(i) for i in interests} - {None}
+    for party in application_parties:
+        if reviewer_siren and party.siren == reviewer_siren:
+            reasons.append(Conflict(f"son organisation (SIREN {party.siren}) est {party.role} "
+                                    f"du projet ({party.name})"))
+        elif party.siren in declared:
+            reasons.append(Conflict(f"intérêt déclaré dans {party.name} (SIREN {party.siren}), "
+                                    f"{party.role} du projet"))
+    return reasons
+
+
+def validate_scores(scores: Mapping[str, Any], policy: ReviewPolicy) -> list[str]:
+    """What is wrong with a set of scores, in French (empty: valid)."""
+    problems = []
+    for criterion in policy.weights:
+        value = scores.get(criterion)
+        if value is None:
+            problems.append(f"critère « {criterion} » manquant")
+        elif isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{criterion} : note entière attendue, pas « {value} »")
+        elif not policy.min_score <= value <= policy.max_score:
+            problems.append(f"{criterion} : note {value} hors de l'échelle "
+                            f"{policy.min_score}–{policy.max_score}")
+    for criterion in scores:
+        if criterion not in policy.weights:
+            problems.append(f"critère inconnu « {criterion} » (critères : "
+                            f"{', '.join(policy.weights)})")
+    return problems
+
+
+def weighted(scores: Mapping[str, int], policy: ReviewPolicy) -> Decimal:
+    """Σ w·s / Σ w, to three decimals."""
+    total = sum(policy.weights.values())
+    value = Decimal(sum(policy.weights[c] * scores[c] for c in policy.weights)) / total
+    return value.quantize(Decimal("0.001"), rounding=ROUND_HALF_EVEN)
+
+
+def mean(values: Sequence[Decimal]) -> Decimal | None:
+    if not values:
+        return None
+    return (sum(values, Decimal(0)) / len(values)).quantize(Decimal("0.001"),
+                                                             rounding=ROUND_HALF_EVEN)
+
+
+def has_quorum(present: int, eligible_members: int) -> bool:
+    """More than half of the non-recused committee members are present."""
+    return eligible_members > 0 and present * 2 > eligible_members
+
+
+def pick_reviewers(candidates: Sequence[tuple[str, int]], needed: int) -> list[str]:
+    """Fewest current assignments first, then by email: deterministic."""
+    return [email for email, _ in sorted(candidates, key=lambda c: (c[1], c[0]))[:needed]]
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    reference: str
+    score: Decimal
+    amount: Decimal
+    funded: bool
+
+
+def propose(ranked: Sequence[tuple[str, Decimal, Decimal]], available: Decimal) -> list[Proposal]:
+    """Best score first, each fully funded while the remaining envelope allows; from the first
+    one that does not fit, the rest are not proposed (the ranking is not reordered)."""
+    proposals, left, open_ = [], available, True
+    for reference, score, amount in sorted(ranked, key=lambda r: (-r[1], r[0])):
+        fits = open_ and amount <= left
+        if fits:
+            left -= amount
+        else:
+            open_ = False
+        proposals.append(Proposal(reference, score, amount, fits))
+    return proposals

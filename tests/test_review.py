@@ -1,0 +1,150 @@
+"""Committee review: conflicts, assignment, scoring, quorum, decisions, the review flow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from models import Application, Decision, DomainError, Review, Reviewer
+from odd17.db import unit_of_work
+from odd17.services import review
+from rules.review import Party, ReviewPolicy, conflicts, has_quorum, parties, propose, weighted
+from tests.factories import application, eligible, make_siret
+from tests.test_cli import cli
+
+POLICY = ReviewPolicy()
+NOW = dt.datetime(2026, 12, 3, 9, tzinfo=dt.UTC)
+LEAD = application()["lead"]["siret"][:9]          # 526018155
+PARTNER = application()["partners"][0]["siret"][:9]  # 016613184
+
+
+def siren(n: int) -> str:
+    return make_siret(n)[:9]
+
+
+# --- pure policy --------------------------------------------------------------------------
+
+def test_conflicts_by_lead_partner_cofunder_and_interest() -> None:
+    doc = application(cofunding=[
+        {"funder": "Banque des Territoires", "kind": "etat", "amount": "1000",
+         "siret": make_siret(77)},
+        {"funder": "Logistique Seine Aval SAS", "kind": "entreprise", "amount": "1000"},
+    ])
+    found = parties(doc)
+    assert [(p.role, p.siren) for p in found] == [
+        ("porteur", LEAD), ("partenaire", PARTNER), ("partenaire", "390996031"),
+        ("cofinanceur", siren(77)), ("cofinanceur", PARTNER)]  # the last one matched by name
+    assert "porteur" in conflicts(LEAD, [], found)[0].reason
+    assert "partenaire" in conflicts(PARTNER, [], found)[0].reason
+    assert "cofinanceur" in conflicts(siren(77), [], found)[0].reason
+    assert "intérêt déclaré" in conflicts(siren(5), [LEAD], found)[0].reason
+    assert conflicts(siren(5), [siren(6)], found) == []
+    assert conflicts(None, [], found) == []
+
+
+def test_rubric() -> None:
+    from rules.review import validate_scores
+
+    full = dict.fromkeys(POLICY.weights, 5)
+    assert validate_scores(full, POLICY) == [] and weighted(full, POLICY) == Decimal("5.000")
+    mixed = {"pertinence": 4, "alliance": 3, "impact": 2, "innovation": 5, "modele": 1}
+    assert weighted(mixed, POLICY) == Decimal("3.083")  # (12 + 9 + 4 + 10 + 2) / 12
+    problems = validate_scores({"pertinence": 6, "alliance": "3", "impact": True,
+                                "innovation": 2, "bonus": 1}, POLICY)
+    assert problems == ["pertinence : note 6 hors de l'échelle 0–5",
+                        "alliance : note entière attendue, pas « 3 »",
+                        "impact : note entière attendue, pas « True »",
+                        "critère « modele » manquant",
+                        "critère inconnu « bonus » (critères : pertinence, alliance, impact, "
+                        "innovation, modele)"]
+
+
+@pytest.mark.parametrize(("present", "members", "ok"), [
+    (3, 5, True), (2, 5, False), (2, 4, False), (3, 4, True), (1, 1, True), (0, 0, False)])
+def test_quorum_is_more_than_half(present: int, members: int, ok: bool) -> None:
+    assert has_quorum(present, members) is ok
+
+
+def test_proposal_stops_at_the_first_that_does_not_fit() -> None:
+    ranked = [("A", Decimal("4.5"), Decimal("100")), ("B", Decimal("4.8"), Decimal("150")),
+              ("C", Decimal("3.0"), Decimal("10")), ("D", Decimal("4.0"), Decimal("200"))]
+    result = [(p.reference, p.funded) for p in propose(ranked, Decimal("300"))]
+    assert result == [("B", True), ("A", True), ("D", False), ("C", False)]
+
+
+# --- reviewers ----------------------------------------------------------------------------
+
+def test_import_keeps_good_rows_and_names_bad_ones(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "evaluateurs.csv"
+    path.write_text(
+        "name,email,siren,interests,committee\n"
+        f"Anne Dupuis,anne@eval.example.org,{siren(1)},{LEAD};{siren(2)},oui\n"
+        "Sans Email,,,,\n"
+        f"Bruno Martin,bruno@eval.example.org,123456789,,non\n"
+        f"Chloé Bernard,chloe@eval.example.org,{siren(3)},,non\n"
+    )
+    code, out, err = cli("reviewers", "import", str(path), "--json")
+    assert code == 1
+    result = json.loads(out)
+    assert (result["created"], result["updated"]) == (2, 0)
+    assert [r["source"].rsplit(":", 1)[1] for r in result["refused"]] == ["3", "4"]
+    assert "email" in result["refused"][0]["errors"]
+    assert "SIREN invalide" in result["refused"][1]["errors"]
+    listed = json.loads(cli("reviewers", "list", "--json")[1])
+    assert [(r["email"], r["committee"], r["interests"]) for r in listed] == [
+        ("anne@eval.example.org", True, [LEAD, siren(2)]),
+        ("chloe@eval.example.org", False, [])]
+
+
+# --- assignment ---------------------------------------------------------------------------
+
+def add_reviewers(engine: Engine, count: int, committee: int = 0, **extra: object) -> list[str]:
+    emails = []
+    with unit_of_work(engine) as s:
+        for i in range(count):
+            data = review.ReviewerIn(name=f"Évaluateur {i}", email=f"r{i:02d}@eval.example.org",
+                                     siren=siren(500 + i), committee=i < committee,
+                                     **extra)  # type: ignore[arg-type]
+            review.add_reviewer(s, data, NOW)
+            emails.append(data.email)
+    return emails
+
+
+def test_assignment_balances_and_excludes_conflicts(engine: Engine) -> None:
+    refs = eligible(engine, 300)
+    add_reviewers(engine, 12)
+    with unit_of_work(engine) as s:  # r00 works for every lead's... partner: conflicted
+        r00 = s.scalars(select(Reviewer).where(Reviewer.email == "r00@eval.example.org")).one()
+        r00.interests = [PARTNER]
+    with unit_of_work(engine) as s:
+        result = review.assign(s, None, POLICY, actor="t", now=NOW)
+    assert len(result.assigned) == 300 and result.short == {}
+    load = Counter(e for emails in result.assigned.values() for e in emails)
+    assert "r00@eval.example.org" not in load
+    assert sum(load.values()) == 600
+    assert max(load.values()) - min(load.values()) <= 1, load  # 600 over 11: 54 or 55
+    with unit_of_work(engine) as s:
+        detail = review.review_detail(s, s.scalars(select(Application)).first())  # type: ignore[arg-type]
+        assert detail["recusals"][0]["reviewer"] == "r00@eval.example.org"
+        assert "intérêt déclaré" in detail["recusals"][0]["reason"]
+        assert {a.status for a in s.scalars(select(Application))} == {"in_review"}
+    assert len(refs) == 300
+
+
+def test_too_few_reviewers_keeps_the_application_eligible(engine: Engine) -> None:
+    [ref] = eligible(engine, 1)
+    with unit_of_work(engine) as s:
+        review.add_reviewer(s, review.ReviewerIn(name="A", email="a@e.example.org",
+                                                 siren=PARTNER), NOW)
+        review.add_reviewer(s, review.ReviewerIn(name="B", email="b@e.example.org"), NOW)
+        result = review.assign(s, None, POLICY, actor="t", now=NOW)
+    assert result.short == {ref: 1} and result.assigned == {}
+    with unit_of_work(engine) as s:
+        assert s.scalars(select(Application.status)).one() == "eligible"
+        assert s.scalars(select(Review)).all() == []
