@@ -37,7 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # errors stay one line each
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Sortie JSON stable (voir README).")]
 STATUS_STYLE = {

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -96,10 +97,22 @@ def _strip_spaces(value: Any) -> Any:
     return re.sub(r"[\s.]", "", value) if isinstance(value, str) else value
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_control_chars(value: str) -> str:
+    # NUL and the like have no place in an application and PostgreSQL text refuses NUL.
+    if _CONTROL.search(value):
+        raise PydanticCustomError("control_char", "control characters are not allowed")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control_chars)]
 Money = Annotated[Decimal, BeforeValidator(_parse_money)]
 IsoDate = Annotated[dt.date, BeforeValidator(_parse_date)]
 Email = Annotated[str, BeforeValidator(_parse_email)]
-Identifier = Annotated[str, BeforeValidator(_strip_spaces), Field(min_length=1, max_length=20)]
+Identifier = Annotated[str, BeforeValidator(_strip_spaces), AfterValidator(_no_control_chars),
+                       Field(min_length=1, max_length=20)]
 
 
 class _Strict(BaseModel):
@@ -107,12 +120,12 @@ class _Strict(BaseModel):
 
 
 class Organisation(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     kind: OrgKind
     siret: Identifier | None = None
     rna: Identifier | None = None
     email: Email | None = None
-    contact_name: str | None = Field(None, max_length=200)
+    contact_name: Text | None = Field(None, max_length=200)
 
     @field_validator("rna")
     @classmethod
@@ -132,9 +145,9 @@ class Lead(Organisation):
 
 
 class Territory(_Strict):
-    region: str = Field(min_length=1, max_length=100)
-    department: str = Field(min_length=1, max_length=5)
-    commune_insee: str | None = Field(None, pattern=r"^(\d{5}|2[AB]\d{3})$")
+    region: Text = Field(min_length=1, max_length=100)
+    department: Text = Field(min_length=1, max_length=5)
+    commune_insee: Text | None = Field(None, pattern=r"^(\d{5}|2[AB]\d{3})$")
 
     @field_validator("department")
     @classmethod
@@ -143,7 +156,7 @@ class Territory(_Strict):
 
 
 class Cofunding(_Strict):
-    funder: str = Field(min_length=1, max_length=200)
+    funder: Text = Field(min_length=1, max_length=200)
     kind: OrgKind
     amount: Money
     siret: Identifier | None = None  # optional (an odd17 addition): conflicts of interest
@@ -156,9 +169,9 @@ def _unique(values: list[Any]) -> list[Any]:
 
 
 class ApplicationDocument(_Strict):
-    call: str | None = Field(None, min_length=1, max_length=50)
-    title: str = Field(min_length=5, max_length=200)
-    summary: str = Field(min_length=1, max_length=4000)
+    call: Text | None = Field(None, min_length=1, max_length=50)
+    title: Text = Field(min_length=5, max_length=200)
+    summary: Text = Field(min_length=1, max_length=4000)
     lead: Lead
     partners: list[Organisation] = Field(default_factory=list, max_length=50)
     objectives: list[Objective] = Field(default_factory=list)
@@ -169,7 +182,7 @@ class ApplicationDocument(_Strict):
     cofunding: list[Cofunding] = Field(default_factory=list, max_length=50)
     start_date: IsoDate
     duration_months: StrictInt = Field(ge=1, le=240)
-    documents: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+    documents: list[Annotated[Text, Field(min_length=1, max_length=100)]] = Field(
         default_factory=list, max_length=100
     )
 
@@ -220,6 +233,7 @@ _FR: dict[str, str] = {
     "iso_date": "date invalide : format ISO attendu AAAA-MM-JJ (ex. « 2027-03-01 »)",
     "unique": "valeurs répétées",
     "email": "adresse e-mail invalide",
+    "control_char": "caractère de contrôle interdit (par exemple NUL)",
 }
 
 _EN: dict[str, str] = {
@@ -229,6 +243,7 @@ _EN: dict[str, str] = {
     "iso_date": "invalid date: expected ISO format YYYY-MM-DD (e.g. \"2027-03-01\")",
     "unique": "values must not repeat",
     "email": "invalid email address",
+    "control_char": "control characters (such as NUL) are not allowed",
     "extra_forbidden": "unknown field (not part of the application format)",
 }
 

@@ -205,3 +205,13 @@ def test_read_sources_files_folders_and_lines(tmp_path: Path) -> None:
     assert errors[4:] == ["fichier non encodé en UTF-8", "fichier introuvable",
                           "dossier sans fichier .json ni .jsonl",
                           "extension non prise en charge (attendu .json ou .jsonl)"]
+
+
+@pytest.mark.parametrize("field", ["title", "summary"])
+def test_control_characters_are_refused(engine: Engine, field: str) -> None:
+    [outcome] = submit(engine, application(**{field: "Projet\x00 caché"}))
+    assert outcome.errors == [{"field": field,
+                               "message": "caractère de contrôle interdit (par exemple NUL)"}]
+    [lead] = submit(engine, application(lead={**application()["lead"], "siret": "5260\x00"}))
+    assert lead.errors[0]["field"] == "lead.siret"
+    assert counts(engine) == (0, 0, 0)

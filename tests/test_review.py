@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from models import Application, Decision, DomainError, Review, Reviewer
+from models import Application, Review, Reviewer
 from odd17.db import unit_of_work
 from odd17.services import review
-from rules.review import Party, ReviewPolicy, conflicts, has_quorum, parties, propose, weighted
+from rules.review import ReviewPolicy, conflicts, has_quorum, parties, propose, weighted
 from tests.factories import application, eligible, make_siret
 from tests.test_cli import cli
 
@@ -89,7 +89,7 @@ def test_import_keeps_good_rows_and_names_bad_ones(engine: Engine, tmp_path: Pat
         f"Bruno Martin,bruno@eval.example.org,123456789,,non\n"
         f"Chloé Bernard,chloe@eval.example.org,{siren(3)},,non\n"
     )
-    code, out, err = cli("reviewers", "import", str(path), "--json")
+    code, out, _ = cli("reviewers", "import", str(path), "--json")
     assert code == 1
     result = json.loads(out)
     assert (result["created"], result["updated"]) == (2, 0)
