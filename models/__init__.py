@@ -6,6 +6,7 @@ from models.errors import ConcurrentChange, DomainError, IllegalTransition, NotF
 from models.fund import Call, Fund, ReferenceCounter
 from models.ledger import Balance, EntryKind, Grant, LedgerDay, LedgerEntry, Tranche
 from models.lifecycle import TRANSITIONS, Status, check_transition
+from models.outbox import MessageStatus, OutboxMessage
 from models.review import Decision, Recusal, Review, Reviewer
 
 __all__ = [
@@ -24,8 +25,10 @@ __all__ = [
     "IllegalTransition",
     "LedgerDay",
     "LedgerEntry",
+    "MessageStatus",
     "NotFound",
     "Organisation",
+    "OutboxMessage",
     "Recusal",
     "ReferenceCounter",
     "Review",

@@ -1,3 +1,2 @@
-"""Email notifications: templates, rendering, the transactional outbox and transports.
-
-Not built yet (issue 5): no email is sent by odd17 today."""
+"""Email notifications (DESIGN.md §8): Jinja2 templates, the transactional outbox, the
+dispatcher and its transports (an .eml folder, or SMTP through yagmail)."""

@@ -659,5 +659,100 @@ def committee_decide(
     _print_alert(result.moved if result else None)
 
 
+outbox_app = typer.Typer(help="Courriels : file d'envoi (outbox).", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[str | None, typer.Option("--status", help="pending, sending, sent "
+                                               "ou failed.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Liste les messages de la file (les plus récents d'abord)."""
+    from models import MessageStatus
+    from odd17.services import mail
+
+    try:
+        wanted = MessageStatus(status) if status else None
+    except ValueError:
+        fail(f"--status : « {status} » inconnu (pending, sending, sent, failed)")
+    with user_errors(), unit_of_work(ready_engine()) as session:
+        rows = mail.list_messages(session, wanted)
+        counts = mail.counts(session)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("n°", "événement", "destinataire", "dossier", "statut", "essais", "détail")
+    for r in rows:
+        table.add_row(str(r["id"]), str(r["event"]), str(r["recipient"]),
+                      str(r["reference"] or "—"), str(r["status"]), str(r["attempts"]),
+                      str(r["last_error"] or r["subject"] or ""))
+    out.print(table)
+    out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "file vide")
+
+
+@outbox_app.command("send")
+def outbox_send(as_json: JsonFlag = False) -> None:
+    """Envoie les messages dus (transport configuré : ODD17_MAIL_TRANSPORT)."""
+    from odd17.services import mail
+
+    with user_errors():
+        report = mail.send_pending(ready_engine())
+    if as_json:
+        print_json({"sent": report.sent, "retried": report.retried, "failed": report.failed,
+                    "errors": report.errors})
+        return
+    out.print(f"{report.sent} envoyé(s), {report.retried} à réessayer, "
+              f"{report.failed} en échec.")
+    for error in report.errors[:20]:
+        err.print(f"[yellow]{error}[/]")
+
+
+@outbox_app.command("retry")
+def outbox_retry(ids: Annotated[list[int] | None, typer.Argument()] = None) -> None:
+    """Remet en file les messages en échec (tous, ou ceux dont on donne les numéros)."""
+    from notifications.dispatch import retry
+
+    with user_errors():
+        count = retry(ready_engine(), ids, utcnow())
+    out.print(f"{count} message(s) remis en file.")
+
+
+@outbox_app.command("preview")
+def outbox_preview(
+    event: str,
+    reference: Annotated[str | None, typer.Argument(help="Dossier dont on prend le dernier "
+                                                    "message de cet événement.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Écrit la partie HTML dans ce "
+                                              "fichier.")] = None,
+) -> None:
+    """Affiche un courriel rendu : exemple fictif, ou le dernier de ce dossier."""
+    from models import OutboxMessage
+    from notifications.events import EXAMPLES
+    from notifications.render import render
+
+    settings = get_settings()
+    with user_errors():
+        context = EXAMPLES.get(event, {})
+        if reference:
+            with unit_of_work(ready_engine()) as session:
+                found = session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.event == event,
+                           OutboxMessage.reference == reference.strip().upper())
+                    .order_by(OutboxMessage.id.desc())).first()
+                if found is None:
+                    fail(f"aucun message « {event} » pour {reference}")
+                context = found.context
+        rendered = render(event, context, fund_name=get_fund_config().fund.name,
+                          override=settings.templates_dir)
+    out.print(f"[bold]Objet :[/] {rendered.subject}\n")
+    out.print(rendered.text, markup=False, highlight=False, soft_wrap=True)
+    if html is not None:
+        html.write_text(rendered.html, "utf-8")
+        err.print(f"Partie HTML écrite : {html}")
+
+
 def main() -> None:
     app()

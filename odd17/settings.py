@@ -34,7 +34,20 @@ class Settings(BaseSettings):
     language: Literal["fr", "en"] = "fr"
     actor: str | None = None
     batch_size: int = Field(2000, ge=1)
+    # Email (DESIGN.md §8). "eml": the embedded default, .eml files in mail_dir.
+    mail_transport: Literal["eml", "smtp"] = "eml"
     mail_dir: Path = Path("outbox")
+    mail_from: str = "Fonds ODD 17 <contact@fonds-odd17.example.org>"
+    finance_email: str = "finance@fonds-odd17.example.org"
+    templates_dir: Path | None = None
+    mail_max_attempts: int = Field(8, ge=1)
+    mail_backoff_seconds: float = Field(30, ge=0)
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
 
     @field_validator("database_url")
     @classmethod

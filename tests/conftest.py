@@ -7,6 +7,7 @@ template (``CREATE DATABASE … TEMPLATE``), so tests never see each other's row
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -56,8 +57,13 @@ def _now():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def template_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database migrated to head with the default fund loaded, to clone for each test."""
+    """A database migrated to head with the default fund loaded, to clone for each test. Its
+    call is open from 2020 to 2040, so that tests dated at a fixed day and tests on the real
+    clock both fall inside it whenever the suite runs."""
     config = load_fund_config(None)
+    wide = config.calls[0].model_copy(update={"opens_on": dt.date(2020, 1, 1),
+                                              "duration_months": 240})
+    config = config.model_copy(update={"calls": [wide]})
     if ON_POSTGRES:
         name = f"odd17_tpl_{uuid.uuid4().hex[:8]}"
         admin = _admin()

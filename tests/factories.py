@@ -77,7 +77,7 @@ def eligible(engine, count: int, *, requested: str = "100000.00", start: int = 0
     from odd17.services import eligibility, intake
     from rules.eligibility import EligibilityPolicy
 
-    now = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    now = dt.datetime.now(dt.UTC)
     docs = [numbered(start + i, requested_amount=requested, total_budget="250000.00", **changes)
             for i in range(count)]
     raws = [intake.RawDocument(f"c{i}", d) for i, d in enumerate(docs)]
@@ -98,7 +98,7 @@ def in_committee(engine, count: int, *, requested: str = "100000.00", start: int
     from models import Application, Status
     from odd17.db import unit_of_work
 
-    now = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    now = dt.datetime.now(dt.UTC)
     refs = eligible(engine, count, requested=requested, start=start, **changes)
     with unit_of_work(engine) as session:
         for app in session.scalars(select(Application).where(Application.reference.in_(refs))):

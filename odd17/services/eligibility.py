@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from models import Application, ConcurrentChange, EligibilityEvaluation, Status, StatusChange
 from models.lifecycle import check_transition
+from notifications.outbox import enqueue, message
 from odd17.db import unit_of_work
 from odd17.services.batching import gc_paused
 from rules.eligibility import RULESET_VERSION, EligibilityPolicy, Facts, evaluate, is_eligible
@@ -92,6 +93,7 @@ class Plan:
     moves: list[dict[str, Any]]
     history: list[dict[str, Any]]
     verdicts: list[Verdict]
+    messages: list[dict[str, Any]]
 
 
 def plan(
@@ -103,7 +105,7 @@ def plan(
 ) -> Plan:
     """Evaluate ``(id, reference, status, document)`` rows; pure, no database."""
     digest = policy.digest()
-    result = Plan([], [], [], [])
+    result = Plan([], [], [], [], [])
     for app_id, reference, status, document in rows:
         results = evaluate(Facts.from_json(document), policy)
         eligible = is_eligible(results)
@@ -126,6 +128,14 @@ def plan(
                 "application_id": app_id, "from_status": status, "to_status": target,
                 "actor": actor, "reason": why, "at": now,
             })
+            lead = document["lead"]
+            event = "application_eligible" if eligible else "application_ineligible"
+            result.messages.append(message(event, lead["email"], {
+                "reference": reference, "title": document["title"], "lead_name": lead["name"],
+                "contact_name": lead.get("contact_name"),
+                "reasons": [{"rule": r.rule, "reason": r.reason} for r in results
+                            if not r.passed],
+            }, key=f"{event}:{reference}:{now.isoformat()}", now=now, reference=reference))
         result.verdicts.append(Verdict(reference, target.value, str(status), failing))
     return result
 
@@ -149,6 +159,7 @@ def apply(session: Session, planned: Plan) -> None:
                 "des dossiers ont changé de statut pendant l'évaluation ; relancez l'évaluation"
             )
         session.execute(insert(StatusChange.__table__), planned.history)
+        enqueue(session, planned.messages)
 
 
 def evaluate_batch(

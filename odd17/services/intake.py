@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from models import Application, Call, Organisation, ReferenceCounter, Status, StatusChange
 from models.lifecycle import INITIAL
+from notifications.outbox import enqueue, message
 from odd17.db import unit_of_work
 from odd17.services.batching import gc_paused
 from rules.document import ApplicationDocument, explain
@@ -385,6 +386,14 @@ def store_documents(
                 for row in app_rows
             ],
         )
+        enqueue(session, [
+            message("application_received", str(doc.lead.email), {
+                "reference": row["reference"], "title": doc.title, "lead_name": doc.lead.name,
+                "contact_name": doc.lead.contact_name, "submitted_at": now.date().isoformat(),
+                "call": row["call_id"]}, key=f"application_received:{row['reference']}",
+                now=now, reference=row["reference"])
+            for row, (_, _, doc, _, _) in zip(app_rows, fresh, strict=True)
+        ])
         session.execute(
             ReferenceCounter.__table__.update()
             .where(ReferenceCounter.year == now.year)

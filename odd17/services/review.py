@@ -30,6 +30,7 @@ from models import (
     Status,
 )
 from models.lifecycle import check_transition
+from notifications.outbox import enqueue, message
 from odd17.services import ledger
 from rules.document import Email, explain
 from rules.money import as_str, eur
@@ -225,6 +226,12 @@ def assign(session: Session, references: list[str] | None, policy: ReviewPolicy,
             reviewer = by_email[email]
             session.add(Review(application_id=app.id, reviewer_id=reviewer.id, assigned_at=now))
             load[reviewer.id] = load.get(reviewer.id, 0) + 1
+        enqueue(session, [message("review_assigned", email, {
+            "reference": app.reference, "title": app.title,
+            "reviewer_name": by_email[email].name, "reviewer_email": email,
+            "region": app.region, "requested_amount": as_str(app.requested_amount),
+        }, key=f"review_assigned:{app.reference}:{email}", now=now, reference=app.reference)
+            for email in chosen])
         app.transition_to(Status.in_review, actor=actor, at=now,
                           reason=f"évaluateurs désignés : {', '.join(chosen)}")
         result.assigned[app.reference] = chosen
@@ -367,13 +374,31 @@ def apply_decision(session: Session, decision_id: int, *, plan: TranchePlan,
             alert_threshold=alert_threshold, key=f"decision:{decision.id}",
             reason=f"décision du comité : accord de {eur(decision.amount)} "
                    f"(présents : {', '.join(decision.present)})")
+        grant = ledger.grant_detail(session, app)
+        assert grant is not None
+        enqueue(session, [message("decision_approved", app.contact_email, {
+            **_applicant(app), "amount": grant["awarded"],
+            "tranches": [{k: t[k] for k in ("number", "label", "amount", "due_on")}
+                         for t in grant["tranches"]],
+        }, key=f"decision_approved:{app.reference}:{decision.id}", now=now,
+            reference=app.reference)])
     elif decision.outcome == "reject":
         check_transition(app.status, Status.rejected, app.reference)
         app.transition_to(Status.rejected, actor=actor, at=now,
                           reason=f"décision du comité : refus — {decision.motif}")
+        enqueue(session, [message("decision_rejected", app.contact_email, {
+            **_applicant(app), "motif": decision.motif,
+        }, key=f"decision_rejected:{app.reference}:{decision.id}", now=now,
+            reference=app.reference)])
     decision.applied_at = now
     session.flush()
     return result
+
+
+def _applicant(app: Application) -> dict[str, Any]:
+    lead = app.document["lead"]
+    return {"reference": app.reference, "title": app.title, "lead_name": lead["name"],
+            "contact_name": lead.get("contact_name")}
 
 
 def pending_decisions(session: Session) -> list[int]:

@@ -1,0 +1,28 @@
+"""Writing to the outbox: always inside the caller's transaction, so that a message exists
+if and only if the change that causes it was committed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from models import MessageStatus, OutboxMessage
+
+
+def message(event: str, recipient: str, context: dict[str, Any], *, key: str,
+            now: dt.datetime, reference: str | None = None) -> dict[str, Any]:
+    return {"event": event, "idempotency_key": key, "recipient": recipient,
+            "reference": reference, "context": context, "status": MessageStatus.pending,
+            "attempts": 0, "next_attempt_at": now, "created_at": now}
+
+
+def enqueue(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Add messages (built with ``message``); a key already queued adds nothing."""
+    if not rows:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(OutboxMessage.__table__).on_conflict_do_nothing(), rows)

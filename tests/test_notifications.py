@@ -1,0 +1,211 @@
+"""Email notifications against a real SMTP server (aiosmtpd on loopback)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, update
+
+from models import MessageStatus, OutboxMessage
+from notifications.dispatch import LEASE, expire_stale
+from notifications.events import EVENTS, EXAMPLES
+from notifications.render import render
+from odd17.db import unit_of_work
+from odd17.services import ledger, mail
+from odd17.settings import reset_caches
+from rules.tranches import DEFAULT_PLAN
+from tests.factories import application, eligible, in_committee
+from tests.smtp import SmtpServer, free_port
+from tests.test_cli import cli
+from tests.test_review_cycle import NOTES, people
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> Iterator[SmtpServer]:
+    server = SmtpServer(free_port())
+    server.start()
+    monkeypatch.setenv("ODD17_MAIL_TRANSPORT", "smtp")
+    monkeypatch.setenv("ODD17_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ODD17_SMTP_PORT", str(server.port))
+    monkeypatch.setenv("ODD17_MAIL_BACKOFF_SECONDS", "0")
+    reset_caches()
+    yield server
+    server.stop()
+    reset_caches()
+
+
+def outbox(engine: Engine) -> list[OutboxMessage]:
+    with unit_of_work(engine) as s:
+        return list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def test_every_template_renders_in_french() -> None:
+    for event in EVENTS:
+        rendered = render(event, EXAMPLES[event], fund_name="Fonds ODD 17")
+        assert rendered.subject and rendered.text and "<html" in rendered.html
+    approved = render("decision_approved", EXAMPLES["decision_approved"], fund_name="F")
+    assert "120\u202f000,00\xa0€" in approved.subject and "1 mars 2027" in approved.text
+
+
+def test_a_fund_manager_overrides_one_template(tmp_path: Path, engine: Engine,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "application_eligible.subject.j2").write_text("Félicitations {{ reference }}")
+    monkeypatch.setenv("ODD17_TEMPLATES_DIR", str(tmp_path))
+    code, out, _ = cli("outbox", "preview", "application_eligible")
+    assert code == 0 and "Félicitations ODD17-2026-0007" in out
+    assert "Le dossier" in cli("outbox", "preview", "application_ineligible")[1]  # the rest
+
+
+def test_cli_cycle_sends_every_event_over_smtp(smtp: SmtpServer, engine: Engine,
+                                               tmp_path: Path) -> None:
+    path = tmp_path / "depot.jsonl"
+    import json
+
+    docs = [application(title=f"Alliance « solidarité » n°{i}", lead={
+        **application()["lead"], "siret": None, "rna": f"W78300123{i}",
+        "email": f"porteur{i}@exemple.example.org", "contact_name": "Hélène Çelik"})
+        for i in range(2)]
+    docs = [{**d, "lead": {k: v for k, v in d["lead"].items() if v is not None}} for d in docs]
+    docs.append(application(title="Projet inéligible", duration_months=48))
+    path.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in docs))
+    cli("submit", str(path))
+    refs = [r["reference"] for r in json.loads(cli("list", "--json")[1])]
+    people(engine)
+    assigned = json.loads(cli("review", "assign", "--all", "--json")[1])["assigned"]
+    for ref, emails in assigned.items():
+        for email in emails:
+            cli("review", "score", ref, *NOTES, "--reviewer", email, "--comment", "Très bien.")
+    present = "m0@comite.example.org,m1@comite.example.org,m2@comite.example.org"
+    cli("committee", "decide", refs[0], "--approve", "--present", present)
+    cli("committee", "decide", refs[1], "--reject", "--motif", "Modèle économique fragile.",
+        "--present", present)
+    cli("pay", refs[0], "--tranche", "1", "--reference", "VIR-1")
+    fillers = in_committee(engine, 18, requested="100000.00", start=300)
+    with unit_of_work(engine) as s:  # brings available under 10 %: one envelope alert
+        for ref in fillers:
+            ledger.approve(s, ref, Decimal("100000"), plan=DEFAULT_PLAN, actor="t",
+                           now=dt.datetime.now(dt.UTC), alert_threshold=Decimal("0.1"))
+    assert cli("outbox", "send", "--json")[0] == 0
+    events = {m.event for m in outbox(engine)}
+    assert events == set(EVENTS)
+    assert [(m.id, m.event, m.last_error) for m in outbox(engine)
+            if m.status != MessageStatus.sent] == []
+    by_subject = {r.message["Subject"]: r for r in smtp.inbox.received}
+    assert len(smtp.inbox.received) == len(outbox(engine))
+    approved = next(r for s, r in by_subject.items() if "accorde" in s)
+    assert approved.recipients == ["porteur0@exemple.example.org"]
+    assert approved.message.get_content_type() == "multipart/alternative"
+    assert "Hélène Çelik" in approved.part("plain") and "Hélène Çelik" in approved.part("html")
+    assert "« solidarité »" in approved.part("plain")
+    assert "60\u202f000,00\xa0€" in approved.part("plain")  # 50 % of 120 000,00 €
+    rejected = next(r for s, r in by_subject.items() if "Décision du comité" in s)
+    assert "Modèle économique fragile." in rejected.part("plain")
+    ineligible = next(r for s, r in by_subject.items() if "pas éligible" in s)
+    assert "48 mois" in ineligible.part("plain")
+    alert = next(r for s, r in by_subject.items() if s.startswith("Alerte"))
+    assert alert.recipients == ["finance@fonds-odd17.example.org"]
+    reviewers = {r.recipients[0] for r in smtp.inbox.received
+                 if "confié pour évaluation" in r.message["Subject"]}
+    assert "conflit@eval.example.org" not in reviewers and len(reviewers) >= 2
+    assert cli("outbox", "send", "--json")[0] == 0
+    assert len(smtp.inbox.received) == len(outbox(engine))  # nothing sent twice
+
+
+def test_server_down_then_back(smtp: SmtpServer, engine: Engine) -> None:
+    eligible(engine, 3)
+    smtp.stop()
+    report = mail.send_pending(engine)
+    assert (report.sent, report.retried) == (0, 6)
+    assert {m.status for m in outbox(engine)} == {MessageStatus.pending}
+    assert all("envoi impossible" in (m.last_error or "") for m in outbox(engine))
+    smtp.start()
+    report = mail.send_pending(engine)
+    assert report.sent == 6 and len(smtp.inbox.received) == 6
+    assert {m.status for m in outbox(engine)} == {MessageStatus.sent}
+
+
+def test_gives_up_after_max_attempts_then_retry_requeues(smtp: SmtpServer, engine: Engine,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ODD17_MAIL_MAX_ATTEMPTS", "2")
+    reset_caches()
+    eligible(engine, 1)
+    smtp.stop()
+    mail.send_pending(engine)
+    mail.send_pending(engine)
+    assert {m.status for m in outbox(engine)} == {MessageStatus.failed}
+    code, out, _ = cli("outbox", "list", "--status", "failed", "--json")
+    assert code == 0 and len(json_loads(out)) == 2
+    smtp.start()
+    assert "2 message(s) remis en file" in cli("outbox", "retry")[1]
+    assert mail.send_pending(engine).sent == 2
+
+
+def json_loads(text: str):  # type: ignore[no-untyped-def]
+    import json
+
+    return json.loads(text)
+
+
+def test_two_dispatchers_never_send_the_same_message(smtp: SmtpServer, engine: Engine) -> None:
+    eligible(engine, 60)  # 120 messages
+    reports = []
+
+    def run(name: str) -> None:
+        reports.append(mail.send_pending(engine, worker=name))
+
+    threads = [threading.Thread(target=run, args=(f"d{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    keys = [r.message["X-Odd17-Key"] for r in smtp.inbox.received]
+    assert len(keys) == 120 and len(set(keys)) == 120
+    assert sum(r.sent for r in reports) == 120
+
+
+def test_a_rolled_back_change_sends_nothing(engine: Engine) -> None:
+    [ref] = in_committee(engine, 1)
+    before = len(outbox(engine))
+    with pytest.raises(RuntimeError), unit_of_work(engine) as s:
+        ledger.approve(s, ref, Decimal("1000"), plan=DEFAULT_PLAN, actor="t",
+                       now=dt.datetime.now(dt.UTC), alert_threshold=Decimal("0.1"))
+        ledger.pay(s, ref, 1, "VIR-X", paid_on=dt.date.today(), actor="t",
+                   now=dt.datetime.now(dt.UTC), alert_threshold=Decimal("0.1"))
+        assert len(s.scalars(select(OutboxMessage)).all()) == before + 1  # tranche_paid, in tx
+        raise RuntimeError("the transaction fails after the change")
+    assert len(outbox(engine)) == before
+
+
+def test_interrupted_send_is_not_repeated(engine: Engine) -> None:
+    eligible(engine, 1)
+    now = dt.datetime.now(dt.UTC)
+    with unit_of_work(engine) as s:  # a dispatcher claimed it, then died
+        s.execute(update(OutboxMessage).values(status=MessageStatus.sending,
+                                               claimed_by="dead", claimed_at=now))
+    assert expire_stale(engine, now) == 0  # within the lease: left alone
+    assert expire_stale(engine, now + LEASE + dt.timedelta(seconds=1)) == 2
+    assert {m.status for m in outbox(engine)} == {MessageStatus.failed}
+    assert "vérifier avant de le renvoyer" in (outbox(engine)[0].last_error or "")
+
+
+def test_eml_transport_writes_real_files(engine: Engine, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import email
+    from email.policy import default
+
+    monkeypatch.setenv("ODD17_MAIL_DIR", str(tmp_path / "mails"))
+    reset_caches()
+    eligible(engine, 1)
+    assert mail.send_pending(engine).sent == 2
+    files = sorted((tmp_path / "mails").glob("*.eml"))
+    assert [f.name.split("-", 1)[1] for f in files] == ["application_received.eml",
+                                                        "application_eligible.eml"]
+    parsed = email.message_from_bytes(files[0].read_bytes(), policy=default)
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+    assert "Accusé de réception" in parsed["Subject"]
