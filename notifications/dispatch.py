@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 
 from models import DomainError, MessageStatus, OutboxMessage
 from notifications.render import build_message, render
@@ -79,28 +79,40 @@ def claim(engine: Engine, worker: str, limit: int, now: dt.datetime) -> list[Cla
 def _finish(engine: Engine, worker: str, outcomes: dict[int, tuple[bool, str, bool]],
             claimed: list[Claimed], *, now: dt.datetime, max_attempts: int,
             backoff: dt.timedelta, report: Report) -> None:
+    """Record a batch's outcomes: one executemany UPDATE per kind, each guarded by the claim
+    (this dispatcher's name and the ``sending`` status)."""
     by_id = {c.id: c for c in claimed}
+    sent, retried, failed = [], [], []
+    for message_id, (ok, detail, permanent) in outcomes.items():
+        attempts = by_id[message_id].attempts + 1
+        if ok:
+            sent.append({"b_id": message_id, "b_subject": detail[:300], "b_attempts": attempts})
+            continue
+        report.errors.append(f"message {message_id} : {detail}")
+        row = {"b_id": message_id, "b_error": detail, "b_attempts": attempts}
+        if permanent or attempts >= max_attempts:
+            failed.append(row)
+        else:
+            retried.append({**row, "b_next": now + backoff * 2 ** (attempts - 1)})
+    table = OutboxMessage.__table__
+    mine = update(table).where(table.c.id == bindparam("b_id"),
+                               table.c.claimed_by == worker,
+                               table.c.status == MessageStatus.sending)
     with unit_of_work(engine) as s:
-        for message_id, (ok, detail, permanent) in outcomes.items():
-            mine = (OutboxMessage.id == message_id, OutboxMessage.claimed_by == worker,
-                    OutboxMessage.status == MessageStatus.sending)
-            if ok:
-                s.execute(update(OutboxMessage).where(*mine).values(
-                    status=MessageStatus.sent, sent_at=now, subject=detail[:300],
-                    attempts=by_id[message_id].attempts + 1, last_error=None))
-                report.sent += 1
-                continue
-            attempts = by_id[message_id].attempts + 1
-            if permanent or attempts >= max_attempts:
-                s.execute(update(OutboxMessage).where(*mine).values(
-                    status=MessageStatus.failed, attempts=attempts, last_error=detail))
-                report.failed += 1
-            else:
-                s.execute(update(OutboxMessage).where(*mine).values(
-                    status=MessageStatus.pending, attempts=attempts, last_error=detail,
-                    next_attempt_at=now + backoff * 2 ** (attempts - 1)))
-                report.retried += 1
-            report.errors.append(f"message {message_id} : {detail}")
+        if sent:
+            s.execute(mine.values(status=MessageStatus.sent, sent_at=now, last_error=None,
+                                  subject=bindparam("b_subject"),
+                                  attempts=bindparam("b_attempts")), sent)
+        if retried:
+            s.execute(mine.values(status=MessageStatus.pending, last_error=bindparam("b_error"),
+                                  attempts=bindparam("b_attempts"),
+                                  next_attempt_at=bindparam("b_next")), retried)
+        if failed:
+            s.execute(mine.values(status=MessageStatus.failed, last_error=bindparam("b_error"),
+                                  attempts=bindparam("b_attempts")), failed)
+    report.sent += len(sent)
+    report.retried += len(retried)
+    report.failed += len(failed)
 
 
 def dispatch(

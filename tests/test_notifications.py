@@ -209,3 +209,60 @@ def test_eml_transport_writes_real_files(engine: Engine, tmp_path: Path,
     assert parsed.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
     assert "Accusé de réception" in parsed["Subject"]
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_every_event_from_the_flows(smtp: SmtpServer, engine: Engine, tmp_path: Path) -> None:
+    from flows.disbursement import disbursement_flow
+    from flows.dispatch import outbox_flow
+    from flows.eligibility import eligibility_flow
+    from flows.intake import intake_flow
+    from flows.review import review_flow
+    from odd17.services import review
+    from tests.factories import jsonl, numbered
+
+    # 1.7 M€ committed up front: the next approval crosses the 10 % alert threshold
+    fillers = in_committee(engine, 17, requested="100000.00", start=400)
+    with unit_of_work(engine) as s:
+        for ref in fillers:
+            ledger.approve(s, ref, Decimal("100000"), plan=DEFAULT_PLAN, actor="t",
+                           now=dt.datetime.now(dt.UTC), alert_threshold=Decimal("0.1"))
+    with unit_of_work(engine) as s:  # the filler emails are not what this test is about
+        s.execute(update(OutboxMessage).values(status=MessageStatus.sent))
+    path = tmp_path / "depot.jsonl"
+    path.write_text(jsonl([numbered(1, requested_amount="150000"), numbered(2),
+                           numbered(3, duration_months=60)]))
+    intake_flow(paths=[str(path)])
+    eligibility_flow()
+    people(engine)
+    review_flow()  # assigns
+    now = dt.datetime.now(dt.UTC)
+    policy = review.ReviewPolicy()
+    with unit_of_work(engine) as s:
+        refs = [r for r, in s.execute(select(OutboxMessage.reference)
+                                      .where(OutboxMessage.event == "review_assigned")
+                                      .distinct().order_by(OutboxMessage.reference))]
+        for ref in refs:
+            app = s.scalars(select(review.Application)
+                            .where(review.Application.reference == ref)).one()
+            for r in review.review_detail(s, app)["reviews"]:
+                review.score(s, ref, r["reviewer"], dict.fromkeys(policy.weights, 4), "ok",
+                             policy, actor="t", now=now)
+        members = ["m0@comite.example.org", "m1@comite.example.org", "m2@comite.example.org"]
+        review.record_decision(s, refs[0], "approve", present=members, amount=None, motif="",
+                               actor="t", now=now)
+        review.record_decision(s, refs[1], "reject", present=members, amount=None,
+                               motif="Hors du champ du fonds.", actor="t", now=now)
+    review_flow()  # applies the decisions
+    payments = tmp_path / "releve.jsonl"
+    payments.write_text(f'{{"reference": "{refs[0]}", "tranche": 1, "payment_reference": '
+                        f'"VIR-F1", "date": "{now.date().isoformat()}"}}\n')
+    disbursement_flow(payment_files=[str(payments)])
+    summary = outbox_flow()
+    assert summary["failed"] == 0
+    received = {r.message["X-Odd17-Key"].split(":", 1)[0].strip() for r in smtp.inbox.received}
+    assert received == set(EVENTS)  # every event of §8, produced by the flows, sent over SMTP
+    subjects = [r.message["Subject"] for r in smtp.inbox.received]
+    assert any("Alerte" in s for s in subjects)
+    assert any("Versement de la tranche 1" in s for s in subjects)
+    assert len(subjects) == len(set(r.message["X-Odd17-Key"] for r in smtp.inbox.received))

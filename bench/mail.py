@@ -1,0 +1,115 @@
+"""Email throughput: 1,000 messages rendered and sent to a local SMTP server (aiosmtpd on
+loopback), against rendering alone, in the same run.
+
+    python bench/mail.py [N]
+
+The messages go through the real outbox and dispatcher (claim, render, build the MIME
+message, send over one yagmail connection per batch, mark sent), from a fresh SQLite database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from notifications.dispatch import dispatch
+from notifications.events import EVENTS, EXAMPLES
+from notifications.outbox import enqueue, message
+from notifications.render import build_message, render
+from notifications.transports import Smtp
+from odd17.db import make_engine, unit_of_work
+from odd17.services.setup import init_database
+from odd17.settings import load_fund_config
+from tests.smtp import free_port
+
+SENDER = "Fonds ODD 17 <contact@fonds-odd17.example.org>"
+
+
+class Counter:
+    """A lean SMTP sink: counts what it accepts (the tests' inbox parses every message)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.count += 1
+        return "250 Message accepted for delivery"
+
+
+def serve(port: int, stop: Any, counts: Any) -> None:
+    handler = Counter()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    stop.wait()
+    controller.stop()
+    counts.put(handler.count)
+
+
+def wait_for_port(port: int) -> None:
+    for _ in range(100):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit("the SMTP server did not start")
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    now = dt.datetime.now(dt.UTC)
+    items = [(EVENTS[i % len(EVENTS)], f"porteur{i}@example.org", f"bench:{i}")
+             for i in range(n)]
+
+    start = time.perf_counter()
+    for event, recipient, key in items:
+        build_message(render(event, EXAMPLES[event], fund_name="Fonds ODD 17"),
+                      sender=SENDER, recipient=recipient, key=key, now=now)
+    rendering = time.perf_counter() - start
+
+    work = Path(tempfile.mkdtemp(prefix="odd17-mail-bench-"))
+    engine = make_engine(f"sqlite:///{work / 'mail.db'}")
+    init_database(engine, load_fund_config(None), now)
+    with unit_of_work(engine) as s:
+        enqueue(s, [message(event, recipient, EXAMPLES[event], key=key, now=now)
+                    for event, recipient, key in items])
+    port = free_port()
+    context = multiprocessing.get_context("fork")
+    stop, counts = context.Event(), context.Queue()
+    # The SMTP server in a process of its own, as a real one would be (in the same process it
+    # would compete with the dispatcher for the GIL).
+    server = context.Process(target=serve, args=(port, stop, counts))
+    server.start()
+    wait_for_port(port)
+    try:
+        start = time.perf_counter()
+        report = dispatch(
+            engine, lambda: Smtp(host="127.0.0.1", port=port, user=None, password=None,
+                                 starttls=False, ssl=False, sender=SENDER),
+            sender=SENDER, fund_name="Fonds ODD 17", worker="bench",
+            clock=lambda: dt.datetime.now(dt.UTC))
+        sending = time.perf_counter() - start
+    finally:
+        stop.set()
+        received = counts.get(timeout=30)
+        server.join()
+    assert report.sent == n and received == n, (report, received, n)
+    print(f"odd17 mail benchmark: {n} messages, 8 events, SMTP on loopback (aiosmtpd)")
+    print(f"  rendering alone (subject, text, HTML, MIME)  {rendering:6.2f} s  "
+          f"{n / rendering:8,.0f} messages/s  ratio 1.00")
+    print(f"  outbox -> dispatcher -> SMTP -> marked sent   {sending:6.2f} s  "
+          f"{n / sending:8,.0f} messages/s  ratio {sending / rendering:.2f}")
+
+
+if __name__ == "__main__":
+    main()
