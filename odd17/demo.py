@@ -1,12 +1,16 @@
-"""``odd17 demo``: the main job on the embedded defaults, on the sample applications.
+"""``odd17 demo``: the whole cycle on the sample data, on the embedded defaults.
 
-A fresh SQLite database in a folder of its own, Prefect's ephemeral server, the ``intake`` and
-``eligibility`` flows, then a summary a fund manager can read. Running it again starts over
-(the folder is the demo's own), so it works any number of times."""
+A fresh SQLite database and mail folder in a folder of the demo's own, Prefect's ephemeral
+server, and every stage through its flow: intake, eligibility, review (reviewers from the
+sample file, conflicts caught), scores, committee decisions, payments, emails. It ends with the
+finance report and where everything is. Running it again starts over."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -14,94 +18,168 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-SAMPLES = "data/samples/applications.jsonl"
+SAMPLES = "data/samples"
+COMMITTEE_PRESENT = 4  # of the 5 members in the sample file
 
 
-def sample_path() -> Path:
-    return Path(str(resources.files("odd17").joinpath(SAMPLES)))
+def sample_path(name: str = "applications.jsonl") -> Path:
+    return Path(str(resources.files("odd17").joinpath(f"{SAMPLES}/{name}")))
 
 
 def prepare(folder: Path) -> str:
-    """Empty the demo folder's database and point odd17 at it."""
+    """Empty the demo's folder and point odd17 at it (database, emails)."""
     folder.mkdir(parents=True, exist_ok=True)
-    db = folder / "odd17.db"
     for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{db}"
+        Path(f"{folder / 'odd17.db'}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(folder / "emails", ignore_errors=True)
+    url = f"sqlite:///{folder / 'odd17.db'}"
     os.environ["ODD17_DATABASE_URL"] = url
-    # Offline, quiet Prefect unless the user said otherwise.
+    os.environ["ODD17_MAIL_TRANSPORT"] = "eml"
+    os.environ["ODD17_MAIL_DIR"] = str(folder / "emails")
     for key, value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
                        "PREFECT_LOGGING_LEVEL": "WARNING"}.items():
         os.environ.setdefault(key, value)
     return url
 
 
+def notes(reference: str, email: str, criteria: list[str]) -> dict[str, int]:
+    """A reviewer's scores for the demo: 2 to 5, stable from one run to the next."""
+    digest = hashlib.sha256(f"{reference}|{email}".encode()).digest()
+    return {c: 2 + digest[i] % 4 for i, c in enumerate(criteria)}
+
+
 def run(folder: Path, console: Console) -> int:
     url = prepare(folder)
     # Imported here: settings and Prefect must see the environment set above.
+    from sqlalchemy import select
+
+    from flows.disbursement import disbursement_flow
+    from flows.dispatch import outbox_flow
     from flows.eligibility import eligibility_flow
     from flows.intake import intake_flow
-    from models import Status
+    from flows.review import review_flow
+    from models import Application, Status
+    from odd17 import reports
     from odd17.db import dispose_engines, get_engine, unit_of_work
     from odd17.runtime import utcnow
-    from odd17.services import queries, setup
+    from odd17.services import exports, ledger, mail, queries, review, setup
     from odd17.settings import get_fund_config, reset_caches
     from rules.money import eur
 
     reset_caches()
     dispose_engines()
     config = get_fund_config()
-    fund = setup.init_database(get_engine(), config, utcnow())
-    console.rule(f"[bold]{fund.name}[/] — démonstration")
-    console.print(f"Enveloppe {eur(fund.envelope)} ; base {url}")
-    console.print("Démarrage de Prefect (serveur éphémère) et dépôt des dossiers d'exemple…")
+    engine = get_engine()
+    fund = setup.init_database(engine, config, utcnow())
+    say = console.print
+    console.rule(f"[bold]{fund.name}[/] — démonstration du cycle complet")
+    say(f"Enveloppe {eur(fund.envelope)} ; appel à projets ouvert pour douze mois.")
+    say("Démarrage de Prefect (serveur éphémère)…")
+
+    say("\n[bold]1. Dépôt et éligibilité[/] (flows intake et eligibility)")
     intake = intake_flow(paths=[str(sample_path())])
     verdicts = eligibility_flow()
+    failing = ", ".join(f"{rule} {n}" for rule, n in verdicts["failing_by_rule"].items())
+    say(f"   {intake['received']} documents : {intake['created']} dossiers, "
+        f"{intake['duplicates']} doublon reconnu, {len(intake['refused'])} refusés au format ; "
+        f"{verdicts['eligible']} éligibles, {verdicts['ineligible']} inéligibles "
+        f"(règles en échec : {failing}).")
 
-    with unit_of_work() as session:
+    say("\n[bold]2. Instruction[/] (évaluateurs du fichier d'exemple, flow review)")
+    with unit_of_work(engine) as session:
+        imported = review.import_reviewers(session, review.read_reviewers(
+            sample_path("reviewers.csv")), utcnow())
+    assigned = review_flow()
+    with unit_of_work(engine) as session:
+        recusals = session.execute(select(review.Recusal, Application.reference).join(
+            Application, Application.id == review.Recusal.application_id)).all()
+        for recusal, reference in recusals:
+            say(f"   conflit d'intérêts : {recusal.reviewer.email} écarté de {reference} — "
+                f"{recusal.reason}")
+    say(f"   {imported.created} évaluateurs et membres du comité ; {assigned['assigned']} "
+        f"dossiers confiés à deux évaluateurs chacun.")
+    policy = config.review
+    criteria = list(policy.weights)
+    with unit_of_work(engine) as session:
+        in_review = session.scalars(select(Application).where(
+            Application.status == Status.in_review).order_by(Application.id)).all()
+        for app in in_review:
+            for r in review.review_detail(session, app)["reviews"]:
+                review.score(session, app.reference, r["reviewer"],
+                             notes(app.reference, r["reviewer"], criteria),
+                             "Évaluation de démonstration.", policy, actor=r["reviewer"],
+                             now=utcnow())
+    say(f"   {len(in_review) * 2} évaluations notées ; dossiers devant le comité.")
+
+    say("\n[bold]3. Comité[/] (proposition, décisions enregistrées, appliquées par le flow)")
+    with unit_of_work(engine) as session:
+        proposal = review.proposal(session, alert_threshold=config.disbursement.alert_threshold)
+        members = [m.email for m in session.scalars(
+            select(review.Reviewer).where(review.Reviewer.committee)
+            .order_by(review.Reviewer.email))][:COMMITTEE_PRESENT]
+        ranked = proposal["applications"]
+        funded = [p for p in ranked if p["proposed"]]
+        for item in funded[:-1]:
+            review.record_decision(session, item["reference"], "approve", present=members,
+                                   amount=None, motif="", actor="comite", now=utcnow())
+        rejected = [p for p in ranked if not p["proposed"]][:2] or funded[-1:]
+        for item in rejected:
+            review.record_decision(
+                session, item["reference"], "reject", present=members, amount=None,
+                motif="Le projet n'entre pas dans l'enveloppe restante au regard de son rang.",
+                actor="comite", now=utcnow())
+    decisions = review_flow()
+    say(f"   {len(funded) - 1} accords et {len(rejected)} refus motivés appliqués "
+        f"({decisions['applied']} décisions ; présents : {', '.join(members)}).")
+
+    say("\n[bold]4. Versements[/] (relevé bancaire, flow disbursement)")
+    with unit_of_work(engine) as session:
+        approved = session.scalars(select(Application.reference).where(
+            Application.status == Status.approved).order_by(Application.id)).all()
+    statement = folder / "releve-paiements.jsonl"
+    statement.write_text("".join(json.dumps({
+        "reference": ref, "tranche": 1, "payment_reference": f"VIR-DEMO-{i:04d}",
+        "date": utcnow().date().isoformat()}) + "\n" for i, ref in enumerate(approved)))
+    paid = disbursement_flow(payment_files=[str(statement)])
+    say(f"   {paid['recorded']} premières tranches versées ; "
+        f"{len(paid['tranches_due'])} tranche(s) échue(s) restant à verser.")
+    if paid["envelope"]["alert"]:
+        say(f"   [yellow]alerte enveloppe : disponible "
+            f"{eur(Decimal(paid['envelope']['available']))}, sous "
+            f"{Decimal(paid['envelope']['alert_threshold']) * 100:.0f} % de l'enveloppe.[/]")
+
+    say("\n[bold]5. Courriels[/] (flow outbox, fichiers .eml)")
+    sent = outbox_flow()
+    say(f"   {sent['sent']} courriels écrits dans {folder / 'emails'}.")
+
+    report_path, scdl, giving = (folder / "rapport-financier.html",
+                                 folder / "subventions-scdl.csv", folder / "subventions-360.json")
+    with unit_of_work(engine) as session:
+        report = ledger.finance_report(session,
+                                       alert_threshold=config.disbursement.alert_threshold)
+        breaches = ledger.check(session)
         counts = queries.count_by_status(session)
-        eligible = queries.list_applications(session, Status.eligible)
-        ineligible = queries.eligibility_report(session, Status.ineligible)
+        exports.write_scdl(session, config, scdl)
+        exports.write_360giving(session, config, giving, now=utcnow())
+        mails = mail.counts(session)
+    reports.write_html(report, report_path, fund_name=config.fund.name, now=utcnow())
 
-    console.print(
-        f"\n{intake['received']} documents reçus : {intake['created']} dossiers enregistrés, "
-        f"{intake['duplicates']} doublon(s) reconnu(s), {len(intake['refused'])} refusé(s) "
-        f"au format ; {verdicts['evaluated']} évalué(s) : {verdicts['eligible']} éligible(s), "
-        f"{verdicts['ineligible']} inéligible(s)."
-    )
-    table = Table("référence", "titre", "objectif", "dépt", "montant demandé",
-                  title=f"Dossiers éligibles ({len(eligible)})")
-    total = Decimal(0)
-    for row in eligible:
-        amount = Decimal(row["requested_amount"])
-        total += amount
-        table.add_row(row["reference"], row["title"], row["primary_objective"] or "—",
-                      row["department"], eur(amount))
-    console.print(table)
-    console.print(f"Total demandé par les dossiers éligibles : {eur(total)} "
-                  f"pour une enveloppe de {eur(fund.envelope)}.")
-
-    table = Table("référence", "titre", "règles non satisfaites", "motif",
-                  title=f"Dossiers inéligibles ({len(ineligible)})")
-    for row in ineligible:
-        table.add_row(row["reference"], row["title"],
-                      ", ".join(f["rule"] for f in row["failing"]),
-                      row["failing"][0]["reason"] if row["failing"] else "")
-    console.print(table)
-
-    table = Table("source", "champ", "message",
-                  title=f"Documents refusés au format ({len(intake['refused'])})")
-    for refusal in intake["refused"]:
-        source = refusal["source"].rsplit("/", 1)[-1]
-        for error in refusal["errors"]:
-            table.add_row(source, error["field"], error["message"])
-            source = ""
-    console.print(table)
-
-    console.print("Dossiers par statut : " + ", ".join(
-        f"{status} {n}" for status, n in sorted(counts.items())))
-    console.print(f"\nBase de données : {folder / 'odd17.db'}")
-    console.print(f"Pour explorer : ODD17_DATABASE_URL={url} odd17 show "
-                  f"{intake['first_reference']}   (ou odd17 list --status ineligible)")
+    console.rule("[bold]Situation de l'enveloppe[/]")
+    table = Table("enveloppe", "engagé", "versé", "disponible", "subventions")
+    table.add_row(*(eur(Decimal(report[k])) for k in ("envelope", "committed", "disbursed",
+                                                       "available")), str(report["grants"]))
+    say(table)
+    say("Invariants du grand livre : " + ("[green]tous vérifiés[/]" if not breaches
+                                          else f"[red]{len(breaches)} violation(s)[/]"))
+    say("Dossiers par statut : " + ", ".join(f"{s} {n}" for s, n in sorted(counts.items())))
+    say("Courriels : " + ", ".join(f"{s} {n}" for s, n in sorted(mails.items())))
+    say("\n[bold]Où trouver[/]")
+    for label, path in (("base de données", folder / "odd17.db"),
+                        ("courriels (.eml)", folder / "emails"),
+                        ("rapport financier HTML", report_path),
+                        ("export SCDL Subventions", scdl), ("export 360Giving", giving)):
+        say(f"  {label:<24} {path}")
+    say(f"\nPour explorer : ODD17_DATABASE_URL={url} odd17 list | odd17 show RÉFÉRENCE | "
+        "odd17 finance")
     dispose_engines()
-    return 0
+    return 1 if breaches else 0

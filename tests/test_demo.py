@@ -1,4 +1,4 @@
-"""`odd17 demo` on the sample applications, twice, through the real flows."""
+"""`odd17 demo`: the whole cycle on the sample data, twice, through the real flows."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from rich.console import Console
 from odd17 import demo
 from odd17.db import dispose_engines
 from odd17.settings import reset_caches
-from rules.eligibility import RULE_IDS
-
-pytestmark = pytest.mark.usefixtures("prefect_server")
+from tests.conftest import SHARED
 
 
 def test_sample_data_covers_what_the_demo_promises() -> None:
@@ -36,18 +34,37 @@ def test_sample_data_covers_what_the_demo_promises() -> None:
     assert departments >= {"971", "972", "973", "974", "976"}  # every overseas department
 
 
-def test_demo_runs_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("prefect_server")
+def test_demo_runs_the_whole_cycle_twice(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ODD17_DATABASE_URL", "sqlite:///unused.db")  # restored after the test
+    for key in ("ODD17_DATABASE_URL", "ODD17_MAIL_DIR", "ODD17_MAIL_TRANSPORT"):
+        monkeypatch.setenv(key, "")  # restored after the test (the demo sets its own)
+    folder = tmp_path / "demo"
     for _ in range(2):
         buffer = io.StringIO()
-        assert demo.run(tmp_path / "demo", Console(file=buffer, width=200)) == 0
+        assert demo.run(folder, Console(file=buffer, width=250)) == 0
         text = buffer.getvalue()
-        assert "40 documents reçus : 34 dossiers enregistrés, 1 doublon(s) reconnu(s), " \
-               "5 refusé(s)" in text
-        assert "18 éligible(s), 16 inéligible(s)" in text
-        for rule in RULE_IDS:  # every rule fails for at least one sample application
-            assert rule in text.split("Dossiers inéligibles")[1]
-    assert (tmp_path / "demo" / "odd17.db").exists()
+        assert "40 documents : 34 dossiers, 1 doublon reconnu, 5 refusés au format ; " \
+               "18 éligibles, 16 inéligibles" in text
+        assert "conflit d'intérêts : sophie.marchand@dauphine.example.org écarté" in text
+        assert "Invariants du grand livre : tous vérifiés" in text
+        statuses = text.split("Dossiers par statut : ")[1].splitlines()[0]
+        for status in ("active", "ineligible", "rejected"):
+            assert status in statuses
+    for name in ("odd17.db", "rapport-financier.html", "subventions-scdl.csv",
+                 "subventions-360.json"):
+        assert (folder / name).is_file(), name
+    emails = list((folder / "emails").glob("*.eml"))
+    assert len(emails) > 100  # the second run started over: no leftovers doubled
+    assert len(emails) == int(text.split("Courriels : sent ")[1].split()[0])
+    reference = SHARED / "reference" / "scdl-subventions-2.1.1" / "schema.json"
+    if reference.exists():
+        from frictionless import Resource, Schema, system
+
+        with system.use_context(trusted=True):
+            report = Resource(path=str(folder / "subventions-scdl.csv"),
+                              schema=Schema.from_descriptor(str(reference))).validate()
+        assert report.valid
     dispose_engines()
     reset_caches()
