@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_ssl: bool = False
+    # `odd17 serve` schedules
+    serve_eligibility_minutes: float = Field(5, gt=0)
+    serve_review_minutes: float = Field(5, gt=0)
+    serve_outbox_seconds: float = Field(60, gt=0)
+    serve_nightly_cron: str = "0 2 * * *"
 
     @field_validator("database_url")
     @classmethod
