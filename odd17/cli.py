@@ -437,6 +437,16 @@ def _print_finance(report: dict[str, Any]) -> None:
         out.print(table)
 
 
+@contextmanager
+def _busy(label: str) -> Iterator[None]:
+    """A spinner on an interactive terminal; nothing in pipes."""
+    if err.is_terminal:
+        with err.status(label):
+            yield
+    else:
+        yield
+
+
 export_app = typer.Typer(help="Exports open data (SCDL Subventions, 360Giving).",
                          no_args_is_help=True)
 app.add_typer(export_app, name="export")
@@ -447,7 +457,7 @@ def export_scdl(file: Path) -> None:
     """Subventions attribuées au format SCDL Subventions 2.1.1 (CSV)."""
     from odd17.services import exports
 
-    with user_errors(), unit_of_work(ready_engine()) as session:
+    with user_errors(), _busy("Export SCDL…"), unit_of_work(ready_engine()) as session:
         count = exports.write_scdl(session, get_fund_config(), file)
     out.print(f"{count} subvention(s) exportée(s) au format SCDL : {file}")
 
@@ -457,7 +467,7 @@ def export_360giving(file: Path) -> None:
     """Subventions attribuées au format 360Giving 1.4 (paquet JSON)."""
     from odd17.services import exports
 
-    with user_errors(), unit_of_work(ready_engine()) as session:
+    with user_errors(), _busy("Export 360Giving…"), unit_of_work(ready_engine()) as session:
         count = exports.write_360giving(session, get_fund_config(), file, now=utcnow())
     out.print(f"{count} subvention(s) exportée(s) au format 360Giving : {file}")
 

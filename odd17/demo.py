@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -36,9 +38,9 @@ def prepare(folder: Path) -> str:
     os.environ["ODD17_DATABASE_URL"] = url
     os.environ["ODD17_MAIL_TRANSPORT"] = "eml"
     os.environ["ODD17_MAIL_DIR"] = str(folder / "emails")
-    for key, value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-                       "PREFECT_LOGGING_LEVEL": "WARNING"}.items():
+    for key, value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}.items():
         os.environ.setdefault(key, value)
+    os.environ["PREFECT_LOGGING_LEVEL"] = "ERROR"  # the demo tells its own story below
     return url
 
 
@@ -46,6 +48,16 @@ def notes(reference: str, email: str, criteria: list[str]) -> dict[str, int]:
     """A reviewer's scores for the demo: 2 to 5, stable from one run to the next."""
     digest = hashlib.sha256(f"{reference}|{email}".encode()).digest()
     return {c: 2 + digest[i] % 4 for i, c in enumerate(criteria)}
+
+
+@contextmanager
+def _busy(console: Console, label: str) -> Iterator[None]:
+    """A spinner while Prefect works, on an interactive terminal only."""
+    if console.is_terminal:
+        with console.status(label):
+            yield
+    else:
+        yield
 
 
 def run(folder: Path, console: Console) -> int:
@@ -77,13 +89,19 @@ def run(folder: Path, console: Console) -> int:
     say("Démarrage de Prefect (serveur éphémère)…")
 
     say("\n[bold]1. Dépôt et éligibilité[/] (flows intake et eligibility)")
-    intake = intake_flow(paths=[str(sample_path())])
-    verdicts = eligibility_flow()
+    with _busy(console, "Dépôt et éligibilité…"):
+        intake = intake_flow(paths=[str(sample_path())])
+        verdicts = eligibility_flow()
     failing = ", ".join(f"{rule} {n}" for rule, n in verdicts["failing_by_rule"].items())
     say(f"   {intake['received']} documents : {intake['created']} dossiers, "
         f"{intake['duplicates']} doublon reconnu, {len(intake['refused'])} refusés au format ; "
         f"{verdicts['eligible']} éligibles, {verdicts['ineligible']} inéligibles "
         f"(règles en échec : {failing}).")
+    for refusal in intake["refused"]:
+        first = refusal["errors"][0]
+        more = f" (+{len(refusal['errors']) - 1})" if len(refusal["errors"]) > 1 else ""
+        say(f"   refusé {Path(refusal['source']).name} — {first['field']} : "
+            f"{first['message']}{more}")
 
     say("\n[bold]2. Instruction[/] (évaluateurs du fichier d'exemple, flow review)")
     with unit_of_work(engine) as session:
