@@ -16,7 +16,7 @@ from rules.money import date_fr, eur
 
 SERIES = [("Disponible", "#3b82c4", "available"), ("Engagé", "#e0a030", "committed"),
           ("Versé", "#3aa57a", "disbursed")]
-WIDTH, HEIGHT, PAD = 720, 240, 48
+WIDTH, HEIGHT, PAD = 720, 240, 72
 
 
 def _env() -> Environment:
