@@ -83,12 +83,20 @@ def init() -> None:
     """Crée ou met à jour la base (Alembic) et charge la configuration du fonds. Idempotent."""
     with user_errors():
         config = get_fund_config()
-        fund = setup.init_database(get_engine(), config, utcnow())
+        engine = get_engine()
+        fund = setup.init_database(engine, config, utcnow())
+        with unit_of_work(engine) as session:
+            report = ledger.finance_report(session,
+                                           alert_threshold=config.disbursement.alert_threshold)
         out.print(
             f"Base prête ({get_settings().database_url}, schéma {setup.head_revision()}) : "
-            f"{fund.name}, enveloppe {eur(fund.envelope)}, "
+            f"{fund.name}, enveloppe {eur(Decimal(report['envelope']))}, "
             f"{len(config.calls)} appel(s) à projets."
         )
+        if fund.envelope != config.fund.envelope:
+            err.print(f"[yellow]L'enveloppe configurée ({eur(config.fund.envelope)}) diffère de "
+                      f"l'enveloppe initiale ({eur(fund.envelope)}) : le grand livre fait foi ; "
+                      "pour l'abonder, utilisez « odd17 topup ».[/]")
 
 
 @contextmanager
@@ -254,10 +262,10 @@ def _policy_threshold() -> Decimal:
 def _parse_amount(value: str | None, option: str) -> Decimal | None:
     if value is None:
         return None
-    from rules.document import _parse_money
+    from rules.document import parse_money
 
     try:
-        return _parse_money(value)
+        return parse_money(value)
     except ValueError:
         fail(f"{option} : montant invalide « {value} » (euros, au plus deux décimales)")
 

@@ -42,7 +42,7 @@ _MONEY_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 MAX_AMOUNT = Decimal("999999999999.99")  # NUMERIC(14,2)
 
 
-def _parse_money(value: Any) -> Decimal:
+def parse_money(value: Any) -> Decimal:
     if isinstance(value, bool):  # bool is an int subclass: never an amount
         raise PydanticCustomError("money", "invalid amount")
     if isinstance(value, int | float):
@@ -108,7 +108,7 @@ def _no_control_chars(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_control_chars)]
-Money = Annotated[Decimal, BeforeValidator(_parse_money)]
+Money = Annotated[Decimal, BeforeValidator(parse_money)]
 IsoDate = Annotated[dt.date, BeforeValidator(_parse_date)]
 Email = Annotated[str, BeforeValidator(_parse_email)]
 Identifier = Annotated[str, BeforeValidator(_strip_spaces), AfterValidator(_no_control_chars),

@@ -218,3 +218,19 @@ def test_ledger_entries_carry_running_balances(engine: Engine) -> None:
         ("commit", "20000.00", "30000.00", "0.00"),
         ("disburse", "5000.00", "25000.00", "5000.00"),
     ]
+
+
+def test_a_changed_configured_envelope_does_not_rewrite_the_ledger(
+        engine: Engine, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from tests.test_cli import cli
+
+    default = (Path(__file__).parent.parent / "odd17/data/fund.toml").read_text()
+    bigger = tmp_path / "fund.toml"
+    bigger.write_text(default.replace('envelope = "2000000.00"', 'envelope = "3000000.00"'))
+    monkeypatch.setenv("ODD17_FUND_CONFIG", str(bigger))
+    code, out, err = cli("init")
+    assert code == 0 and "2\u202f000\u202f000,00" in out and "odd17 topup" in err
+    assert report(engine)["envelope"] == "2000000.00"
+    assert breaches(engine) == []

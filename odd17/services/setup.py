@@ -47,17 +47,17 @@ def upgrade(engine: Engine) -> None:
 
 
 def sync_fund(engine: Engine, config: FundConfig, today: dt.date, now: dt.datetime) -> Fund:
-    """Write the configured fund and calls. Existing calls keep their opening date (running
-    init again must not move a call), but take a changed title or duration."""
+    """Write the configured fund and calls. The envelope is taken once, when the fund is
+    created (it opens the ledger); later changes go through top-ups, never by rewriting it.
+    Existing calls keep their opening date (running init again must not move a call), but take
+    a changed title or duration."""
     with unit_of_work(engine) as session:
         fund = session.scalars(select(Fund).order_by(Fund.id).limit(1)).first()
         info = config.fund
         if fund is None:
-            fund = Fund(created_at=now)
+            fund = Fund(created_at=now, envelope=info.envelope)
             session.add(fund)
-        fund.name, fund.envelope, fund.currency, fund.siret = (
-            info.name, info.envelope, info.currency, info.siret
-        )
+        fund.name, fund.currency, fund.siret = info.name, info.currency, info.siret
         session.flush()
         for call_cfg in config.calls:
             call = session.get(Call, call_cfg.id)
