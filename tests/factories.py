@@ -105,3 +105,17 @@ def in_committee(engine, count: int, *, requested: str = "100000.00", start: int
             app.transition_to(Status.in_review, actor="t", at=now)
             app.transition_to(Status.committee, actor="t", at=now)
     return [r for r in refs if r]
+
+
+def dies_on_call(n: int, real: Any, message: str) -> Any:
+    """``real``, except that call number ``n`` raises SystemExit(message): a process killed in
+    the middle of a flow run."""
+    calls = {"n": 0}
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise SystemExit(message)
+        return real(*args, **kwargs)
+
+    return wrapper

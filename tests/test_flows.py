@@ -16,7 +16,7 @@ from flows.eligibility import eligibility_flow
 from flows.intake import intake_flow
 from models import Application
 from odd17.db import unit_of_work
-from tests.factories import jsonl, numbered
+from tests.factories import dies_on_call, jsonl, numbered
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -85,15 +85,7 @@ def test_eligibility_run_killed_midway_is_completed_by_the_next(engine: Engine,
     path.write_text(jsonl([numbered(i) for i in range(8)]))
     intake_flow(paths=[str(path)])
     real = eligibility.evaluate_next
-    calls = {"n": 0}
-
-    def dies_on_second_batch(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise SystemExit("process killed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(eligibility, "evaluate_next", dies_on_second_batch)
+    monkeypatch.setattr(eligibility, "evaluate_next", dies_on_call(2, real, "process killed"))
     with pytest.raises(BaseException, match="process killed"):
         eligibility_flow()
     monkeypatch.setattr(eligibility, "evaluate_next", real)

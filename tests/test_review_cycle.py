@@ -15,7 +15,7 @@ from models import Application, Decision
 from odd17.db import unit_of_work
 from odd17.services import ledger, review
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import eligible, in_committee
+from tests.factories import dies_on_call, eligible, in_committee
 from tests.test_cli import cli
 from tests.test_review import PARTNER, siren
 
@@ -132,15 +132,7 @@ def test_review_flow_interrupted_then_rerun(engine: Engine,
             review.record_decision(s, ref, "approve", present=members, amount=None, motif="",
                                    actor="secretariat", now=now)
     real = review.apply_decision
-    calls = {"n": 0}
-
-    def killed_on_second(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise SystemExit("worker killed")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(review, "apply_decision", killed_on_second)
+    monkeypatch.setattr(review, "apply_decision", dies_on_call(2, real, "worker killed"))
     with pytest.raises(BaseException, match="worker killed"):
         review_flow()
     monkeypatch.setattr(review, "apply_decision", real)
