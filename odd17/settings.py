@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     fund_config: Path | None = None
     language: Literal["fr", "en"] = "fr"
     actor: str | None = None
+    # Times are stored in UTC and shown to people in this zone (an IANA name).
+    timezone: str = "Europe/Paris"
     batch_size: int = Field(2000, ge=1)
     # Email (DESIGN.md §8). "eml": the embedded default, .eml files in mail_dir.
     mail_transport: Literal["eml", "smtp"] = "eml"
