@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -401,17 +402,22 @@ def finance(
     check: Annotated[bool, typer.Option("--check", help="Vérifie les invariants à partir du "
                                         "seul grand livre.")] = False,
 ) -> None:
-    """Situation de l'enveloppe : engagé, versé, disponible, par objectif et par région."""
+    """Situation de l'enveloppe : engagé, versé, disponible, par objectif et par région, et
+    les tranches échues à verser."""
     config = get_fund_config()
+    timezone = get_settings().timezone
+    now = utcnow()
     with user_errors(), unit_of_work(ready_engine()) as session:
         report = ledger.finance_report(session,
-                                       alert_threshold=config.disbursement.alert_threshold)
+                                       alert_threshold=config.disbursement.alert_threshold,
+                                       on=_local_today(now, timezone))
         breaches = ledger.check(session) if check else []
     if html is not None:
         from odd17 import reports
 
         with user_errors():
-            reports.write_html(report, html, fund_name=config.fund.name, now=utcnow())
+            reports.write_html(report, html, fund_name=config.fund.name, now=now,
+                               timezone=timezone)
         if not as_json:
             err.print(f"Rapport HTML écrit : {html}")
     if as_json:
@@ -427,7 +433,24 @@ def finance(
             out.print("[green]Tous les invariants du grand livre sont vérifiés.[/]")
 
 
+def _local_today(now: dt.datetime, timezone: str) -> dt.date:
+    """Today in the fund's zone (ODD17_TIMEZONE): a tranche due today is due from local
+    midnight, not from UTC midnight."""
+    from zoneinfo import ZoneInfo
+
+    return now.astimezone(ZoneInfo(timezone)).date()
+
+
+def _shown(value: str | None) -> Text:
+    """User text for a rich table: no markup interpreted, invisible controls made visible."""
+    from rules.text import show_controls
+
+    return Text(show_controls(value) if value else "—")
+
+
 def _print_finance(report: dict[str, Any]) -> None:
+    from rules.labels import objective_label
+
     def money(key: str) -> str:
         return eur(Decimal(report[key]))
 
@@ -436,13 +459,34 @@ def _print_finance(report: dict[str, Any]) -> None:
               f"{report['grants']} subvention(s)")
     if report["alert"]:
         out.print("[bold yellow]Alerte : le disponible est sous le seuil d'alerte.[/]")
-    for title, rows in (("Par objectif principal", report["by_objective"]),
-                        ("Par région", report["by_region"])):
+    for title, rows, label in (
+        ("Par objectif principal", report["by_objective"], objective_label),
+        ("Par région", report["by_region"], lambda key: key),
+    ):
         table = Table("", "engagé", "versé", "subventions", title=title)
         for row in rows:
-            table.add_row(row["key"] or "—", eur(Decimal(row["committed"])),
+            table.add_row(_shown(label(row["key"])), eur(Decimal(row["committed"])),
                           eur(Decimal(row["disbursed"])), str(row["grants"]))
         out.print(table)
+    _print_due(report.get("tranches_due", []))
+
+
+def _print_due(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        out.print("Aucune tranche échue à verser.")
+        return
+    partial = any(r["remaining"] != r["amount"] for r in rows)
+    table = Table("échéance", "référence", "bénéficiaire", "tranche", "montant",
+                  *(["reste à payer"] if partial else []),
+                  title=f"Tranches échues à verser ({len(rows)})")
+    for r in rows:
+        table.add_row(r["due_on"], _shown(r["reference"]), _shown(r["beneficiary"]),
+                      Text(f"n°{r['tranche']} ") + _shown(r["label"]),
+                      eur(Decimal(r["amount"])),
+                      *([eur(Decimal(r["remaining"]))] if partial else []))
+    out.print(table)
+    total = sum((Decimal(r["remaining"]) for r in rows), Decimal("0.00"))
+    out.print(f"Total à verser : {eur(total)} (détail et titres : odd17 tranches)")
 
 
 @contextmanager

@@ -174,7 +174,8 @@ def run(folder: Path, console: Console) -> int:
                                  folder / "subventions-scdl.csv", folder / "subventions-360.json")
     with unit_of_work(engine) as session:
         report = ledger.finance_report(session,
-                                       alert_threshold=config.disbursement.alert_threshold)
+                                       alert_threshold=config.disbursement.alert_threshold,
+                                       on=utcnow().date())
         breaches = ledger.check(session)
         counts = queries.count_by_status(session)
         exports.write_scdl(session, config, scdl)

@@ -31,6 +31,7 @@ from models import (
     LedgerDay,
     LedgerEntry,
     NotFound,
+    Organisation,
     Status,
     Tranche,
 )
@@ -407,9 +408,11 @@ def _amounts(row: Balance | LedgerDay) -> dict[str, str]:
             "disbursed": as_str(row.disbursed), "available": as_str(available)}
 
 
-def finance_report(session: Session, *, alert_threshold: Decimal) -> dict[str, Any]:
+def finance_report(session: Session, *, alert_threshold: Decimal,
+                   on: dt.date | None = None) -> dict[str, Any]:
     """Envelope, committed, disbursed, available, grants, splits and history: read from the
-    running balances, never by summing the ledger (constant time in the ledger's size)."""
+    running balances, never by summing the ledger (constant time in the ledger's size). With
+    ``on``, also the tranches due that day (``tranches_due``) and the date itself (``as_of``)."""
     fund = fund_id(session)
     rows = session.scalars(select(Balance).where(Balance.fund_id == fund)).all()
     total = next((r for r in rows if r.dimension == TOTAL), None)
@@ -426,6 +429,7 @@ def finance_report(session: Session, *, alert_threshold: Decimal) -> dict[str, A
 
     days = session.scalars(select(LedgerDay).where(LedgerDay.fund_id == fund)
                            .order_by(LedgerDay.day)).all()
+    due = {"as_of": on.isoformat(), "tranches_due": tranches_due(session, on)} if on else {}
     return {
         **_amounts(total),
         "currency": "EUR",
@@ -435,13 +439,18 @@ def finance_report(session: Session, *, alert_threshold: Decimal) -> dict[str, A
         "by_objective": split_by("objective"),
         "by_region": split_by("region"),
         "history": [{"day": d.day.isoformat(), **_amounts(d)} for d in days],
+        **due,
     }
 
 
 def tranches_due(session: Session, on: dt.date) -> list[dict[str, Any]]:
+    """Tranches due on ``on`` and not paid, oldest first, with the beneficiary (the lead) and
+    what is left to pay on each (``remaining``: the amount less what was already paid)."""
     rows = session.execute(
         select(Application.reference, Application.title, Tranche.number, Tranche.label,
-               Tranche.amount, Tranche.due_on)
+               Tranche.amount, Tranche.due_on, Tranche.paid_amount,
+               Organisation.name.label("beneficiary"))
+        .join(Organisation, Organisation.id == Application.lead_id)
         .join(Grant, Grant.application_id == Application.id)
         .join(Tranche, Tranche.grant_id == Grant.id)
         .where(Tranche.paid_on.is_(None), Tranche.due_on <= on,
@@ -449,7 +458,9 @@ def tranches_due(session: Session, on: dt.date) -> list[dict[str, Any]]:
         .order_by(Tranche.due_on, Application.reference, Tranche.number)
     )
     return [{"reference": r.reference, "title": r.title, "tranche": r.number,
-             "label": r.label, "amount": as_str(r.amount), "due_on": r.due_on.isoformat()}
+             "label": r.label, "amount": as_str(r.amount), "due_on": r.due_on.isoformat(),
+             "beneficiary": r.beneficiary,
+             "remaining": as_str(r.amount - (r.paid_amount or ZERO))}
             for r in rows]
 
 

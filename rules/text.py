@@ -1,0 +1,17 @@
+"""Showing user text safely: invisible controls made visible.
+
+A name may carry bidirectional controls (U+202E reverses what follows it on screen) or other
+invisible characters; shown as they are they can disguise the text or the figures printed
+after it. Outputs show them as ``<U+202E>`` instead, after which the usual escaping (rich
+markup, HTML) applies."""
+
+from __future__ import annotations
+
+import re
+
+_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def show_controls(text: str) -> str:
+    """``text`` with each control or bidirectional mark replaced by ``<U+XXXX>``."""
+    return _HIDDEN.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
