@@ -58,7 +58,7 @@ def topup(engine: Engine, amount: str, day: dt.date) -> None:
 
 def report(engine: Engine, on: dt.date | None = None) -> dict[str, Any]:
     with unit_of_work(engine) as s:
-        return ledger.finance_report(s, alert_threshold=T, on=on)
+        return ledger.finance_report(s, alert_threshold=T, **({"on": on} if on else {}))
 
 
 def svg_of(html: str, ident: str) -> ET.Element:
