@@ -450,6 +450,7 @@ def _shown(value: str | None) -> Text:
 
 def _print_finance(report: dict[str, Any]) -> None:
     from rules.labels import objective_label
+    from rules.text import sort_key
 
     def money(key: str) -> str:
         return eur(Decimal(report[key]))
@@ -461,7 +462,8 @@ def _print_finance(report: dict[str, Any]) -> None:
         out.print("[bold yellow]Alerte : le disponible est sous le seuil d'alerte.[/]")
     for title, rows, label in (
         ("Par objectif principal", report["by_objective"], objective_label),
-        ("Par région", report["by_region"], lambda key: key),
+        ("Par région", sorted(report["by_region"], key=lambda r: sort_key(r["key"])),
+         lambda key: key),
     ):
         table = Table("", "engagé", "versé", "subventions", title=title)
         for row in rows:

@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from models import DomainError
 from rules.labels import objective_label
 from rules.money import date_fr, eur
-from rules.text import show_controls
+from rules.text import show_controls, sort_key
 
 LOCALE = "fr_FR"
 # Stacking order, bottom to top: versé, engagé, disponible (their sum is the envelope).
@@ -246,6 +246,8 @@ def _due_rows(report: dict[str, Any], as_of: dt.date) -> list[dict[str, Any]]:
 
 def render_html(report: dict[str, Any], *, fund_name: str, now: dt.datetime,
                 timezone: str = "Europe/Paris") -> str:
+    report = {**report, "by_region": sorted(report["by_region"],
+                                            key=lambda r: sort_key(r["key"]))}
     local = now.astimezone(ZoneInfo(timezone))
     as_of = dt.date.fromisoformat(report["as_of"]) if "as_of" in report else local.date()
     due = _due_rows(report, as_of)

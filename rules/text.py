@@ -8,6 +8,7 @@ markup, HTML) applies."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
@@ -15,3 +16,10 @@ _HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-
 def show_controls(text: str) -> str:
     """``text`` with each control or bidirectional mark replaced by ``<U+XXXX>``."""
     return _HIDDEN.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
+
+
+def sort_key(text: str | None) -> str:
+    """A French reading order for names: accents and case ignored (« Île-de-France » among the
+    I's, not after « Provence »)."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()

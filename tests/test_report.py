@@ -249,3 +249,12 @@ def test_objectives_in_french_in_html_and_terminal(engine: Engine) -> None:
     code, out = cli("finance")
     assert code == 0
     assert "Expérimentation" in out and "experimentation" not in out
+
+
+def test_regions_in_french_reading_order() -> None:
+    from rules.text import sort_key
+
+    names = ["Provence-Alpes-Côte d'Azur", "Île-de-France", "Hauts-de-France", "La Réunion",
+             "écosse"]
+    assert sorted(names, key=sort_key) == ["écosse", "Hauts-de-France", "Île-de-France",
+                                           "La Réunion", "Provence-Alpes-Côte d'Azur"]
