@@ -21,6 +21,7 @@ from babel.numbers import format_currency
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from models import DomainError
+from odd17.settings import get_settings
 from rules.labels import objective_label
 from rules.money import date_fr, eur
 from rules.text import show_controls, sort_key
@@ -90,7 +91,7 @@ def date_ticks(start: dt.date, end: dt.date, most: int = 8) -> list[tuple[dt.dat
     months = (end.year - start.year) * 12 + end.month - start.month
     step = next(s for s in (1, 2, 3, 6, 12, 24, 60) if months / s <= most)
     tick = _add_months(start, 0 if start.day == 1 else 1)
-    while (tick.month - 1) % step and step <= 12:  # quarters and years start in January
+    while (tick.month - 1) % min(step, 12):  # quarters, halves and years start in January
         tick = _add_months(tick, 1)
     ticks = []
     while tick <= end:
@@ -245,7 +246,9 @@ def _due_rows(report: dict[str, Any], as_of: dt.date) -> list[dict[str, Any]]:
 
 
 def render_html(report: dict[str, Any], *, fund_name: str, now: dt.datetime,
-                timezone: str = "Europe/Paris") -> str:
+                timezone: str | None = None) -> str:
+    """The page; dates and times shown in ``timezone`` (default: ODD17_TIMEZONE)."""
+    timezone = timezone or get_settings().timezone
     report = {**report, "by_region": sorted(report["by_region"],
                                             key=lambda r: sort_key(r["key"]))}
     local = now.astimezone(ZoneInfo(timezone))
@@ -270,7 +273,7 @@ def render_html(report: dict[str, Any], *, fund_name: str, now: dt.datetime,
 
 
 def write_html(report: dict[str, Any], path: Path, *, fund_name: str, now: dt.datetime,
-               timezone: str = "Europe/Paris") -> None:
+               timezone: str | None = None) -> None:
     html = render_html(report, fund_name=fund_name, now=now, timezone=timezone)
     try:
         tmp = path.with_name(f".{path.name}.tmp")

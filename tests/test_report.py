@@ -258,3 +258,19 @@ def test_regions_in_french_reading_order() -> None:
              "écosse"]
     assert sorted(names, key=sort_key) == ["écosse", "Hauts-de-France", "Île-de-France",
                                            "La Réunion", "Provence-Alpes-Côte d'Azur"]
+
+
+@pytest.mark.parametrize(("end", "labels"), [
+    (dt.date(2026, 12, 5), ["23 nov.", "25 nov.", "27 nov.", "29 nov.", "1 déc.", "3 déc.",
+                            "5 déc."]),
+    (dt.date(2027, 3, 5), ["déc. 2026", "janv. 2027", "févr. 2027", "mars 2027"]),
+    (dt.date(2028, 12, 22), ["janv. 2027", "juil. 2027", "janv. 2028", "juil. 2028"]),
+    (dt.date(2031, 3, 1), ["2027", "2028", "2029", "2030", "2031"]),
+])
+def test_date_ticks_in_french_at_round_dates(end: dt.date, labels: list[str]) -> None:
+    ticks = reports.date_ticks(dt.date(2026, 11, 23), end)
+    assert [label for _, label in ticks] == labels
+    if not labels[0][0].isdigit() or labels[0].isdigit():  # months and years: on the 1st
+        assert all(day.day == 1 for day, _ in ticks)
+    if labels[0] == "2027":
+        assert all(day.month == 1 for day, _ in ticks)
