@@ -274,3 +274,20 @@ def test_date_ticks_in_french_at_round_dates(end: dt.date, labels: list[str]) ->
         assert all(day.day == 1 for day, _ in ticks)
     if labels[0] == "2027":
         assert all(day.month == 1 for day, _ in ticks)
+
+
+def test_partly_paid_tranche_shows_what_is_left(engine: Engine) -> None:
+    """The page shows « reste à payer » from the service's ``remaining`` (the ledger's
+    partial payments), and totals what is left rather than the tranche amounts."""
+    day = first_day(engine)
+    refs = in_committee(engine, 2)
+    for ref in refs:
+        approve(engine, ref, "100000.00", day)
+    r = report(engine, day)
+    html = reports.render_html(r, fund_name="F", now=at(day))
+    assert "reste à payer" not in html
+    r["tranches_due"][0]["remaining"] = "20000.00"
+    html = reports.render_html(r, fund_name="F", now=at(day))
+    section = html.split("Tranches échues à verser</h2>")[1]
+    assert "reste à payer" in section and eur(D("20000.00")) in section
+    assert f'<td class="num">{eur(D("70000.00"))}</td>' in section
