@@ -192,28 +192,27 @@ def _siret_ok(value: str | None) -> bool:
 
 
 def identifiant(doc: Facts, policy: EligibilityPolicy) -> Verdict:
+    """A valid SIRET, or for an association or fondation an RNA number; and every identifier
+    given well-formed, since open data publishes them (SCDL: idBeneficiaire, rnaBeneficiaire)."""
     lead = doc.lead
+    associative = lead.kind in ("association", "fondation")
+    siret_ok = _siret_ok(lead.siret)
+    rna_ok = bool(lead.rna and RNA_RE.match(lead.rna))
     problems = []
-    if _siret_ok(lead.siret):
-        lead_ok = f"SIRET du porteur {lead.siret} valide"
-    elif lead.kind in ("association", "fondation") and lead.rna and RNA_RE.match(lead.rna):
-        lead_ok = f"numéro RNA du porteur {lead.rna} valide"
+    if siret_ok or (associative and rna_ok):
+        lead_ok = (f"SIRET du porteur {lead.siret} valide" if siret_ok
+                   else f"numéro RNA du porteur {lead.rna} valide")
     else:
         lead_ok = ""
-        given = []
-        if lead.siret:
-            given.append(f"SIRET {lead.siret} invalide (somme de contrôle ou format)")
-        if lead.rna:
-            given.append(
-                f"RNA {lead.rna} invalide (W suivi de 9 chiffres)"
-                if lead.kind in ("association", "fondation")
-                else f"RNA {lead.rna} non recevable pour un porteur de type « {lead.kind} »"
-            )
-        detail = f" ({_join(given)})" if given else ""
-        accepted = "un SIRET valide" + (
-            " ou un numéro RNA" if lead.kind in ("association", "fondation") else ""
-        )
-        problems.append(f"le porteur doit avoir {accepted}{detail}")
+        accepted = "un SIRET valide" + (" ou un numéro RNA" if associative else "")
+        problems.append(f"le porteur doit avoir {accepted}")
+        if lead.rna and rna_ok:
+            problems.append(f"RNA {lead.rna} non recevable pour un porteur de type "
+                            f"« {lead.kind} »")
+    if lead.siret and not siret_ok:
+        problems.append(f"SIRET du porteur {lead.siret} invalide (somme de contrôle ou format)")
+    if lead.rna and not rna_ok:
+        problems.append(f"RNA du porteur {lead.rna} invalide (W suivi de 9 chiffres)")
     for i, partner in enumerate(doc.partners):
         if partner.siret and not _siret_ok(partner.siret):
             problems.append(f"SIRET du partenaire n°{i + 1} « {partner.name} » invalide "

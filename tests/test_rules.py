@@ -105,7 +105,10 @@ def test_porteur(kind: str) -> None:
         ({"kind": "association", "siret": None, "rna": "X783001234"}, False),
         ({"kind": "collectivite", "siret": None, "rna": "W783001234"}, False),  # RNA: assoc only
         ({"kind": "etat", "siret": None, "rna": None}, False),
-        ({"kind": "association", "siret": "52601815590834", "rna": "W783001234"}, True),
+        # every identifier given must be valid: the open-data export publishes both
+        ({"kind": "association", "siret": "52601815590834", "rna": "W783001234"}, False),
+        ({"kind": "association", "siret": "52601815590833", "rna": "W2A1234567"}, False),
+        ({"kind": "association", "siret": "52601815590833", "rna": "W783001234"}, True),
         ({"kind": "academique", "siret": "1234"}, False),
     ],
 )
@@ -113,6 +116,13 @@ def test_identifiant_lead(lead: dict[str, object], ok: bool) -> None:
     doc_lead = {**LEAD, "rna": None, **lead}
     doc_lead = {k: v for k, v in doc_lead.items() if v is not None}
     assert verdict("identifiant", lead=doc_lead)[0] is ok
+
+
+def test_identifiant_names_every_bad_identifier() -> None:
+    lead = {**LEAD, "siret": "52601815590834", "rna": "W2A1234567"}
+    passed, reason = verdict("identifiant", lead=lead)
+    assert not passed
+    assert "52601815590834" in reason and "W2A1234567" in reason
 
 
 def test_identifiant_checks_every_partner_siret_given() -> None:
