@@ -94,3 +94,19 @@ def test_status_changed_since_the_read_rolls_the_batch_back(engine: Engine) -> N
         assert session.scalars(select(EligibilityEvaluation)).all() == []
         assert list(session.scalars(select(Application.status).order_by(Application.id))) == [
             Status.submitted, Status.eligible]
+
+
+@pytest.mark.parametrize(("start", "ok"), [("9999-12-31", False), ("0001-01-01", False),
+                                           ("2027-03-01", True)])
+def test_start_date_is_judged_against_the_call_of_the_application(
+        engine: Engine, start: str, ok: bool) -> None:
+    [ref] = store(engine, application(start_date=start))
+    [verdict] = run(engine)
+    assert (verdict.status == "eligible") is ok
+    assert verdict.failing == ([] if ok else ["calendrier"])
+    with unit_of_work(engine) as session:
+        detail = queries.application_detail(session, ref)
+        call = session.get(Call, detail["call"])
+        assert call is not None
+    [reason] = [r["reason"] for r in detail["eligibility"] if r["rule"] == "calendrier"]
+    assert start in reason and (ok or call.id in reason)
