@@ -76,7 +76,7 @@ def generate(n: int, path: Path) -> None:
                                          rng.randint(0, 3)),
                 "innovations": rng.sample(["solutions", "co_construction", "modele_hybride"],
                                           rng.randint(0, 2)),
-                "territory": {"region": "Région", "department": rng.choice(DEPARTMENTS)},
+                "territory": {"department": rng.choice(DEPARTMENTS)},  # region derived
                 "requested_amount": f"{requested}.00",
                 "total_budget": f"{int(requested * rng.choice([1.1, 1.5, 2, 3]))}.00",
                 "cofunding": [{"funder": "Région", "kind": "collectivite", "amount": "5000.00"}],
@@ -114,7 +114,7 @@ def baseline(path: Path) -> float:
             {"reference": f"B-{i}", "call_id": "aap-2026", "lead_id": lead_id,
              "dedup_key": doc.dedup_key(), "status": "submitted", "title": doc.title,
              "contact_email": str(doc.lead.email), "primary_objective": doc.primary_objective,
-             "region": doc.territory.region, "department": doc.territory.department,
+             "region": doc.territory.region or "", "department": doc.territory.department,
              "requested_amount": doc.requested_amount, "total_budget": doc.total_budget,
              "source": str(path), "document": doc.model_dump(mode="json", exclude_none=True),
              "submitted_at": now, "updated_at": now}

@@ -184,11 +184,24 @@ def show(reference: str, as_json: JsonFlag = False) -> None:
             mark = "[green]✓[/]" if r["passed"] else "[red]✗[/]"
             table.add_row(r["rule"], mark, r["reason"])
         out.print(table)
+    _print_scores(detail)
     history = Table("date", "de", "vers", "par", "motif", title="Historique")
     for h in detail["history"]:
         history.add_row(h["at"][:19].replace("T", " "), h["from"] or "—", h["to"], h["actor"],
                         h["reason"])
     out.print(history)
+
+
+def _print_scores(detail: dict[str, Any]) -> None:
+    from odd17.services.review import exact_review_scores
+    from rules.review import mean, score_fr
+
+    scored = [r for r in detail["reviews"] if r["scored_at"]]
+    if scored:
+        values = exact_review_scores(scored, get_fund_config().review)
+        out.print(f"note : {score_fr(mean(values))} ("
+                  + " ; ".join(f"{r['reviewer']} {score_fr(v)}"
+                               for r, v in zip(scored, values, strict=True)) + ")")
 
 
 @app.command("list")
@@ -636,20 +649,25 @@ def review_score(
 ) -> None:
     """Enregistre les notes d'un évaluateur (grille : entiers de 0 à 5)."""
     from odd17.services import review
+    from rules.review import collect_scores, score_fr
 
-    scores: dict[str, Any] = {}
+    pairs: list[tuple[str, Any]] = []
     for note in notes:
         key, sep, value = note.partition("=")
         if not sep:
             fail(f"« {note} » : format critère=note attendu")
         try:
-            scores[key.strip()] = int(value)
+            pairs.append((key.strip(), int(value)))
         except ValueError:
-            scores[key.strip()] = value
+            pairs.append((key.strip(), value))
+    scores, repeated = collect_scores(pairs)
+    if repeated:
+        fail(f"{reference.upper()} : grille invalide : {'; '.join(repeated)}")
     with user_errors(), unit_of_work(ready_engine()) as session:
         value_ = review.score(session, reference, reviewer, scores, comment,
                               get_fund_config().review, actor=actor("cli"), now=utcnow())
-    out.print(f"{reference.upper()} : note pondérée {value_} enregistrée pour {reviewer}.")
+    out.print(f"{reference.upper()} : note pondérée {score_fr(value_)} enregistrée pour "
+              f"{reviewer}.")
 
 
 @committee_app.command("propose")
@@ -657,20 +675,23 @@ def committee_propose(as_json: JsonFlag = False) -> None:
     """Propose, par note décroissante, les dossiers finançables dans l'enveloppe restante
     (ne modifie rien)."""
     from odd17.services import review
+    from rules.review import score_fr
 
+    policy = get_fund_config().review
     with user_errors(), unit_of_work(ready_engine()) as session:
-        result = review.proposal(session, alert_threshold=_policy_threshold())
-    if as_json:
-        print_json(result)
-        return
+        if as_json:
+            print_json(review.proposal(session, alert_threshold=_policy_threshold(),
+                                       policy=policy))
+            return
+        ranked = review.ranking(session, alert_threshold=_policy_threshold(), policy=policy)
     table = Table("rang", "référence", "note", "montant", "proposé", "titre",
-                  title=f"Proposition (disponible {eur(Decimal(result['available']))})")
-    for rank, row in enumerate(result["applications"], start=1):
-        table.add_row(str(rank), row["reference"], row["score"],
-                      eur(Decimal(row["amount"])), "oui" if row["proposed"] else "non",
-                      row["title"])
+                  title=f"Proposition (disponible {eur(ranked.available)})")
+    for rank, item in enumerate(ranked.items, start=1):
+        table.add_row(str(rank), item.reference, score_fr(item.score), eur(item.amount),
+                      "oui" if item.funded else "non", ranked.titles[item.reference])
     out.print(table)
-    out.print(f"Total proposé : {eur(Decimal(result['proposed_total']))}.")
+    total = sum((item.amount for item in ranked.items if item.funded), Decimal(0))
+    out.print(f"Total proposé : {eur(total)}.")
 
 
 @committee_app.command("decide")

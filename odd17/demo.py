@@ -122,7 +122,7 @@ def run(folder: Path, console: Console) -> int:
         in_review = session.scalars(select(Application).where(
             Application.status == Status.in_review).order_by(Application.id)).all()
         for app in in_review:
-            for r in review.review_detail(session, app)["reviews"]:
+            for r in review.review_detail(session, app, policy)["reviews"]:
                 review.score(session, app.reference, r["reviewer"],
                              notes(app.reference, r["reviewer"], criteria),
                              "Évaluation de démonstration.", policy, actor=r["reviewer"],
@@ -131,7 +131,8 @@ def run(folder: Path, console: Console) -> int:
 
     say("\n[bold]3. Comité[/] (proposition, décisions enregistrées, appliquées par le flow)")
     with unit_of_work(engine) as session:
-        proposal = review.proposal(session, alert_threshold=config.disbursement.alert_threshold)
+        proposal = review.proposal(session, alert_threshold=config.disbursement.alert_threshold,
+                                   policy=policy)
         members = [m.email for m in session.scalars(
             select(review.Reviewer).where(review.Reviewer.committee)
             .order_by(review.Reviewer.email))][:COMMITTEE_PRESENT]

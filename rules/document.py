@@ -21,9 +21,12 @@ from pydantic import (
     Field,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from rules.geography import resolve_region
 
 
 class OrgKind(StrEnum):
@@ -145,14 +148,23 @@ class Lead(Organisation):
 
 
 class Territory(_Strict):
-    region: Text = Field(min_length=1, max_length=100)
+    # department before region: the region is checked against (or derived from) it.
     department: Text = Field(min_length=1, max_length=5)
+    region: Text | None = Field(None, min_length=1, max_length=100, validate_default=True)
     commune_insee: Text | None = Field(None, pattern=r"^(\d{5}|2[AB]\d{3})$")
 
     @field_validator("department")
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    @field_validator("region")
+    @classmethod
+    def _official_region(cls, value: str | None, info: ValidationInfo) -> str | None:
+        department = info.data.get("department")
+        if department is None:  # the department itself was refused
+            return value
+        return resolve_region(value, department)
 
 
 class Cofunding(_Strict):

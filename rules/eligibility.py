@@ -6,6 +6,7 @@ ineligible application lists every failing reason, not just the first."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Mapping
@@ -18,17 +19,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from stdnum.fr import siret as siret_checker
 
 from rules.document import ApplicationDocument
+from rules.geography import DEPARTMENTS_COG, region_of
 from rules.money import eur
+from rules.tranches import add_months
 
-RULESET_VERSION = "v1"
+RULESET_VERSION = "v2"  # v2: the `calendrier` rule; RNA as W + 9 digits
 
 # Metropolitan departments 01-95 (20 became 2A/2B in 1976) and the five overseas ones
 # (971 Guadeloupe, 972 Martinique, 973 Guyane, 974 La Réunion, 976 Mayotte) plus 975
-# (Saint-Pierre-et-Miquelon), as the policy lists 971-976.
-DEPARTMENTS: frozenset[str] = frozenset(
-    [f"{n:02d}" for n in range(1, 96) if n != 20] + ["2A", "2B"] + [str(n) for n in range(971, 977)]
-)
-_RNA_RE = re.compile(r"^W[0-9A-Z]{9}$")
+# (Saint-Pierre-et-Miquelon), as the policy lists 971-976: the INSEE COG table.
+DEPARTMENTS: frozenset[str] = frozenset(DEPARTMENTS_COG)
+# W then 9 digits: the official format, the one SCDL Subventions publishes (rnaBeneficiaire).
+RNA_RE = re.compile(r"^W\d{9}$")
 
 DEFAULT_MONDES: Mapping[str, str] = {
     "association": "associatif",
@@ -53,6 +55,10 @@ class EligibilityPolicy(BaseModel):
     min_partners: int = 1
     excluded_lead_kinds: tuple[str, ...] = ("entreprise",)
     required_documents: tuple[str, ...] = ("statuts", "budget_previsionnel", "rib")
+    # The project starts at the earliest this many months before its call opens, and at the
+    # latest this many months after it closes.
+    start_months_before_call: int = Field(12, ge=0, le=120)
+    start_months_after_call: int = Field(24, ge=0, le=120)
     mondes: Mapping[str, str] = Field(default_factory=lambda: dict(DEFAULT_MONDES))
 
     def digest(self) -> str:
@@ -70,6 +76,15 @@ class Party:
 
 
 @dataclass(frozen=True, slots=True)
+class CallDates:
+    """The call an application was submitted to: the window its start date is judged by."""
+
+    id: str
+    opens_on: dt.date
+    closes_on: dt.date
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """What the rules look at, read from a document in its normalised JSON form (the form
     intake stores): building this costs a few µs, where re-validating costs ~100 µs."""
@@ -84,9 +99,11 @@ class Facts:
     region: str
     department: str
     documents: tuple[str, ...]
+    start_date: dt.date
+    call: CallDates
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Facts:
+    def from_json(cls, doc: Mapping[str, Any], call: CallDates) -> Facts:
         def party(org: Mapping[str, Any]) -> Party:
             return Party(org["name"], org["kind"], org.get("siret"), org.get("rna"))
 
@@ -98,14 +115,17 @@ class Facts:
             requested_amount=Decimal(doc["requested_amount"]),
             total_budget=Decimal(doc["total_budget"]),
             duration_months=int(doc["duration_months"]),
-            region=doc["territory"]["region"],
+            region=region_of(doc["territory"]["department"])
+            or doc["territory"].get("region", ""),
             department=doc["territory"]["department"],
             documents=tuple(doc.get("documents", ())),
+            start_date=dt.date.fromisoformat(doc["start_date"]),
+            call=call,
         )
 
     @classmethod
-    def of(cls, doc: ApplicationDocument) -> Facts:
-        return cls.from_json(doc.model_dump(mode="json", exclude_none=True))
+    def of(cls, doc: ApplicationDocument, call: CallDates) -> Facts:
+        return cls.from_json(doc.model_dump(mode="json", exclude_none=True), call)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,28 +192,27 @@ def _siret_ok(value: str | None) -> bool:
 
 
 def identifiant(doc: Facts, policy: EligibilityPolicy) -> Verdict:
+    """A valid SIRET, or for an association or fondation an RNA number; and every identifier
+    given well-formed, since open data publishes them (SCDL: idBeneficiaire, rnaBeneficiaire)."""
     lead = doc.lead
+    associative = lead.kind in ("association", "fondation")
+    siret_ok = _siret_ok(lead.siret)
+    rna_ok = bool(lead.rna and RNA_RE.match(lead.rna))
     problems = []
-    if _siret_ok(lead.siret):
-        lead_ok = f"SIRET du porteur {lead.siret} valide"
-    elif lead.kind in ("association", "fondation") and lead.rna and _RNA_RE.match(lead.rna):
-        lead_ok = f"numéro RNA du porteur {lead.rna} valide"
+    if siret_ok or (associative and rna_ok):
+        lead_ok = (f"SIRET du porteur {lead.siret} valide" if siret_ok
+                   else f"numéro RNA du porteur {lead.rna} valide")
     else:
         lead_ok = ""
-        given = []
-        if lead.siret:
-            given.append(f"SIRET {lead.siret} invalide (somme de contrôle ou format)")
-        if lead.rna:
-            given.append(
-                f"RNA {lead.rna} invalide (W suivi de 9 chiffres ou lettres majuscules)"
-                if lead.kind in ("association", "fondation")
-                else f"RNA {lead.rna} non recevable pour un porteur de type « {lead.kind} »"
-            )
-        detail = f" ({_join(given)})" if given else ""
-        accepted = "un SIRET valide" + (
-            " ou un numéro RNA" if lead.kind in ("association", "fondation") else ""
-        )
-        problems.append(f"le porteur doit avoir {accepted}{detail}")
+        accepted = "un SIRET valide" + (" ou un numéro RNA" if associative else "")
+        problems.append(f"le porteur doit avoir {accepted}")
+        if lead.rna and rna_ok:
+            problems.append(f"RNA {lead.rna} non recevable pour un porteur de type "
+                            f"« {lead.kind} »")
+    if lead.siret and not siret_ok:
+        problems.append(f"SIRET du porteur {lead.siret} invalide (somme de contrôle ou format)")
+    if lead.rna and not rna_ok:
+        problems.append(f"RNA du porteur {lead.rna} invalide (W suivi de 9 chiffres)")
     for i, partner in enumerate(doc.partners):
         if partner.siret and not _siret_ok(partner.siret):
             problems.append(f"SIRET du partenaire n°{i + 1} « {partner.name} » invalide "
@@ -232,6 +251,26 @@ def duree(doc: Facts, policy: EligibilityPolicy) -> Verdict:
     return False, f"Durée de {n} mois hors des limites du fonds ({lo} à {hi} mois)."
 
 
+def _start_window(call: CallDates, policy: EligibilityPolicy) -> tuple[dt.date, dt.date]:
+    return (add_months(call.opens_on, -policy.start_months_before_call),
+            add_months(call.closes_on, policy.start_months_after_call))
+
+
+def calendrier(doc: Facts, policy: EligibilityPolicy) -> Verdict:
+    earliest, latest = _start_window(doc.call, policy)
+    start = doc.start_date.isoformat()
+    if doc.start_date < earliest:
+        return False, f"Date de début {start} trop ancienne : pour l'appel « {doc.call.id} » "\
+            f"(ouvert le {doc.call.opens_on.isoformat()}), le projet commence au plus tôt le "\
+            f"{earliest.isoformat()}."
+    if doc.start_date > latest:
+        return False, f"Date de début {start} trop lointaine : pour l'appel « {doc.call.id} » "\
+            f"(clos le {doc.call.closes_on.isoformat()}), le projet commence au plus tard le "\
+            f"{latest.isoformat()}."
+    return True, f"Date de début {start} comprise entre le {earliest.isoformat()} et le "\
+        f"{latest.isoformat()}."
+
+
 def territoire(doc: Facts, policy: EligibilityPolicy) -> Verdict:
     dep = doc.department
     if dep in DEPARTMENTS:
@@ -257,6 +296,7 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("montant", montant),
     ("cofinancement", cofinancement),
     ("duree", duree),
+    ("calendrier", calendrier),
     ("territoire", territoire),
     ("pieces", pieces),
 )

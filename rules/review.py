@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -80,6 +81,19 @@ def conflicts(reviewer_siren: str | None, interests: Iterable[str],
     return reasons
 
 
+def collect_scores(pairs: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """``criterion=note`` pairs as given -> the scores and what is wrong with them: a
+    criterion given twice is refused, never silently replaced by its last note."""
+    scores: dict[str, Any] = {}
+    repeated: list[str] = []
+    for criterion, value in pairs:
+        if criterion in scores and criterion not in repeated:
+            repeated.append(criterion)
+        scores[criterion] = value
+    return scores, [f"critère « {c} » noté plusieurs fois (une seule note par critère)"
+                    for c in repeated]
+
+
 def validate_scores(scores: Mapping[str, Any], policy: ReviewPolicy) -> list[str]:
     """What is wrong with a set of scores, in French (empty: valid)."""
     problems = []
@@ -99,18 +113,42 @@ def validate_scores(scores: Mapping[str, Any], policy: ReviewPolicy) -> list[str
     return problems
 
 
+def exact_weighted(scores: Mapping[str, int], policy: ReviewPolicy) -> Fraction:
+    """Σ w·s / Σ w, exactly (a fraction: 47/12 is not a finite decimal)."""
+    total = sum(policy.weights.values())
+    return Fraction(sum(policy.weights[c] * scores[c] for c in policy.weights), total)
+
+
+def rounded(value: Fraction | Decimal, places: int = 3,
+            rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """A score rounded once, from its exact value."""
+    exact = Fraction(value)
+    quotient = Decimal(exact.numerator) / Decimal(exact.denominator)  # 28 digits: plenty
+    return quotient.quantize(Decimal(1).scaleb(-places), rounding=rounding)
+
+
 def weighted(scores: Mapping[str, int], policy: ReviewPolicy) -> Decimal:
     """Σ w·s / Σ w, to three decimals."""
-    total = sum(policy.weights.values())
-    value = Decimal(sum(policy.weights[c] * scores[c] for c in policy.weights)) / total
-    return value.quantize(Decimal("0.001"), rounding=ROUND_HALF_EVEN)
+    return rounded(exact_weighted(scores, policy))
 
 
-def mean(values: Sequence[Decimal]) -> Decimal | None:
+def mean(values: Sequence[Fraction]) -> Fraction | None:
+    """The exact mean of exact weighted scores: rounding comes after, once, for display."""
     if not values:
         return None
-    return (sum(values, Decimal(0)) / len(values)).quantize(Decimal("0.001"),
-                                                             rounding=ROUND_HALF_EVEN)
+    return sum(values, Fraction(0)) / len(values)
+
+
+def score_text(value: Fraction | Decimal | None) -> str | None:
+    """A score as the --json outputs give it: three decimals, a dot ("3.667")."""
+    return None if value is None else str(rounded(value))
+
+
+def score_fr(value: Fraction | Decimal | None) -> str:
+    """A score for people: two decimals, the French decimal comma (« 3,67 »)."""
+    if value is None:
+        return "—"
+    return str(rounded(value, 2, ROUND_HALF_UP)).replace(".", ",")
 
 
 def has_quorum(present: int, eligible_members: int) -> bool:
@@ -126,12 +164,13 @@ def pick_reviewers(candidates: Sequence[tuple[str, int]], needed: int) -> list[s
 @dataclass(frozen=True, slots=True)
 class Proposal:
     reference: str
-    score: Decimal
+    score: Fraction | Decimal  # exact: the ranking never compares rounded scores
     amount: Decimal
     funded: bool
 
 
-def propose(ranked: Sequence[tuple[str, Decimal, Decimal]], available: Decimal) -> list[Proposal]:
+def propose(ranked: Sequence[tuple[str, Fraction | Decimal, Decimal]],
+            available: Decimal) -> list[Proposal]:
     """Best score first, each fully funded while the remaining envelope allows; from the first
     one that does not fit, the rest are not proposed (the ranking is not reordered)."""
     proposals, left, open_ = [], available, True

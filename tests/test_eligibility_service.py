@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, select, update
 
-from models import Application, ConcurrentChange, EligibilityEvaluation, Status
+from models import Application, Call, ConcurrentChange, EligibilityEvaluation, Status
 from odd17.db import unit_of_work
 from odd17.services import eligibility, intake, queries
 from rules.eligibility import RULE_IDS, EligibilityPolicy
@@ -38,7 +38,7 @@ def test_results_stored_per_rule_with_version(engine: Engine) -> None:
         detail = queries.application_detail(session, ko)
         evaluation = session.scalars(select(EligibilityEvaluation)).first()
         assert evaluation is not None
-        assert evaluation.ruleset == "v1" and evaluation.policy_digest == POLICY.digest()
+        assert evaluation.ruleset == "v2" and evaluation.policy_digest == POLICY.digest()
     assert [r["rule"] for r in detail["eligibility"]] == list(RULE_IDS)
     failing = [r for r in detail["eligibility"] if not r["passed"]]
     assert [r["rule"] for r in failing] == ["duree", "pieces"]
@@ -81,8 +81,8 @@ def test_status_changed_since_the_read_rolls_the_batch_back(engine: Engine) -> N
     ids = eligibility.candidate_ids(engine)
     with unit_of_work(engine) as session:
         rows = session.execute(
-            select(Application.id, Application.reference, Application.status,
-                   Application.document).order_by(Application.id)
+            select(*eligibility.ROW_COLUMNS).join(Call, Call.id == Application.call_id)
+            .order_by(Application.id)
         ).all()
     planned = eligibility.plan(rows, POLICY, now=NOW, actor="t")
     with unit_of_work(engine) as session:  # another writer gets there first
@@ -94,3 +94,19 @@ def test_status_changed_since_the_read_rolls_the_batch_back(engine: Engine) -> N
         assert session.scalars(select(EligibilityEvaluation)).all() == []
         assert list(session.scalars(select(Application.status).order_by(Application.id))) == [
             Status.submitted, Status.eligible]
+
+
+@pytest.mark.parametrize(("start", "ok"), [("9999-12-31", False), ("0001-01-01", False),
+                                           ("2027-03-01", True)])
+def test_start_date_is_judged_against_the_call_of_the_application(
+        engine: Engine, start: str, ok: bool) -> None:
+    [ref] = store(engine, application(start_date=start))
+    [verdict] = run(engine)
+    assert (verdict.status == "eligible") is ok
+    assert verdict.failing == ([] if ok else ["calendrier"])
+    with unit_of_work(engine) as session:
+        detail = queries.application_detail(session, ref)
+        call = session.get(Call, detail["call"])
+        assert call is not None
+    [reason] = [r["reason"] for r in detail["eligibility"] if r["rule"] == "calendrier"]
+    assert start in reason and (ok or call.id in reason)

@@ -129,3 +129,86 @@ def test_360giving_with_no_grant_is_a_clear_error(engine: Engine, tmp_path: Path
     with pytest.raises(DomainError, match="aucune subvention"), unit_of_work(engine) as s:
         exports.write_360giving(s, CONFIG, tmp_path / "x.json", now=NOW)
     assert not (tmp_path / "x.json").exists()
+
+
+def _set_lead(engine: Engine, reference: str, **lead: str | None) -> None:
+    """Alter a stored document, as one stored under an earlier rule set could be."""
+    from sqlalchemy import select
+
+    from models import Application
+
+    with unit_of_work(engine) as s:
+        app = s.scalars(select(Application).where(Application.reference == reference)).one()
+        merged = {**app.document["lead"], **lead}
+        app.document = {**app.document, "lead": {k: v for k, v in merged.items() if v}}
+
+
+@pytest.mark.parametrize(("lead", "named"), [
+    ({"rna": "W2A1234567"}, "W2A1234567"),                       # letters: not SCDL's pattern
+    ({"siret": "52601815590834"}, "52601815590834"),             # bad SIRET checksum
+    ({"siret": "1234"}, "1234"),                                 # not 14 digits
+    ({"rna": None}, "ni idBeneficiaire"),                        # no identifier at all
+])
+def test_scdl_refuses_an_invalid_row_naming_the_grant_and_writes_nothing(
+        engine: Engine, grants: list[str], tmp_path: Path, lead: dict[str, str | None],
+        named: str) -> None:
+    from models import DomainError
+
+    bad = grants[2]  # the RNA-only lead
+    _set_lead(engine, bad, **lead)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    path = folder / "subventions.csv"
+    path.write_text("previous export\n", encoding="utf-8")
+    with pytest.raises(DomainError) as caught, unit_of_work(engine) as s:
+        exports.write_scdl(s, CONFIG, path)
+    message = str(caught.value)
+    assert bad in message and named in message and "aucun fichier écrit" in message
+    assert grants[0] not in message  # the valid grants are not blamed
+    assert path.read_text(encoding="utf-8") == "previous export\n"  # untouched
+    assert [p.name for p in folder.iterdir()] == ["subventions.csv"]  # no temp file left
+
+
+def test_scdl_refuses_a_bad_funder_siret(engine: Engine, grants: list[str],
+                                         tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from models import DomainError, Fund
+
+    with unit_of_work(engine) as s:
+        s.execute(update(Fund).values(siret="82467580500018"))
+    with pytest.raises(DomainError, match="idAttribuant") as caught, unit_of_work(engine) as s:
+        exports.write_scdl(s, CONFIG, tmp_path / "x.csv")
+    assert all(ref in str(caught.value) for ref in grants)
+    assert not (tmp_path / "x.csv").exists()
+
+
+GOOD_ROW = {
+    "nomAttribuant": "Fonds ODD 17", "idAttribuant": "82467580500017",
+    "dateConvention": "2026-12-02", "referenceDecision": "ODD17-2026-0001",
+    "nomBeneficiaire": "Association", "idBeneficiaire": "", "rnaBeneficiaire": "W751234567",
+    "objet": "Projet", "montant": "60000.50", "nature": "aide en numéraire",
+    "conditionsVersement": "échelonné", "datesPeriodeVersement": "2026-12-02/2028-12-02",
+    "idRAE": "", "notificationUE": "non", "pourcentageSubvention": "1.00", "dispositifAide": "",
+}
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("idAttribuant", "82467580500018"), ("idAttribuant", ""), ("idBeneficiaire", "5260181559083"),
+    ("rnaBeneficiaire", "W75123456"), ("rnaBeneficiaire", "W75123456A"),
+    ("dateConvention", "02/12/2026"), ("dateConvention", "2026-02-30"),
+    ("datesPeriodeVersement", "2026-12-02/2028-13-02"), ("datesPeriodeVersement", "bientôt"),
+    ("montant", "60000,50"), ("montant", "0"), ("montant", "-5"), ("nature", "chèque"),
+    ("objet", "x" * 257), ("nomBeneficiaire", " "), ("notificationUE", "false"),
+    ("pourcentageSubvention", "100"), ("idRAE", "123456"),
+])
+def test_scdl_row_checks_catch_each_kind_of_error(column: str, value: str) -> None:
+    assert exports.scdl_problems(GOOD_ROW) == []
+    problems = exports.scdl_problems({**GOOD_ROW, column: value})
+    assert problems and any(column in p for p in problems)
+
+
+def test_scdl_row_needs_a_siret_or_an_rna() -> None:
+    assert exports.scdl_problems({**GOOD_ROW, "rnaBeneficiaire": "",
+                                  "idBeneficiaire": "52601815590833"}) == []
+    assert exports.scdl_problems({**GOOD_ROW, "rnaBeneficiaire": ""}) != []

@@ -56,9 +56,13 @@ MALFORMED: list[tuple[str, Any, set[str]]] = [
     ("unknown innovation", application(innovations=["disruption"]), {"innovations[0]"}),
     ("territory missing department", application(territory={"region": "Bretagne"}),
      {"territory.department"}),
-    ("bad commune code", application(territory={"region": "R", "department": "29",
+    ("bad commune code", application(territory={"region": "Bretagne", "department": "29",
                                                 "commune_insee": "2900"}),
      {"territory.commune_insee"}),
+    ("region contradicting the department", application(territory={
+        "region": "Bretagne", "department": "13"}), {"territory.region"}),
+    ("region unknown", application(territory={"region": "Wallonie", "department": "59"}),
+     {"territory.region"}),
     ("amount in words", application(requested_amount="douze mille"), {"requested_amount"}),
     ("three decimals", application(requested_amount="100.505"), {"requested_amount"}),
     ("negative amount", application(requested_amount="-5000"), {"requested_amount"}),
@@ -215,3 +219,22 @@ def test_control_characters_are_refused(engine: Engine, field: str) -> None:
     [lead] = submit(engine, application(lead={**application()["lead"], "siret": "5260\x00"}))
     assert lead.errors[0]["field"] == "lead.siret"
     assert counts(engine) == (0, 0, 0)
+
+
+def test_region_is_stored_under_its_official_name_derived_or_normalised(engine: Engine) -> None:
+    outcomes = submit(
+        engine,
+        numbered(1, territory={"region": "ile de france", "department": "78"}),
+        numbered(2, territory={"department": "2B"}),
+        numbered(3, territory={"region": "AUVERGNE RHONE ALPES", "department": "69"}),
+        numbered(4, territory={"region": "Bretagne", "department": "13"}),
+    )
+    assert [o.status for o in outcomes] == ["submitted"] * 3 + ["refused"]
+    [error] = outcomes[3].errors
+    assert error["field"] == "territory.region"
+    assert "Bretagne" in error["message"] and "13" in error["message"]
+    with unit_of_work(engine) as s:
+        stored = [(a.region, a.document["territory"]["region"]) for a in
+                  s.scalars(select(Application).order_by(Application.id))]
+    assert stored == [("Île-de-France", "Île-de-France"), ("Corse", "Corse"),
+                      ("Auvergne-Rhône-Alpes", "Auvergne-Rhône-Alpes")]

@@ -1,30 +1,43 @@
-"""Every eligibility rule of set v1 at its boundaries (pure functions, no database)."""
+"""Every eligibility rule of the set at its boundaries (pure functions, no database)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 
 import pytest
 
 from rules.document import ApplicationDocument
-from rules.eligibility import RULE_IDS, EligibilityPolicy, Facts, evaluate, is_eligible
+from rules.eligibility import (
+    RULE_IDS,
+    CallDates,
+    EligibilityPolicy,
+    Facts,
+    evaluate,
+    is_eligible,
+)
 from tests.factories import application, make_siret
 
 POLICY = EligibilityPolicy()
+CALL = CallDates("aap-2026", dt.date(2026, 11, 23), dt.date(2027, 11, 22))
+
+
+def facts(doc: dict[str, object], call: CallDates = CALL) -> Facts:
+    return Facts.of(ApplicationDocument.model_validate(doc), call)
 
 
 def verdict(rule: str, **changes: object) -> tuple[bool, str]:
-    doc = Facts.of(ApplicationDocument.model_validate(application(**changes)))
+    doc = facts(application(**changes))
     result = {r.rule: r for r in evaluate(doc, POLICY)}[rule]
     return result.passed, result.reason
 
 
 def test_valid_document_passes_every_rule_in_order() -> None:
-    results = evaluate(Facts.of(ApplicationDocument.model_validate(application())), POLICY)
+    results = evaluate(facts(application()), POLICY)
     assert [r.rule for r in results] == list(RULE_IDS) == [
         "objectif", "innovation", "alliance", "porteur", "identifiant", "montant",
-        "cofinancement", "duree", "territoire", "pieces",
+        "cofinancement", "duree", "calendrier", "territoire", "pieces",
     ]
     assert is_eligible(results)
     assert all(r.reason for r in results)
@@ -32,7 +45,7 @@ def test_valid_document_passes_every_rule_in_order() -> None:
 
 def test_every_failing_rule_is_listed_not_just_the_first() -> None:
     doc = application(objectives=[], innovations=[], duration_months=48, documents=[])
-    results = evaluate(Facts.of(ApplicationDocument.model_validate(doc)), POLICY)
+    results = evaluate(facts(doc), POLICY)
     assert [r.rule for r in results if not r.passed] == ["objectif", "innovation", "duree",
                                                           "pieces"]
 
@@ -83,12 +96,19 @@ def test_porteur(kind: str) -> None:
         ({"kind": "association", "siret": "52601815590833"}, True),
         ({"kind": "association", "siret": "52601815590834"}, False),       # bad checksum
         ({"kind": "association", "siret": None, "rna": "W783001234"}, True),
-        ({"kind": "fondation", "siret": None, "rna": "W78300123A"}, True),  # letters allowed
+        # W then 9 digits, the official format (SCDL's rnaBeneficiaire): no letters
+        ({"kind": "fondation", "siret": None, "rna": "W78300123A"}, False),
+        ({"kind": "association", "siret": None, "rna": "W2A1234567"}, False),
+        ({"kind": "association", "siret": None, "rna": "w783001234"}, True),  # upper-cased
+        ({"kind": "association", "siret": None, "rna": "W7830012345"}, False),  # 10 digits
         ({"kind": "association", "siret": None, "rna": "W78300123"}, False),  # 8 characters
         ({"kind": "association", "siret": None, "rna": "X783001234"}, False),
         ({"kind": "collectivite", "siret": None, "rna": "W783001234"}, False),  # RNA: assoc only
         ({"kind": "etat", "siret": None, "rna": None}, False),
-        ({"kind": "association", "siret": "52601815590834", "rna": "W783001234"}, True),
+        # every identifier given must be valid: the open-data export publishes both
+        ({"kind": "association", "siret": "52601815590834", "rna": "W783001234"}, False),
+        ({"kind": "association", "siret": "52601815590833", "rna": "W2A1234567"}, False),
+        ({"kind": "association", "siret": "52601815590833", "rna": "W783001234"}, True),
         ({"kind": "academique", "siret": "1234"}, False),
     ],
 )
@@ -96,6 +116,13 @@ def test_identifiant_lead(lead: dict[str, object], ok: bool) -> None:
     doc_lead = {**LEAD, "rna": None, **lead}
     doc_lead = {k: v for k, v in doc_lead.items() if v is not None}
     assert verdict("identifiant", lead=doc_lead)[0] is ok
+
+
+def test_identifiant_names_every_bad_identifier() -> None:
+    lead = {**LEAD, "siret": "52601815590834", "rna": "W2A1234567"}
+    passed, reason = verdict("identifiant", lead=lead)
+    assert not passed
+    assert "52601815590834" in reason and "W2A1234567" in reason
 
 
 def test_identifiant_checks_every_partner_siret_given() -> None:
@@ -141,13 +168,37 @@ def test_duree_bounds(months: int, ok: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("start", "ok"),
+    [("0001-01-01", False),
+     ("2025-11-22", False), ("2025-11-23", True),   # 12 months before the call opens
+     ("2027-03-01", True),
+     ("2029-11-22", True), ("2029-11-23", False),   # 24 months after it closes
+     ("9999-12-31", False)],
+)
+def test_calendrier_bounds_the_start_date_around_the_call(start: str, ok: bool) -> None:
+    passed, reason = verdict("calendrier", start_date=start)
+    assert passed is ok
+    assert start in reason and ("aap-2026" in reason or ok)
+
+
+def test_calendrier_window_comes_from_the_policy() -> None:
+    doc = facts(application(start_date="2030-01-01"))
+    assert {r.rule: r.passed for r in evaluate(doc, POLICY)}["calendrier"] is False
+    wide = EligibilityPolicy(start_months_after_call=36)
+    assert {r.rule: r.passed for r in evaluate(doc, wide)}["calendrier"] is True
+    late_call = CallDates("aap-2028", dt.date(2028, 1, 1), dt.date(2028, 12, 31))
+    assert {r.rule: r.passed for r in evaluate(facts(application(start_date="2030-01-01"),
+                                                     late_call), POLICY)}["calendrier"]
+
+
+@pytest.mark.parametrize(
     ("department", "ok"),
     [("01", True), ("19", True), ("20", False), ("21", True), ("95", True), ("96", False),
      ("00", False), ("2A", True), ("2b", True), ("2C", False), ("970", False), ("971", True),
      ("974", True), ("976", True), ("977", False), ("1", False), ("75", True)],
 )
 def test_territoire(department: str, ok: bool) -> None:
-    territory = {"region": "R", "department": department}
+    territory = {"department": department}
     assert verdict("territoire", territory=territory)[0] is ok
 
 
@@ -166,8 +217,7 @@ def test_pieces(documents: list[str], missing: list[str]) -> None:
 
 
 def test_thresholds_come_from_the_policy_not_the_code() -> None:
-    doc = Facts.of(ApplicationDocument.model_validate(application(requested_amount="250000",
-                                                                  total_budget="1000000")))
+    doc = facts(application(requested_amount="250000", total_budget="1000000"))
     strict = {r.rule: r.passed for r in evaluate(doc, POLICY)}
     generous = EligibilityPolicy(max_amount=Decimal("300000"))
     relaxed = {r.rule: r.passed for r in evaluate(doc, generous)}
@@ -214,5 +264,85 @@ def test_facts_from_the_stored_form_equal_facts_from_the_model() -> None:
     raw = application(partners=[{"name": "P", "kind": "etat", "siret": "11111111111112"}])
     doc = ApplicationDocument.model_validate(raw)
     stored = json.loads(json.dumps(doc.model_dump(mode="json", exclude_none=True)))
-    assert Facts.from_json(stored) == Facts.of(doc)
-    assert Facts.of(doc).requested_amount == Decimal("120000.00")
+    assert Facts.from_json(stored, CALL) == Facts.of(doc, CALL)
+    assert Facts.of(doc, CALL).requested_amount == Decimal("120000.00")
+
+
+# --- region derived from the department (INSEE COG 2024) ------------------------------------
+
+LISTED = [f"{n:02d}" for n in range(1, 96) if n != 20] + ["2A", "2B"] + [
+    str(n) for n in range(971, 977)]
+SOME = {"01": "Auvergne-Rhône-Alpes", "13": "Provence-Alpes-Côte d'Azur", "29": "Bretagne",
+        "2A": "Corse", "2B": "Corse", "44": "Pays de la Loire", "59": "Hauts-de-France",
+        "67": "Grand Est", "75": "Île-de-France", "90": "Bourgogne-Franche-Comté",
+        "95": "Île-de-France", "971": "Guadeloupe", "974": "La Réunion", "976": "Mayotte",
+        "975": "Saint-Pierre-et-Miquelon"}
+
+
+def territory(**fields: str) -> dict[str, str | None]:
+    doc = ApplicationDocument.model_validate(application(territory=fields))
+    return {"region": doc.territory.region, "department": doc.territory.department}
+
+
+@pytest.mark.parametrize("department", LISTED)
+def test_every_listed_department_derives_its_official_region(department: str) -> None:
+    from rules.eligibility import DEPARTMENTS
+    from rules.geography import REGIONS
+
+    assert department in DEPARTMENTS
+    region = territory(department=department)["region"]
+    assert region in REGIONS
+    assert region == SOME.get(department, region)
+    # the official name given back is accepted as is, and a loose spelling of it too
+    assert territory(department=department, region=region)["region"] == region
+    loose = region.upper().replace("-", " ").replace("É", "E").replace("Î", "I")
+    assert territory(department=department, region=loose)["region"] == region
+
+
+def test_the_table_has_13_metropolitan_and_5_overseas_regions() -> None:
+    from rules.geography import DEPARTMENTS_COG, REGIONS
+
+    assert len(REGIONS) == 13 + 5 + 1  # and Saint-Pierre-et-Miquelon (975), a collectivity
+    assert sorted(DEPARTMENTS_COG) == sorted(LISTED)
+
+
+@pytest.mark.parametrize(
+    ("given", "department", "official"),
+    [("ile de france", "78", "Île-de-France"), ("ÎLE-DE-FRANCE", "75", "Île-de-France"),
+     ("  Ile-de-France ", "93", "Île-de-France"), ("provence alpes cote d'azur", "13",
+                                                     "Provence-Alpes-Côte d'Azur"),
+     ("Provence-Alpes-Côte d’Azur", "06", "Provence-Alpes-Côte d'Azur"),
+     ("reunion", "974", "La Réunion"), ("la réunion", "974", "La Réunion"),
+     ("pays de la loire", "44", "Pays de la Loire"), ("auvergne rhone alpes", "69",
+                                                      "Auvergne-Rhône-Alpes")],
+)
+def test_a_loosely_matched_region_is_stored_under_its_official_name(
+        given: str, department: str, official: str) -> None:
+    assert territory(department=department, region=given) == {"region": official,
+                                                               "department": department}
+
+
+@pytest.mark.parametrize(("given", "department"), [
+    ("Bretagne", "13"), ("Île-de-France", "60"), ("Corse", "06"), ("Normandie", "2A"),
+    ("Wallonie", "59"), ("Guadeloupe", "972"), ("Île de Fr", "75")])
+def test_a_region_contradicting_the_department_is_refused_naming_both(
+        given: str, department: str) -> None:
+    from pydantic import ValidationError
+
+    from rules.document import explain
+    from rules.geography import DEPARTMENTS_COG
+
+    with pytest.raises(ValidationError) as caught:
+        territory(department=department, region=given)
+    [error] = explain(caught.value)
+    assert error["field"] == "territory.region"
+    expected = DEPARTMENTS_COG[department]
+    for part in (given, department, expected.name, expected.region):
+        assert part in error["message"]
+
+
+def test_off_the_list_department_keeps_the_region_and_fails_territoire() -> None:
+    assert territory(department="99", region="Wallonie")["region"] == "Wallonie"
+    assert territory(department="20", region="corse")["region"] == "Corse"
+    assert territory(department="20")["region"] is None
+    assert verdict("territoire", territory={"department": "20"})[0] is False

@@ -14,15 +14,32 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from models import Application, ConcurrentChange, EligibilityEvaluation, Status, StatusChange
+from models import (
+    Application,
+    Call,
+    ConcurrentChange,
+    EligibilityEvaluation,
+    Status,
+    StatusChange,
+)
 from models.lifecycle import check_transition
 from notifications.outbox import enqueue, message
 from odd17.db import unit_of_work
 from odd17.services.batching import gc_paused
-from rules.eligibility import RULESET_VERSION, EligibilityPolicy, Facts, evaluate, is_eligible
+from rules.eligibility import (
+    RULESET_VERSION,
+    CallDates,
+    EligibilityPolicy,
+    Facts,
+    evaluate,
+    is_eligible,
+)
 
 PENDING = (Status.submitted,)
 REEVALUABLE = (Status.submitted, Status.eligible, Status.ineligible)
+# What ``plan`` reads of an application: the document and the dates of its call.
+ROW_COLUMNS = (Application.id, Application.reference, Application.status, Application.document,
+               Call.id, Call.opens_on, Call.closes_on)
 
 
 @dataclass(slots=True)
@@ -97,17 +114,18 @@ class Plan:
 
 
 def plan(
-    rows: Sequence[tuple[int, str, Status, dict[str, Any]]],
+    rows: Sequence[Any],
     policy: EligibilityPolicy,
     *,
     now: dt.datetime,
     actor: str,
 ) -> Plan:
-    """Evaluate ``(id, reference, status, document)`` rows; pure, no database."""
+    """Evaluate rows of ``ROW_COLUMNS``; pure, no database."""
     digest = policy.digest()
     result = Plan([], [], [], [], [])
-    for app_id, reference, status, document in rows:
-        results = evaluate(Facts.from_json(document), policy)
+    for app_id, reference, status, document, call_id, opens_on, closes_on in rows:
+        call = CallDates(call_id, opens_on, closes_on)
+        results = evaluate(Facts.from_json(document, call), policy)
         eligible = is_eligible(results)
         result.evaluations.append({
             "application_id": app_id,
@@ -176,8 +194,7 @@ def evaluate_batch(
     statuses = REEVALUABLE if reevaluate else PENDING
     with gc_paused():
         rows = session.execute(
-            select(Application.id, Application.reference, Application.status,
-                   Application.document)
+            select(*ROW_COLUMNS).join(Call, Call.id == Application.call_id)
             .where(Application.id.in_(ids), Application.status.in_(statuses))
             .order_by(Application.id)
         ).all()

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import json
 import re
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from stdnum.fr import siret as siret_checker
 
 from models import Application, DomainError, Fund, Grant, Status
 from odd17.settings import FundConfig
+from rules.eligibility import RNA_RE
+from rules.geography import region_of
 from rules.money import as_str
 from rules.tranches import add_months
 
@@ -25,7 +28,10 @@ SCDL_COLUMNS = [
     "datesPeriodeVersement", "idRAE", "notificationUE", "pourcentageSubvention",
     "dispositifAide",
 ]
-_SCDL_RNA = re.compile(r"^W\d{9}$")  # SCDL's pattern: digits only, stricter than the RNA rule
+_SCDL_NATURES = ("aide en numéraire", "aide en nature", "aide en numéraire;aide en nature",
+                 "aide en nature;aide en numéraire")
+_SCDL_PERIOD = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:/(\d{4}-\d{2}-\d{2}))?$")
+_SCDL_AMOUNT = re.compile(r"^\d+(\.\d+)?$")  # a number, the point as decimal separator
 
 
 def _published(session: Session) -> list[Grant]:
@@ -49,8 +55,6 @@ def scdl_rows(session: Session, config: FundConfig) -> list[dict[str, str]]:
     for grant in _published(session):
         app = grant.application
         lead = app.document["lead"]
-        siret = lead.get("siret") if siret_checker.is_valid(lead.get("siret") or "") else ""
-        rna = lead.get("rna") or ""
         dues = [t.due_on for t in grant.tranches]
         rows.append({
             "nomAttribuant": fund.name,
@@ -58,8 +62,9 @@ def scdl_rows(session: Session, config: FundConfig) -> list[dict[str, str]]:
             "dateConvention": grant.approved_at.date().isoformat(),
             "referenceDecision": app.reference,
             "nomBeneficiaire": lead["name"],
-            "idBeneficiaire": siret or "",
-            "rnaBeneficiaire": rna if _SCDL_RNA.match(rna) else "",
+            # as given: a bad identifier is refused by scdl_problems, never silently dropped
+            "idBeneficiaire": lead.get("siret") or "",
+            "rnaBeneficiaire": lead.get("rna") or "",
             "objet": app.title[:256],
             "montant": as_str(grant.awarded),
             "nature": config.open_data.convention_nature,
@@ -74,8 +79,76 @@ def scdl_rows(session: Session, config: FundConfig) -> list[dict[str, str]]:
     return rows
 
 
+def _is_date(value: str) -> bool:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", value))
+
+
+def _siret_problem(column: str, value: str) -> str | None:
+    if not re.fullmatch(r"\d{14}", value):
+        return f"{column} « {value} » n'est pas un SIRET (14 chiffres)"
+    if not siret_checker.is_valid(value):
+        return f"{column} « {value} » : somme de contrôle du SIRET invalide"
+    return None
+
+
+def scdl_problems(row: dict[str, str]) -> list[str]:
+    """What makes a row invalid under SCDL Subventions 2.1.1: the schema's constraints and its
+    custom checks (french-siret-value on idAttribuant and idBeneficiaire, one-of-required on
+    idBeneficiaire/rnaBeneficiaire), which a plain Table Schema validator does not run."""
+    problems = []
+    for column in ("nomAttribuant", "nomBeneficiaire", "objet", "conditionsVersement"):
+        if not row[column].strip():
+            problems.append(f"{column} vide")
+    for column in ("idAttribuant", "idBeneficiaire"):
+        if row[column] or column == "idAttribuant":
+            problems.append(_siret_problem(column, row[column]) or "")
+    if not row["idBeneficiaire"] and not row["rnaBeneficiaire"]:
+        problems.append("ni idBeneficiaire (SIRET) ni rnaBeneficiaire (RNA) : il en faut un")
+    if row["rnaBeneficiaire"] and not RNA_RE.match(row["rnaBeneficiaire"]):
+        problems.append(f"rnaBeneficiaire « {row['rnaBeneficiaire']} » : W suivi de 9 chiffres "
+                        "attendu")
+    if not _is_date(row["dateConvention"]):
+        problems.append(f"dateConvention « {row['dateConvention']} » : date AAAA-MM-JJ attendue")
+    period = _SCDL_PERIOD.match(row["datesPeriodeVersement"])
+    if not period or not all(_is_date(d) for d in period.groups() if d):
+        problems.append(f"datesPeriodeVersement « {row['datesPeriodeVersement']} » : date ou "
+                        "période AAAA-MM-JJ/AAAA-MM-JJ attendue")
+    try:
+        amount = Decimal(row["montant"]) if _SCDL_AMOUNT.match(row["montant"]) else None
+    except InvalidOperation:  # pragma: no cover - the regex already guarantees a literal
+        amount = None
+    if amount is None or amount <= 0:
+        problems.append(f"montant « {row['montant']} » : montant positif attendu")
+    if len(row["objet"]) > 256 or len(row["conditionsVersement"]) > 256:
+        problems.append("objet ou conditionsVersement : 256 caractères au plus")
+    if row["nature"] not in _SCDL_NATURES:
+        problems.append(f"nature « {row['nature']} » non prévue par le schéma")
+    if len(row["idRAE"]) > 5:
+        problems.append(f"idRAE « {row['idRAE']} » : 5 caractères au plus")
+    if row["notificationUE"] not in ("oui", "non"):
+        problems.append(f"notificationUE « {row['notificationUE']} » : oui ou non")
+    share = Decimal(row["pourcentageSubvention"]) \
+        if _SCDL_AMOUNT.match(row["pourcentageSubvention"]) else None
+    if share is None or not Decimal("0.01") <= share <= 1:
+        problems.append(f"pourcentageSubvention « {row['pourcentageSubvention']} » : entre 0.01 "
+                        "et 1")
+    return [p for p in problems if p]
+
+
 def write_scdl(session: Session, config: FundConfig, path: Path) -> int:
+    """Write the SCDL file, or nothing at all: a row the schema would refuse stops the export
+    with every offending grant named."""
     rows = scdl_rows(session, config)
+    invalid = [f"{row['referenceDecision']} : {' ; '.join(problems)}"
+               for row in rows if (problems := scdl_problems(row))]
+    if invalid:
+        raise DomainError(f"export SCDL refusé, aucun fichier écrit : {len(invalid)} "
+                          "subvention(s) ne respectent pas le schéma SCDL Subventions 2.1.1\n"
+                          + "\n".join(f"  - {line}" for line in invalid))
     _write(path, lambda f: _csv(f, rows))
     return len(rows)
 
@@ -120,7 +193,9 @@ def giving360(session: Session, config: FundConfig, now: dt.datetime) -> dict[st
             "recipientOrganization": [{"id": _org_id(lead.get("siret"), lead.get("rna")),
                                        "name": lead["name"]}],
             "fundingOrganization": [funder],
-            "beneficiaryLocation": [{"name": doc["territory"]["region"],
+            "beneficiaryLocation": [{"name": region_of(doc["territory"]["department"])
+                                     or doc["territory"].get("region")
+                                     or doc["territory"]["department"],
                                      "geoCode": doc["territory"]["department"],
                                      "geoCodeType": "DEP"}],
             "classifications": [c.model_dump() for c in config.open_data.classifications],

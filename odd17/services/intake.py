@@ -352,7 +352,7 @@ def store_documents(
                 "title": doc.title,
                 "contact_email": str(doc.lead.email),
                 "primary_objective": doc.primary_objective,
-                "region": doc.territory.region,
+                "region": doc.territory.region or "",  # official name (COG); "" off the list
                 "department": doc.territory.department,
                 "requested_amount": doc.requested_amount,
                 "total_budget": doc.total_budget,

@@ -12,13 +12,16 @@ from models import Application, NotFound, Status
 from odd17.services.ledger import grant_detail
 from odd17.services.review import review_detail
 from rules.money import as_str
+from rules.review import ReviewPolicy
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def application_detail(session: Session, reference: str) -> dict[str, Any]:
+def application_detail(session: Session, reference: str,
+                       review_policy: ReviewPolicy | None = None) -> dict[str, Any]:
+    """``review_policy``: the rubric scores are computed under (default: the configured one)."""
     app = session.scalars(
         select(Application)
         .where(Application.reference == reference.strip().upper())
@@ -57,7 +60,7 @@ def application_detail(session: Session, reference: str) -> dict[str, Any]:
         "eligibility_ruleset": latest.ruleset if latest else None,
         "eligibility_policy": latest.policy_digest if latest else None,
         "evaluated_at": _iso(latest.evaluated_at) if latest else None,
-        **review_detail(session, app),
+        **review_detail(session, app, review_policy),
         "grant": grant_detail(session, app),
         "history": [
             {

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +33,20 @@ from models import (
 from models.lifecycle import check_transition
 from notifications.outbox import enqueue, message
 from odd17.services import ledger
+from odd17.settings import get_fund_config
 from rules.document import Email, explain
 from rules.money import as_str, eur
 from rules.review import (
+    Proposal,
     ReviewPolicy,
     conflicts,
+    exact_weighted,
     has_quorum,
     mean,
     parties,
     pick_reviewers,
     propose,
+    score_text,
     validate_scores,
     weighted,
 )
@@ -242,9 +247,9 @@ def assign(session: Session, references: list[str] | None, policy: ReviewPolicy,
 # --- scoring -----------------------------------------------------------------------------
 
 def score(session: Session, reference: str, email: str, scores: dict[str, Any],
-          comment: str, policy: ReviewPolicy, *, actor: str, now: dt.datetime) -> Decimal:
+          comment: str, policy: ReviewPolicy, *, actor: str, now: dt.datetime) -> Fraction:
     """Record a reviewer's scores; when every assigned review is in, move to ``committee``.
-    Returns the weighted score."""
+    Returns the exact weighted score (recorded in thousandths)."""
     app = _app(session, reference)
     reviewer = session.scalars(select(Reviewer).where(Reviewer.email == email.strip().lower())
                                ).first()
@@ -267,16 +272,15 @@ def score(session: Session, reference: str, email: str, scores: dict[str, Any],
         raise DomainError(f"{app.reference} : grille invalide : {'; '.join(problems)}")
     if not comment.strip():
         raise DomainError(f"{app.reference} : un commentaire est requis avec les notes")
-    value = weighted(scores, policy)
     review.scores, review.comment, review.scored_at = dict(scores), comment.strip(), now
-    review.weighted_milli = int(value * 1000)
+    review.weighted_milli = int(weighted(scores, policy) * 1000)
     session.flush()
     pending = session.scalar(select(func.count()).select_from(Review).where(
         Review.application_id == app.id, Review.scored_at.is_(None)))
     if pending == 0:
         app.transition_to(Status.committee, actor=actor, at=now,
                           reason="toutes les évaluations sont rendues")
-    return value
+    return exact_weighted(scores, policy)
 
 
 def advance_reviewed(session: Session, *, actor: str, now: dt.datetime) -> list[str]:
@@ -292,28 +296,62 @@ def advance_reviewed(session: Session, *, actor: str, now: dt.datetime) -> list[
     return [a.reference for a in apps]
 
 
-def application_score(session: Session, app_id: int) -> Decimal | None:
-    values = session.scalars(select(Review.weighted_milli).where(
+def _exact(scores: dict[str, Any], milli: int, policy: ReviewPolicy) -> Fraction:
+    """A review's exact weighted score, recomputed from its notes; the recorded thousandths
+    only for notes the current rubric no longer fits."""
+    if set(scores) == set(policy.weights):
+        return exact_weighted(scores, policy)
+    return Fraction(milli, 1000)
+
+
+def review_value(review: Review, policy: ReviewPolicy) -> Fraction | None:
+    if review.scores is None or review.weighted_milli is None:
+        return None
+    return _exact(review.scores, review.weighted_milli, policy)
+
+
+def exact_review_scores(reviews: list[dict[str, Any]], policy: ReviewPolicy) -> list[Fraction]:
+    """The exact weighted scores of scored reviews as ``review_detail`` gives them."""
+    return [_exact(r["scores"], int(Decimal(r["weighted_score"]) * 1000), policy)
+            for r in reviews]
+
+
+def application_score(session: Session, app_id: int, policy: ReviewPolicy) -> Fraction | None:
+    """The exact mean of the reviewers' exact weighted scores (rounded only for display)."""
+    reviews = session.scalars(select(Review).where(
         Review.application_id == app_id, Review.weighted_milli.is_not(None))).all()
-    return mean([Decimal(v) / 1000 for v in values])
+    return mean([v for r in reviews if (v := review_value(r, policy)) is not None])
 
 
 # --- committee ---------------------------------------------------------------------------
 
-def proposal(session: Session, *, alert_threshold: Decimal) -> dict[str, Any]:
+@dataclass(slots=True)
+class Ranking:
+    available: Decimal
+    items: list[Proposal]
+    titles: dict[str, str]
+
+
+def ranking(session: Session, *, alert_threshold: Decimal, policy: ReviewPolicy) -> Ranking:
+    """The applications before the committee ranked by exact score, and what fits."""
     apps = session.scalars(select(Application).where(Application.status == Status.committee)
                            .order_by(Application.id)).all()
-    ranked = [(a.reference, application_score(session, a.id) or Decimal(0), a.requested_amount)
-              for a in apps]
+    ranked = [(a.reference, application_score(session, a.id, policy) or Fraction(0),
+               a.requested_amount) for a in apps]
     report = ledger.finance_report(session, alert_threshold=alert_threshold)
     available = Decimal(report["available"])
-    titles = {a.reference: a.title for a in apps}
-    items = propose(ranked, available)
+    return Ranking(available, propose(ranked, available), {a.reference: a.title for a in apps})
+
+
+def proposal(session: Session, *, alert_threshold: Decimal,
+             policy: ReviewPolicy) -> dict[str, Any]:
+    result = ranking(session, alert_threshold=alert_threshold, policy=policy)
+    items = result.items
     return {
-        "available": as_str(available),
+        "available": as_str(result.available),
         "proposed_total": as_str(sum((p.amount for p in items if p.funded), Decimal(0))),
-        "applications": [{"reference": p.reference, "title": titles[p.reference],
-                          "score": str(p.score), "amount": as_str(p.amount),
+        "applications": [{"reference": p.reference, "title": result.titles[p.reference],
+                          "score": score_text(p.score), "amount": as_str(p.amount),
                           "proposed": p.funded} for p in items],
     }
 
@@ -412,21 +450,24 @@ def mark_failed(session: Session, decision_id: int, error: str) -> None:
         decision.error = error
 
 
-def review_detail(session: Session, app: Application) -> dict[str, Any]:
+def review_detail(session: Session, app: Application,
+                  policy: ReviewPolicy | None = None) -> dict[str, Any]:
+    """``policy``: the rubric scores are computed under (default: the configured one)."""
+    policy = policy or get_fund_config().review
     reviews = session.scalars(select(Review).where(Review.application_id == app.id)
                               .order_by(Review.id)).all()
     recusals = session.scalars(select(Recusal).where(Recusal.application_id == app.id)
                                .order_by(Recusal.id)).all()
     decisions = session.scalars(select(Decision).where(Decision.application_id == app.id)
                                 .order_by(Decision.id)).all()
-    score_ = application_score(session, app.id)
+    score_ = application_score(session, app.id, policy)
     return {
         "reviews": [{"reviewer": r.reviewer.email, "name": r.reviewer.name,
-                     "scores": r.scores, "weighted_score": str(r.weighted)
-                     if r.weighted is not None else None, "comment": r.comment,
+                     "scores": r.scores, "weighted_score": score_text(review_value(r, policy)),
+                     "comment": r.comment,
                      "scored_at": r.scored_at.isoformat() if r.scored_at else None}
                     for r in reviews],
-        "score": str(score_) if score_ is not None else None,
+        "score": score_text(score_),
         "recusals": [{"reviewer": r.reviewer.email, "reason": r.reason} for r in recusals],
         "decision": None if not decisions else {
             "outcome": decisions[-1].outcome,
