@@ -390,12 +390,12 @@ def _policy_threshold() -> Decimal:
 def _parse_amount(value: str | None, option: str) -> Decimal | None:
     if value is None:
         return None
-    from rules.document import parse_money
+    from rules.money import parse_amount
 
     try:
-        return parse_money(value)
-    except ValueError:
-        fail(f"{option} : montant invalide « {value} » (euros, au plus deux décimales)")
+        return parse_amount(value)  # French forms too: 12,5 ; 70 000,50 €
+    except ValueError as exc:
+        fail(f"{option} : {exc}")
 
 
 def _parse_day(value: str | None) -> dt.date:
