@@ -11,8 +11,8 @@ import json
 import os
 import subprocess
 import sys
-from decimal import Decimal
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from odd17.settings import reset_caches
 from rules.labels import STATUS_LABELS
 from rules.money import eur
 from tests.conftest import fresh_database_url
-from tests.factories import jsonl, make_siret, numbered
+from tests.factories import jsonl, numbered
 
 ODD17 = str(Path(sys.executable).parent / "odd17")
 MARKUP = ("[red]x[/red] [/] [link=http://x]clic[/link] <script>alert(1)</script> "
