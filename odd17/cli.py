@@ -305,15 +305,31 @@ def list_(
                           if total else "")))
 
 
-def stream_json_list(rows: Iterable[Any]) -> None:
-    """A JSON list written as it is read: the same text as print_json, without holding it."""
+# Flat rows (scalars only) in the layout of print_json's indent=2, by the C encoder: the
+# pure-Python one that indent= selects takes ~40 µs a row, 2 s for 54,000 applications.
+_FLAT_ROW = json.JSONEncoder(ensure_ascii=False, separators=(",\n    ", ": "))
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    body = _FLAT_ROW.encode(row)
+    return "  {\n    " + body[1:-1] + "\n  }" if row else "  {}"
+
+
+def stream_json_list(rows: Iterable[dict[str, Any]], chunk: int = 1000) -> None:
+    """A JSON list of flat rows written as it is read, byte for byte what print_json writes,
+    without holding the list in memory."""
     write = sys.stdout.write
-    first = True
+    pending: list[str] = []
+    started = False
     for row in rows:
-        body = json.dumps(row, ensure_ascii=False, indent=2).replace("\n", "\n  ")
-        write(("[\n  " if first else ",\n  ") + body)
-        first = False
-    write("[]\n" if first else "\n]\n")
+        pending.append(_row_text(row))
+        if len(pending) >= chunk:
+            write(("[\n" if not started else ",\n") + ",\n".join(pending))
+            started, pending = True, []
+    if pending:
+        write(("[\n" if not started else ",\n") + ",\n".join(pending))
+        started = True
+    write("\n]\n" if started else "[]\n")
 
 
 def _check_references(session: Any, references: list[str], *, allowed: Iterable[Status],

@@ -173,3 +173,22 @@ def test_history_times_in_the_configured_zone(engine, db_url: str) -> None:  # t
         assert local.strftime("%Y-%m-%d %H:%M:%S") in out
     code, _, err = cli("show", ref, env={"ODD17_TIMEZONE": "Mars/Olympus"})
     assert code == 2 and "Mars/Olympus" in err
+
+
+@given(st.lists(st.fixed_dictionaries({
+    "reference": st.text(), "status": st.sampled_from(["eligible", "in_review"]),
+    "title": st.text(), "region": st.none() | st.text(), "n": st.integers(),
+}), max_size=5), st.integers(min_value=1, max_value=3))
+def test_streamed_json_list_is_exactly_print_json(rows: list[dict], chunk: int) -> None:
+    """`list --json` is streamed: the same bytes as the documented json.dumps(indent=2)."""
+    import contextlib
+    import io
+
+    from odd17.cli import print_json, stream_json_list
+
+    streamed, built = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(streamed):
+        stream_json_list(iter(rows), chunk=chunk)
+    with contextlib.redirect_stdout(built):
+        print_json(rows)
+    assert streamed.getvalue() == built.getvalue()
