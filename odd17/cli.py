@@ -235,7 +235,7 @@ def show(reference: str, as_json: JsonFlag = False) -> None:
     history = Table(f"date ({zone})", "de", "vers", "par", "motif", title="Historique")
     history.columns[0].no_wrap = True
     for h in detail["history"]:
-        history.add_row(local_time(h["at"], zone), status_text(h["from"]) if h["from"] else "—",
+        history.add_row(local_time(h["at"], zone), status_text(h["from"]),
                         status_text(h["to"]), h["actor"], h["reason"])
     out.print(history)
 
@@ -968,7 +968,7 @@ def serve(
              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for(url, server)
     os.environ["PREFECT_API_URL"] = url
-    err.print(f"Serveur Prefect : {url} ; base : {settings.database_url}")
+    err.print(f"Serveur Prefect : {url} ; base : {_shown_url(settings.database_url)}")
     try:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 

@@ -14,7 +14,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from rules.labels import STATUS_LABELS, status_label
+from rules.labels import status_label
 
 # C0 and C1 controls (but newline and tab), DEL, and the Unicode bidirectional controls.
 _INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
@@ -34,7 +34,6 @@ STATUS_STYLE: dict[str, str] = {
     "cancelled": "dim red",
     "refused": "bold red",
 }
-assert set(STATUS_STYLE) >= set(STATUS_LABELS), "every status shown needs a style"
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -67,9 +66,11 @@ def line(*parts: str | Text | tuple[object, str]) -> Text:
     return out
 
 
-def status(value: str) -> Text:
-    """A status in French, in its colour."""
-    return Text(status_label(value), style=STATUS_STYLE.get(value, ""))
+def status(value: str | None) -> Text:
+    """A status in French, in its colour (an unknown one as it is, ``—`` for none)."""
+    if not value:
+        return Text("—")
+    return safe(status_label(value), STATUS_STYLE.get(value, ""))
 
 
 class SafeTable(Table):

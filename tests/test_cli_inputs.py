@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -192,3 +193,48 @@ def test_streamed_json_list_is_exactly_print_json(rows: list[dict], chunk: int) 
     with contextlib.redirect_stdout(built):
         print_json(rows)
     assert streamed.getvalue() == built.getvalue()
+
+
+def test_every_status_has_a_french_label_and_a_style() -> None:
+    from models import Status
+    from odd17.display import STATUS_STYLE, status
+    from rules.labels import STATUS_LABELS
+
+    for value in [*Status, "refused"]:
+        assert value in STATUS_LABELS and STATUS_STYLE.get(value), value
+        assert status(value).plain == STATUS_LABELS[value]
+
+
+def test_visible_escapes_controls_and_bidi_but_keeps_text() -> None:
+    from odd17.display import safe, visible
+
+    assert visible("a\x1b[31mb\u202ec\u200fd\x00e\x9bf") == \
+        "a\\x1b[31mb\\u202ec\\u200fd\\x00e\\x9bf"
+    assert visible("Île-de-France — n°1\tx\ny [/] :smile:") == \
+        "Île-de-France — n°1\tx\ny [/] :smile:"
+    assert safe("[red]x[/red]").spans == []  # no style read from the text
+
+
+@pytest.mark.skipif(not os.environ.get("ODD17_DATABASE_URL", "").startswith("postgres"),
+                    reason="PostgreSQL: a database that exists but has no odd17 schema")
+def test_read_commands_refuse_a_postgres_database_without_schema() -> None:
+    import uuid
+
+    from sqlalchemy import text
+
+    from tests.conftest import _admin, _pg_url
+
+    name = f"odd17_empty_{uuid.uuid4().hex[:8]}"
+    admin = _admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        code, _, err = cli("list", env={"ODD17_DATABASE_URL": _pg_url(name)})
+        assert code == 2 and "n'a pas de schéma odd17" in err and "odd17 init" in err
+    finally:
+        from odd17.db import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
