@@ -135,8 +135,6 @@ def init(as_json: JsonFlag = False) -> None:
 
 def _shown_url(url: str) -> str:
     """The database URL as it may be shown: never its password."""
-    from sqlalchemy import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:  # an unparsable URL is refused elsewhere; show nothing of it
