@@ -709,6 +709,7 @@ def reviewers_list(as_json: JsonFlag = False) -> None:
         print_json(rows)
         return
     table = Table("e-mail", "nom", "SIREN", "intérêts", "comité", "évalue")
+    table.columns[2].no_wrap = True  # a SIREN is never broken
     for r in rows:
         table.add_row(r["email"], r["name"], r["siren"] or "—", ", ".join(r["interests"]),
                       "oui" if r["committee"] else "", "oui" if r["reviews"] else "")
