@@ -530,8 +530,9 @@ def tranches(
         return
     table = Table("échéance", "référence", "tranche", "montant", "titre",
                   title="Tranches à verser")
-    for column in table.columns[:4]:
-        column.no_wrap = True
+    for column in (table.columns[0], table.columns[1], table.columns[3]):
+        column.no_wrap = True  # dates, references and amounts are never broken
+    table.columns[4].overflow = "fold"
     for r in rows:
         table.add_row(r["due_on"], r["reference"], f"{r['tranche']} ({r['label']})",
                       eur(Decimal(r["amount"])), r["title"])
