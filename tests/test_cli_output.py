@@ -238,3 +238,15 @@ def test_list_pages_in_sql_and_json_stays_complete(world: dict) -> None:
     assert "1–4 sur 11 dossier(s) (page 1/3) ; suite : --page 2" in out
     out = ok("list", "--status", "committee", env=env)
     assert "1–1 sur 1 dossier(s)" in out
+
+
+def test_other_tables_at_80_columns_keep_amounts_whole(world: dict) -> None:
+    propose = run("committee", "propose", env=world["env"], columns=80)
+    tranches = run("tranches", "--date", "2099-01-01", env=world["env"], columns=80)
+    for proc in (propose, tranches):
+        assert proc.returncode == 0, proc.stderr
+        assert all(len(line) <= 80 for line in proc.stdout.splitlines())
+    assert world["refs"]["committee"] in propose.stdout
+    assert eur(Decimal("120000")) in propose.stdout
+    assert world["refs"]["approved"] in tranches.stdout
+    assert eur(Decimal("30000")) in tranches.stdout and eur(Decimal("20000")) in tranches.stdout
