@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 
@@ -44,3 +45,30 @@ def eur(amount: Decimal) -> str:
 def date_fr(value) -> str:  # type: ignore[no-untyped-def]
     """``1 mars 2027`` (Babel, French locale)."""
     return format_date(value, format="long", locale=_fr())
+
+
+MAX_AMOUNT = Decimal("999999999999.99")  # NUMERIC(14,2)
+# Digits grouped by three with a space, a no-break space (U+00A0), a narrow no-break space
+# (U+202F, what Babel and French locales print) or a thin space; or no grouping at all.
+_GROUPED = re.compile(r"\d{1,3}(?:[ \u00a0\u202f\u2009]\d{3})+|\d+")
+_AMOUNT = re.compile(rf"(?P<units>{_GROUPED.pattern})(?:[,.](?P<cents>\d{{1,2}}))?")
+_CURRENCY = re.compile(r"\s*(?:€|EUR|euros?)\s*$", re.IGNORECASE)
+EXPECTED = "des euros avec au plus deux décimales, par ex. 70 000,50 ou 70000.50"
+
+
+def parse_amount(text: str) -> Decimal:
+    """A positive amount typed by a person, French or plain: ``12,5``, ``70 000``,
+    ``70 000,50 €`` (any of the spaces French locales print), ``70000.50``. Refuses anything
+    else with a French message (ValueError) rather than guessing: ``1.234`` or ``1,234``
+    (three decimals) is neither a French nor a plain amount."""
+    cleaned = _CURRENCY.sub("", text.strip())
+    match = _AMOUNT.fullmatch(cleaned)
+    if match is None:
+        raise ValueError(f"montant invalide « {text} » : attendu {EXPECTED}")
+    units = re.sub(r"\D", "", match["units"])
+    amount = Decimal(f"{units}.{match['cents'] or '0'}").quantize(CENT)
+    if amount <= 0:
+        raise ValueError(f"montant invalide « {text} » : il doit être positif")
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"montant invalide « {text} » : au plus {eur(MAX_AMOUNT)}")
+    return amount

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# C0 and C1 controls (but tab and newline, which lay text out), DEL, zero-width and
+# bidirectional marks, and the byte-order mark.
+_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e"
+                     "\u2066-\u2069\ufeff]")
 
 
 def show_controls(text: str) -> str:

@@ -89,9 +89,13 @@ def test_init_is_idempotent(db_url: str) -> None:
 
 def test_fresh_database_is_initialised_on_first_use(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command that writes creates the database; one that only reads refuses an absent one
+    (a mistyped path): see tests/test_cli_inputs.py."""
     monkeypatch.setenv("ODD17_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    code, out, err = cli("reviewers", "add", "--name", "A", "--email", "a@example.org")
+    assert code == 0 and "initialisation" in err
     code, out, err = cli("list", "--json")
-    assert code == 0 and json.loads(out) == [] and "initialisation" in err
+    assert code == 0 and json.loads(out) == []
 
 
 def test_policy_change_then_one_command_reevaluates(db_url: str, tmp_path: Path,

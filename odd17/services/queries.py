@@ -3,6 +3,7 @@ Amounts are strings with two decimals; timestamps are ISO 8601 in UTC."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import func, select
@@ -76,6 +77,19 @@ def application_detail(session: Session, reference: str,
 
 
 def list_applications(session: Session, status: Status | None = None) -> list[dict[str, Any]]:
+    return list(iter_applications(session, status))
+
+
+def count_applications(session: Session, status: Status | None = None) -> int:
+    query = select(func.count()).select_from(Application)
+    if status is not None:
+        query = query.where(Application.status == status)
+    return session.scalar(query) or 0
+
+
+def iter_applications(session: Session, status: Status | None = None, *,
+                      limit: int | None = None, offset: int = 0) -> Iterator[dict[str, Any]]:
+    """The rows of ``odd17 list --json``, paged in SQL and streamed (never all in memory)."""
     query = select(
         Application.reference, Application.status, Application.title, Application.call_id,
         Application.primary_objective, Application.region, Application.department,
@@ -83,7 +97,12 @@ def list_applications(session: Session, status: Status | None = None) -> list[di
     ).order_by(Application.id)
     if status is not None:
         query = query.where(Application.status == status)
-    return [
+    if limit is not None:
+        query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
+    rows = session.execute(query.execution_options(yield_per=1000))
+    return (
         {
             "reference": row.reference,
             "status": row.status.value,
@@ -95,8 +114,19 @@ def list_applications(session: Session, status: Status | None = None) -> list[di
             "requested_amount": as_str(row.requested_amount),
             "submitted_at": _iso(row.submitted_at),
         }
-        for row in session.execute(query)
-    ]
+        for row in rows
+    )
+
+
+def statuses_of(session: Session, references: list[str]) -> dict[str, Status]:
+    """The status of each named application that exists (references normalised)."""
+    wanted = sorted({r.strip().upper() for r in references})
+    found: dict[str, Status] = {}
+    for start in range(0, len(wanted), 500):  # bounded IN lists
+        found.update(session.execute(
+            select(Application.reference, Application.status)
+            .where(Application.reference.in_(wanted[start:start + 500]))).tuples().all())
+    return found
 
 
 def count_by_status(session: Session) -> dict[str, int]:
