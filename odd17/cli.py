@@ -701,30 +701,50 @@ def outbox_list(
     if as_json:
         print_json(rows)
         return
+    from rich.markup import escape
+
     table = Table("n°", "événement", "destinataire", "dossier", "statut", "essais", "détail")
-    for r in rows:
-        table.add_row(str(r["id"]), str(r["event"]), str(r["recipient"]),
+    for r in rows:  # recipients, subjects and errors are not ours: escaped
+        table.add_row(str(r["id"]), str(r["event"]), escape(str(r["recipient"])),
                       str(r["reference"] or "—"), str(r["status"]), str(r["attempts"]),
-                      str(r["last_error"] or r["subject"] or ""))
+                      escape(str(r["last_error"] or r["subject"] or "")))
     out.print(table)
     out.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "file vide")
 
 
 @outbox_app.command("send")
 def outbox_send(as_json: JsonFlag = False) -> None:
-    """Envoie les messages dus (transport configuré : ODD17_MAIL_TRANSPORT)."""
+    """Envoie les messages dus (transport configuré : ODD17_MAIL_TRANSPORT).
+
+    Code de sortie : 0 tout est parti (ou rien n'était dû) ; 1 des messages sont en échec
+    définitif ; 2 le serveur est injoignable (les messages attendent) ou la commande n'a pu
+    s'exécuter."""
+    from rich.markup import escape
+
     from odd17.services import mail
 
     with user_errors():
         report = mail.send_pending(ready_engine())
     if as_json:
         print_json({"sent": report.sent, "retried": report.retried, "failed": report.failed,
-                    "errors": report.errors})
-        return
-    out.print(f"{report.sent} envoyé(s), {report.retried} à réessayer, "
-              f"{report.failed} en échec.")
-    for error in report.errors[:20]:
-        err.print(f"[yellow]{error}[/]")
+                    "errors": report.errors, "unreachable": report.unreachable,
+                    "waiting": report.waiting})
+    else:
+        out.print(f"{report.sent} envoyé(s), {report.retried} à réessayer, "
+                  f"{report.failed} en échec.", markup=False)
+        for error in report.errors[:20]:
+            err.print(f"[yellow]{escape(error)}[/]")
+        if len(report.errors) > 20:
+            err.print(f"… et {len(report.errors) - 20} autre(s) : odd17 outbox list "
+                      "--status failed", markup=False)
+        if report.unreachable:
+            err.print(f"[bold red]{escape(report.unreachable)}[/] : {report.waiting} "
+                      "message(s) en attente, aucun essai décompté ; ils partiront au "
+                      "prochain envoi.")
+    if report.unreachable:
+        raise typer.Exit(2)
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @outbox_app.command("retry")
