@@ -17,7 +17,8 @@ from odd17.services import mail
 def dispatch_outbox() -> dict[str, Any]:
     report = mail.send_pending(get_engine())
     return {"sent": report.sent, "retried": report.retried, "failed": report.failed,
-            "errors": report.errors[:50]}
+            "errors": report.errors[:50], "unreachable": report.unreachable,
+            "waiting": report.waiting}
 
 
 @flow(name="outbox", **FLOW_DEFAULTS)
@@ -26,6 +27,9 @@ def outbox_flow() -> dict[str, Any]:
     logger = get_run_logger()
     for error in summary["errors"]:
         logger.warning("%s", error)
+    if summary["unreachable"]:  # the messages wait for the next run, no attempt used up
+        logger.warning("%s ; %d message(s) en attente", summary["unreachable"],
+                       summary["waiting"])
     logger.info("outbox: %d sent, %d to retry, %d failed", summary["sent"], summary["retried"],
                 summary["failed"])
     return summary

@@ -14,9 +14,9 @@ from models.base import Base, UTCDateTime
 
 
 class MessageStatus(StrEnum):
-    pending = "pending"    # waiting to be sent (first try or a retry after backoff)
-    sending = "sending"    # claimed by a dispatcher
-    sent = "sent"
+    pending = "pending"    # waiting to be sent (first try, a retry after backoff, a server down)
+    sending = "sending"    # being sent by a dispatcher: at most one message per dispatcher
+    sent = "sent"          # the server accepted it
     failed = "failed"      # given up: error recorded, visible in `odd17 outbox list`
 
 
@@ -41,3 +41,9 @@ class OutboxMessage(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     subject: Mapped[str | None] = mapped_column(String(300))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # when the dispatcher committed to sending it (a message `sending` since then is the one
+    # that may or may not have reached the server), and the Message-ID it went out with
+    send_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    # a person's `outbox retry`: the queue lifetime (ODD17_MAIL_EXPIRY_DAYS) starts again
+    requeued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -935,7 +935,7 @@ def outbox_list(
         print_json(rows)
         return
     table = Table("n°", "événement", "destinataire", "dossier", "statut", "essais", "détail")
-    for r in rows:
+    for r in rows:  # SafeTable: recipients, subjects and errors shown literally
         table.add_row(str(r["id"]), str(r["event"]), str(r["recipient"]),
                       str(r["reference"] or "—"), str(r["status"]), str(r["attempts"]),
                       str(r["last_error"] or r["subject"] or ""))
@@ -945,19 +945,35 @@ def outbox_list(
 
 @outbox_app.command("send")
 def outbox_send(as_json: JsonFlag = False) -> None:
-    """Envoie les messages dus (transport configuré : ODD17_MAIL_TRANSPORT)."""
+    """Envoie les messages dus (transport configuré : ODD17_MAIL_TRANSPORT).
+
+    Code de sortie : 0 tout est parti (ou rien n'était dû) ; 1 des messages sont en échec
+    définitif ; 2 le serveur est injoignable (les messages attendent) ou la commande n'a pu
+    s'exécuter."""
     from odd17.services import mail
 
     with user_errors():
         report = mail.send_pending(ready_engine())
     if as_json:
         print_json({"sent": report.sent, "retried": report.retried, "failed": report.failed,
-                    "errors": report.errors})
-        return
-    out.print(line(f"{report.sent} envoyé(s), {report.retried} à réessayer, "
-                   f"{report.failed} en échec."))
-    for error in report.errors[:20]:
-        err.print(line((error, "yellow")))
+                    "errors": report.errors, "unreachable": report.unreachable,
+                    "waiting": report.waiting})
+    else:
+        out.print(line(f"{report.sent} envoyé(s), {report.retried} à réessayer, "
+                       f"{report.failed} en échec."))
+        for error in report.errors[:20]:
+            err.print(line((error, "yellow")))
+        if len(report.errors) > 20:
+            err.print(line(f"… et {len(report.errors) - 20} autre(s) : odd17 outbox list "
+                           "--status failed"))
+        if report.unreachable:
+            err.print(line((report.unreachable, "bold red"),
+                           f" : {report.waiting} message(s) en attente, aucun essai décompté ;"
+                           " ils partiront au prochain envoi."))
+    if report.unreachable:
+        raise typer.Exit(2)
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @outbox_app.command("retry")

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     templates_dir: Path | None = None
     mail_max_attempts: int = Field(8, ge=1)
     mail_backoff_seconds: float = Field(30, ge=0)
+    # How long a message may wait for a server that cannot be reached (an MTA's queue
+    # lifetime): then it is failed. Unreachable servers do not use up attempts.
+    mail_expiry_days: float = Field(5, gt=0, le=365)
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_user: str | None = None

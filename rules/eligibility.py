@@ -20,6 +20,7 @@ from stdnum.fr import siret as siret_checker
 
 from rules.document import ApplicationDocument
 from rules.geography import DEPARTMENTS_COG, region_of
+from rules.labels import INNOVATION_LABELS, OBJECTIVE_LABELS, innovation_label, objective_label
 from rules.money import eur
 from rules.tranches import add_months
 
@@ -147,17 +148,19 @@ def _join(items: list[str]) -> str:
 
 
 def objectif(doc: Facts, policy: EligibilityPolicy) -> Verdict:
+    # French labels, not identifiers: these sentences reach applicants (emails)
     if doc.objectives:
-        return True, f"Objectif principal déclaré : {doc.objectives[0]}."
-    return False, "Aucun des trois objectifs du fonds (dialogue, ingenierie, experimentation) "\
-        "n'est déclaré."
+        return True, f"Objectif principal déclaré : {objective_label(doc.objectives[0])}."
+    return False, f"Aucun des trois objectifs du fonds ({_join(list(OBJECTIVE_LABELS.values()))})"\
+        " n'est déclaré."
 
 
 def innovation(doc: Facts, policy: EligibilityPolicy) -> Verdict:
     if doc.innovations:
-        return True, f"Dimension(s) d'innovation déclarée(s) : {_join(doc.innovations)}."
-    return False, "Aucune dimension de la triple innovation (solutions, co_construction, "\
-        "modele_hybride) n'est déclarée."
+        labels = [innovation_label(i) for i in doc.innovations]
+        return True, f"Dimension(s) d'innovation déclarée(s) : {_join(labels)}."
+    return False, "Aucune dimension de la triple innovation "\
+        f"({_join(list(INNOVATION_LABELS.values()))}) n'est déclarée."
 
 
 def alliance(doc: Facts, policy: EligibilityPolicy) -> Verdict:

@@ -43,8 +43,11 @@ def eur(amount: Decimal) -> str:
 
 
 def date_fr(value) -> str:  # type: ignore[no-untyped-def]
-    """``1 mars 2027`` (Babel, French locale)."""
-    return format_date(value, format="long", locale=_fr())
+    """``3 mars 2027``, ``1er octobre 2026`` (Babel, French locale; French writes the first day
+    of a month as an ordinal, which Babel's CLDR pattern does not)."""
+    text = format_date(value, format="long", locale=_fr())
+    return "1er" + text[1:] if value.day == 1 and text.startswith("1 ") else text
+
 
 
 MAX_AMOUNT = Decimal("999999999999.99")  # NUMERIC(14,2)

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select, update
 from models import MessageStatus, OutboxMessage
 from notifications.dispatch import LEASE, expire_stale
 from notifications.events import EVENTS, EXAMPLES
+from notifications.outbox import enqueue, message
 from notifications.render import render
 from odd17.db import unit_of_work
 from odd17.services import ledger, mail
@@ -49,7 +50,7 @@ def test_every_template_renders_in_french() -> None:
         rendered = render(event, EXAMPLES[event], fund_name="Fonds ODD 17")
         assert rendered.subject and rendered.text and "<html" in rendered.html
     approved = render("decision_approved", EXAMPLES["decision_approved"], fund_name="F")
-    assert "120\u202f000,00\xa0€" in approved.subject and "1 mars 2027" in approved.text
+    assert "120\u202f000,00\xa0€" in approved.subject and "1er mars 2027" in approved.text
 
 
 def test_a_fund_manager_overrides_one_template(tmp_path: Path, engine: Engine,
@@ -116,33 +117,46 @@ def test_cli_cycle_sends_every_event_over_smtp(smtp: SmtpServer, engine: Engine,
     assert len(smtp.inbox.received) == len(outbox(engine))  # nothing sent twice
 
 
-def test_server_down_then_back(smtp: SmtpServer, engine: Engine) -> None:
-    eligible(engine, 3)
-    smtp.stop()
-    report = mail.send_pending(engine)
-    assert (report.sent, report.retried) == (0, 6)
-    assert {m.status for m in outbox(engine)} == {MessageStatus.pending}
-    assert all("envoi impossible" in (m.last_error or "") for m in outbox(engine))
-    smtp.start()
-    report = mail.send_pending(engine)
-    assert report.sent == 6 and len(smtp.inbox.received) == 6
-    assert {m.status for m in outbox(engine)} == {MessageStatus.sent}
-
-
-def test_gives_up_after_max_attempts_then_retry_requeues(smtp: SmtpServer, engine: Engine,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gives_up_after_max_attempts_of_refusals_then_retry_requeues(
+        smtp: SmtpServer, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the server's refusal of a message uses up its attempts (4xx: retried)."""
     monkeypatch.setenv("ODD17_MAIL_MAX_ATTEMPTS", "2")
     reset_caches()
     eligible(engine, 1)
-    smtp.stop()
+    lead = outbox(engine)[0].recipient
+    smtp.inbox.refuse[lead] = "450 4.2.1 Mailbox busy, try later"
+    first = mail.send_pending(engine)
+    assert (first.sent, first.retried, first.failed) == (0, 2, 0)
     mail.send_pending(engine)
-    mail.send_pending(engine)
-    assert {m.status for m in outbox(engine)} == {MessageStatus.failed}
+    assert {(m.status, m.attempts) for m in outbox(engine)} == {(MessageStatus.failed, 2)}
+    assert "450 4.2.1 Mailbox busy" in (outbox(engine)[0].last_error or "")
     code, out, _ = cli("outbox", "list", "--status", "failed", "--json")
     assert code == 0 and len(json_loads(out)) == 2
-    smtp.start()
+    del smtp.inbox.refuse[lead]
     assert "2 message(s) remis en file" in cli("outbox", "retry")[1]
     assert mail.send_pending(engine).sent == 2
+
+
+def queue(engine: Engine, recipients: list[str], event: str = "application_eligible",
+          prefix: str = "t") -> None:
+    """Messages straight into the outbox, one per recipient, with the event's example facts."""
+    now = dt.datetime.now(dt.UTC)
+    with unit_of_work(engine) as s:
+        enqueue(s, [message(event, r, EXAMPLES[event], key=f"{prefix}:{i}", now=now,
+                            reference=EXAMPLES[event].get("reference"))
+                    for i, r in enumerate(recipients)])
+
+
+def test_a_permanent_refusal_fails_that_message_alone(smtp: SmtpServer, engine: Engine) -> None:
+    recipients = [f"p{i}@exemple.example.org" for i in range(5)]
+    queue(engine, recipients)
+    smtp.inbox.refuse[recipients[2]] = "550 5.1.1 No such user"
+    code, _, err = cli("outbox", "send")
+    assert code == 1 and "550 5.1.1 No such user" in err  # failed for good: non-zero
+    assert [(m.recipient, m.status) for m in outbox(engine)] == [
+        (r, MessageStatus.failed if r == recipients[2] else MessageStatus.sent)
+        for r in recipients]
+    assert len(smtp.inbox.received) == 4 and all(m.attempts == 1 for m in outbox(engine))
 
 
 def json_loads(text: str):  # type: ignore[no-untyped-def]

@@ -36,6 +36,7 @@ def send_pending(engine: Engine, *, worker: str | None = None) -> Report:
         max_attempts=settings.mail_max_attempts,
         backoff=dt.timedelta(seconds=settings.mail_backoff_seconds),
         templates=settings.templates_dir,
+        lifetime=dt.timedelta(days=settings.mail_expiry_days),
     )
 
 
@@ -49,7 +50,9 @@ def list_messages(session: Session, status: MessageStatus | None = None,
              "created_at": m.created_at.isoformat(),
              "sent_at": m.sent_at.isoformat() if m.sent_at else None,
              "next_attempt_at": m.next_attempt_at.isoformat(), "subject": m.subject,
-             "last_error": m.last_error} for m in session.scalars(query)]
+             "last_error": m.last_error, "message_id": m.message_id,
+             "send_started_at": m.send_started_at.isoformat() if m.send_started_at else None}
+            for m in session.scalars(query)]
 
 
 def counts(session: Session) -> dict[str, int]:
