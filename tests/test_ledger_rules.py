@@ -66,20 +66,21 @@ def test_due_dates_are_total(day: dt.date, months: int, signed: dt.date, due_at:
         assert result == max(signed, end) and end.day <= day.day
 
 
-@pytest.mark.parametrize(("start", "months", "fits"), [
-    ("9999-12-31", 24, False), ("9999-06-30", 12, False), ("9998-01-31", 12, True),
-    ("0001-01-01", 36, True)])
+@pytest.mark.parametrize(("start", "months", "refusal"), [
+    ("9999-12-31", 24, "dépasse le calendrier"), ("9999-06-30", 12, "dépasse le calendrier"),
+    ("31/12/9999", 12, "date de début ou durée illisible"), ("9998-01-31", 12, None),
+    ("0001-01-01", 36, None)])
 def test_extreme_start_dates_through_the_approval(engine: Engine, start: str, months: int,
-                                                  fits: bool) -> None:
+                                                  refusal: str | None) -> None:
     [ref] = in_committee(engine, 1)
     set_start(engine, ref, start, months)
     before = report(engine)
-    if fits:
+    if refusal is None:
         assert approve(engine, ref, "1000").recorded
         assert grant(engine, ref)["tranches"][0]["due_on"] == "2026-12-02"
     else:
-        with pytest.raises(DomainError, match=f"échéances des tranches incalculables \\(début "
-                                              f"{start}.*dépasse le calendrier"):
+        with pytest.raises(DomainError, match=rf"échéances des tranches incalculables \(début "
+                                              rf"{start}, durée {months} mois\) : .*{refusal}"):
             approve(engine, ref, "1000")
         assert report(engine) == before
     assert breaches(engine) == []

@@ -41,7 +41,7 @@ from models.lifecycle import check_transition
 from notifications.outbox import enqueue, message
 from odd17.settings import get_fund_config, get_settings
 from rules.money import as_str, eur
-from rules.tranches import TranchePlan, due_date, split
+from rules.tranches import DateOutOfRange, TranchePlan, due_date, split
 
 ZERO = Decimal("0.00")
 
@@ -349,9 +349,10 @@ def _due_dates(app: Application, plan: TranchePlan, now: dt.datetime) -> list[dt
         return [due_date(spec.due, signed_on=now.date(), start=start, months=months)
                 for spec in plan.tranches]
     except (KeyError, TypeError, ValueError) as exc:
+        why = str(exc) if isinstance(exc, DateOutOfRange) else "date de début ou durée illisible"
         raise DomainError(f"{app.reference} : échéances des tranches incalculables (début "
                           f"{document.get('start_date')!s}, durée "
-                          f"{document.get('duration_months')!s} mois) : {exc} ; rien n'a été "
+                          f"{document.get('duration_months')!s} mois) : {why} ; rien n'a été "
                           "modifié") from exc
 
 
