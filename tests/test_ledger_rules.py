@@ -129,6 +129,13 @@ def test_partial_payments_leave_the_tranche_due_for_the_rest(engine: Engine) -> 
         pay(engine, ref, 2, "V2", amount=D("1"))
     with pytest.raises(DomainError, match="22\u202f499,25\xa0€ sur 22\u202f500,25"):
         pay(engine, ref, 1, "V1b", amount=D("22499.26"))
+    code, out, _ = cli("tranches", "--date", "2100-01-01", "--json")
+    assert code == 0 and [(r["tranche"], r["amount"], r["paid"], r["left"])
+                          for r in json.loads(out)] == [
+        (1, "22500.25", "1.00", "22499.25"), (2, "13500.15", "0.00", "13500.15"),
+        (3, "9000.10", "0.00", "9000.10")]
+    code, out, _ = cli("tranches", "--date", "2100-01-01")
+    assert code == 0 and "22\u202f499,25" in out and "à verser" in out
     assert pay(engine, ref, 1, "V1b").amount == D("22499.25")  # the rest, by default
     assert pay(engine, ref, 2, "V2").amount == D("13500.15")
     assert pay(engine, ref, 3, "V3a", amount=D("9000.09")).recorded
