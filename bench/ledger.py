@@ -93,7 +93,8 @@ def small_ledger(engine) -> int:  # type: ignore[no-untyped-def]
             if paid >= 599:
                 break
             with unit_of_work(engine) as s:
-                ledger.pay(s, ref, tranche, f"VIR-{tranche}-{i}", paid_on=START.date(),
+                ledger.pay(s, ref, tranche, f"VIR-{tranche}-{i}",
+                           paid_on=(START + dt.timedelta(days=400 + i)).date(),
                            actor="bench", now=START + dt.timedelta(days=400 + i),
                            alert_threshold=T)
             paid += 1

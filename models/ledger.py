@@ -4,7 +4,9 @@ Invariants are held by the database itself, not only by the code that writes:
 - every ledger entry carries the balances after it, and a CHECK refuses one where
   committed or disbursed is negative or available (envelope - committed - disbursed) is;
 - the ``balances`` total row is changed only by conditional UPDATEs, and checks the same;
-- per grant, CHECK disbursed + released <= awarded;
+- per grant, CHECK disbursed + released <= awarded; per tranche, paid <= amount and marked
+  paid exactly when paid in full;
+- a ``correction`` reverses one ``topup``, once (UNIQUE ``corrects_id``);
 - triggers (migration 0002) refuse UPDATE and DELETE on ``ledger_entries``."""
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class EntryKind(StrEnum):
     disburse = "disburse"    # tranche paid: committed -> disbursed
     release = "release"      # cancellation or closing with money left: committed -> available
     topup = "topup"          # the board raises the envelope
+    correction = "correction"  # reverses a top-up entered by mistake: envelope -> lowered
 
 
 TOTAL = "total"  # the dimension of the fund-wide balance row
@@ -68,11 +71,20 @@ class Grant(Base):
         return self.awarded - self.disbursed - self.released
 
 
+PAID_WITHIN_TRANCHE = "paid_amount IS NULL OR (paid_amount > 0 AND paid_amount <= amount)"
+PAID_ON_WHEN_FULL = ("(paid_on IS NULL AND (paid_amount IS NULL OR paid_amount < amount)) "
+                     "OR (paid_on IS NOT NULL AND paid_amount = amount)")
+
+
 class Tranche(Base):
     __tablename__ = "tranches"
     __table_args__ = (
         UniqueConstraint("grant_id", "number", name="uq_tranches_grant_number"),
         CheckConstraint("amount >= 0", name="amount_non_negative"),
+        # Partial payments add up in paid_amount, never beyond the tranche; the tranche is
+        # marked paid (paid_on) exactly when paid in full. SQLite: triggers (migration 0005).
+        CheckConstraint(PAID_WITHIN_TRANCHE, name="paid_within_tranche"),
+        CheckConstraint(PAID_ON_WHEN_FULL, name="paid_on_when_full"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -95,6 +107,10 @@ class LedgerEntry(Base):
         CheckConstraint("committed_after >= 0 AND disbursed_after >= 0", name="non_negative"),
         CheckConstraint("envelope_after - committed_after - disbursed_after >= 0",
                         name="never_overcommitted"),
+        # a correction names the top-up it reverses, and a top-up is reversed at most once
+        CheckConstraint("(kind = 'correction') = (corrects_id IS NOT NULL)",
+                        name="correction_names_entry"),
+        UniqueConstraint("corrects_id", name="uq_ledger_entries_corrects_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -105,6 +121,7 @@ class LedgerEntry(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"), index=True)
     tranche_id: Mapped[int | None] = mapped_column(ForeignKey("tranches.id"))
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(200))

@@ -513,21 +513,50 @@ def grant_close(
 
 @app.command()
 def topup(
-    amount: str,
-    motif: Annotated[str, typer.Option("--motif", help="Décision du conseil.")],
+    amount: Annotated[str | None, typer.Argument(help="Montant de l'abondement.")] = None,
+    motif: Annotated[str, typer.Option("--motif", help="Décision du conseil (ou motif de la "
+                                       "correction).")] = "",
     key: Annotated[str | None, typer.Option("--key", help="Clé d'idempotence (défaut : "
                                             "dérivée du motif et du montant).")] = None,
+    correct: Annotated[int | None, typer.Option("--correct", help="Corrige (annule) "
+                                                "l'abondement de ce numéro d'écriture.")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Abonde l'enveloppe (décision du conseil d'administration)."""
-    value = _parse_amount(amount, "montant")
-    assert value is not None
+    """Abonde l'enveloppe (décision du conseil d'administration), ou corrige un abondement
+    erroné par une écriture inverse (--correct N)."""
+    if (amount is None) == (correct is None):
+        fail("donnez soit un montant, soit --correct N (numéro de l'écriture à corriger)")
+    config = get_fund_config()
     with user_errors(), unit_of_work(ready_engine()) as session:
-        result = ledger.topup(session, value, reason=motif,
-                              key=key or f"topup:{as_str(value)}:{motif.strip().casefold()}",
-                              actor=actor("cli"), now=utcnow(),
-                              alert_threshold=_policy_threshold())
-    out.print(f"Enveloppe abondée de {eur(value)}." if result.recorded
-              else "Abondement déjà enregistré : rien de nouveau.")
+        if correct is not None:
+            result = ledger.correct_topup(session, correct, reason=motif, actor=actor("cli"),
+                                          now=utcnow(), alert_threshold=_policy_threshold())
+        else:
+            value = _parse_amount(amount, "montant")
+            assert value is not None
+            result = ledger.topup(
+                session, value, reason=motif,
+                key=key or f"topup:{as_str(value)}:{motif.strip().casefold()}",
+                actor=actor("cli"), now=utcnow(), alert_threshold=_policy_threshold(),
+                max_amount=config.disbursement.max_topup)
+        report = ledger.finance_report(session, alert_threshold=_policy_threshold())
+    if as_json:
+        print_json({"entry": result.entry, "kind": "correction" if correct else "topup",
+                    "corrects": correct, "amount": as_str(result.amount),
+                    "motif": motif.strip(), "recorded": result.recorded,
+                    **{k: report[k] for k in ("envelope", "committed", "disbursed",
+                                              "available")}})
+        return
+    if correct is not None:
+        out.print(f"Abondement n°{correct} corrigé (écriture n°{result.entry}) : enveloppe "
+                  f"diminuée de {eur(result.amount)}, désormais "
+                  f"{eur(Decimal(report['envelope']))}.")
+    elif result.recorded:
+        out.print(f"Enveloppe abondée de {eur(result.amount)} (écriture n°{result.entry}), "
+                  f"désormais {eur(Decimal(report['envelope']))}.")
+    else:
+        out.print(f"Abondement déjà enregistré (écriture n°{result.entry}) : rien de nouveau.")
+    _print_alert(result.moved)
 
 
 @app.command()
@@ -542,14 +571,15 @@ def tranches(
     if as_json:
         print_json(rows)
         return
-    table = Table("échéance", "référence", "tranche", "montant", "titre",
+    table = Table("échéance", "référence", "tranche", "à verser", "titre",
                   title="Tranches à verser")
     for column in (table.columns[0], table.columns[1], table.columns[3]):
         column.no_wrap = True  # dates, references and amounts are never broken
     table.columns[4].overflow = "fold"
     for r in rows:
+        partial = (f" (sur {eur(Decimal(r['amount']))})" if r["left"] != r["amount"] else "")
         table.add_row(r["due_on"], r["reference"], f"{r['tranche']} ({r['label']})",
-                      eur(Decimal(r["amount"])), r["title"])
+                      eur(Decimal(r["left"])) + partial, r["title"])
     out.print(table)
 
 
@@ -635,7 +665,7 @@ def _print_due(rows: list[dict[str, Any]]) -> None:
     if not rows:
         out.print("Aucune tranche échue à verser.")
         return
-    partial = any(r["remaining"] != r["amount"] for r in rows)
+    partial = any(r["left"] != r["amount"] for r in rows)
     table = Table("échéance", "référence", "bénéficiaire", "tranche", "montant",
                   *(["reste à payer"] if partial else []),
                   title=f"Tranches échues à verser ({len(rows)})")
@@ -643,9 +673,9 @@ def _print_due(rows: list[dict[str, Any]]) -> None:
         table.add_row(r["due_on"], _shown(r["reference"]), _shown(r["beneficiary"]),
                       Text(f"n°{r['tranche']} ") + _shown(r["label"]),
                       eur(Decimal(r["amount"])),
-                      *([eur(Decimal(r["remaining"]))] if partial else []))
+                      *([eur(Decimal(r["left"]))] if partial else []))
     out.print(table)
-    total = sum((Decimal(r["remaining"]) for r in rows), Decimal("0.00"))
+    total = sum((Decimal(r["left"]) for r in rows), Decimal("0.00"))
     out.print(f"Total à verser : {eur(total)} (détail et titres : odd17 tranches)")
 
 

@@ -267,8 +267,8 @@ def render_html(report: dict[str, Any], *, fund_name: str, now: dt.datetime,
         region_svg=split_svg(report["by_region"], ident="reg",
                              title="Engagé et versé par région", label=_region),
         due=due, has_due="tranches_due" in report,
-        due_total=sum((Decimal(r["remaining"]) for r in due), Decimal("0.00")),
-        partial=any(r["remaining"] != r["amount"] for r in due),
+        due_total=sum((Decimal(r["left"]) for r in due), Decimal("0.00")),
+        partial=any(r["left"] != r["amount"] for r in due),
     )
 
 

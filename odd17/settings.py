@@ -89,6 +89,8 @@ class FundInfo(BaseModel):
 class DisbursementConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     alert_threshold: Decimal = Field(Decimal("0.10"), ge=0, lt=1)
+    # The largest single top-up `odd17 topup` accepts: a typo of a few zeros is refused.
+    max_topup: Decimal = Field(Decimal("10000000.00"), gt=0, decimal_places=2)
     tranches: tuple[TrancheSpec, ...] = DEFAULT_PLAN.tranches
 
     def plan(self) -> TranchePlan:

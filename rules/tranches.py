@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from collections.abc import Sequence
 from decimal import ROUND_DOWN, Decimal
@@ -47,15 +48,20 @@ def split(award: Decimal, shares: Sequence[Decimal]) -> list[Decimal]:
     return amounts
 
 
+class DateOutOfRange(ValueError):
+    """A computed date falls outside the calendar (after 31 December 9999)."""
+
+
 def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` plus ``months``, on the last day of the month when it is shorter; total: a
+    result past year 9999 raises ``DateOutOfRange`` with a French message."""
     month0 = day.month - 1 + months
     year, month = day.year + month0 // 12, month0 % 12 + 1
-    for last in (31, 30, 29, 28):
-        try:
-            return day.replace(year=year, month=month, day=min(day.day, last))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
+    if not dt.MINYEAR <= year <= dt.MAXYEAR:
+        raise DateOutOfRange(f"{day.isoformat()} plus {months} mois dépasse le calendrier "
+                             f"(au plus le 31 décembre {dt.MAXYEAR})")
+    return day.replace(year=year, month=month,
+                       day=min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def due_date(due: DueAt, *, signed_on: dt.date, start: dt.date, months: int) -> dt.date:

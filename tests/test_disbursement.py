@@ -17,7 +17,9 @@ from rules.tranches import DEFAULT_PLAN
 from tests.factories import in_committee
 from tests.test_cli import cli
 
-NOW = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
+# Approvals 20 days ago: payments may be dated from the approval day to today (real clock).
+NOW = dt.datetime.combine(dt.date.today() - dt.timedelta(days=20), dt.time(10), dt.UTC)
+DAY = [(NOW + dt.timedelta(days=n)).date().isoformat() for n in range(4)]
 
 
 def approved(engine: Engine, count: int, amount: str = "100000") -> list[str]:
@@ -32,14 +34,14 @@ def approved(engine: Engine, count: int, amount: str = "100000") -> list[str]:
 def test_pay_through_the_cli(engine: Engine) -> None:
     [ref] = approved(engine, 1)
     code, out, _ = cli("pay", ref, "--tranche", "1", "--reference", "VIR-001", "--date",
-                       "2026-12-03", "--json")
+                       DAY[1], "--json")
     assert code == 0
     assert json.loads(out) == {"reference": ref, "tranche": 1, "payment_reference": "VIR-001",
                                "recorded": True, "amount": "50000.00"}
     code, out, _ = cli("pay", ref, "--tranche", "1", "--reference", "VIR-001", "--json")
     assert code == 0 and json.loads(out)["recorded"] is False
     code, _, err = cli("pay", ref, "--tranche", "1", "--reference", "VIR-002")
-    assert code == 2 and "déjà été versée le 2026-12-03" in err
+    assert code == 2 and f"déjà été versée le {DAY[1]}" in err
     code, _, err = cli("pay", ref, "--tranche", "2", "--reference", "V3", "--amount", "1e9")
     assert code == 2 and "--amount : montant invalide" in err
     code, _, err = cli("pay", ref, "--tranche", "2", "--reference", "V3", "--date", "03/12")
@@ -110,22 +112,33 @@ def test_exports_through_the_cli(engine: Engine, tmp_path: Path) -> None:
 def test_disbursement_flow(engine: Engine, tmp_path: Path) -> None:
     a, b, c = approved(engine, 3)
     csv_file = tmp_path / "releve.csv"
+    future = (dt.date.today() + dt.timedelta(days=400)).isoformat()
     csv_file.write_text(
         "reference,tranche,payment_reference,date,amount\n"
-        f"{a},1,VIR-A1,2026-12-05,\n"
-        f"{b},1,VIR-B1,2026-12-05,40000\n"
-        f"{b},1,VIR-B1bis,2026-12-06,\n"          # tranche already paid: refused
-        f"{c},2,VIR-C2,2026-12-06,\n"             # out of order: refused
-        "ODD17-2026-9999,1,VIR-X,2026-12-06,\n"   # unknown application: refused
-        f"{c},1,VIR-C1,pas une date,\n"           # malformed: refused
+        f"{a},1,VIR-A1,{DAY[2]},\n"
+        f"{b},1,VIR-B1,{DAY[2]},40000\n"           # a partial payment: 10 000 left
+        f"{a},1,VIR-A1bis,{DAY[3]},\n"             # tranche already paid: refused
+        f"{c},2,VIR-C2,{DAY[3]},\n"                # out of order: refused
+        f"ODD17-2026-9999,1,VIR-X,{DAY[3]},\n"     # unknown application: refused
+        f"{c},1,VIR-C1,pas une date,\n"             # malformed: refused
+        f"{b},2,VIR-B2,{DAY[3]},\n"                # tranche 1 not paid in full: refused
+        f"{a},2,VIR-A2,1990-01-01,\n"              # before the approval: refused
+        f"{c},1,VIR-C1f,{future},\n"               # in the future: refused
     )
-    summary = disbursement_flow(payment_files=[str(csv_file)], as_of=dt.date(2026, 12, 31))
+    as_of = dt.date.today() + dt.timedelta(days=10)
+    summary = disbursement_flow(payment_files=[str(csv_file)], as_of=as_of)
     assert (summary["recorded"], summary["already_recorded"]) == (2, 0)
-    assert [r["source"].rsplit(":", 1)[1] for r in summary["refused"]] == ["4", "5", "6", "7"]
-    assert "déjà été versée" in summary["refused"][0]["error"]
-    assert [(t["reference"], t["tranche"]) for t in summary["tranches_due"]] == [(c, 1)]
+    assert [r["source"].rsplit(":", 1)[1] for r in summary["refused"]] == [
+        "4", "5", "6", "7", "8", "9", "10"]
+    errors = [r["error"] for r in summary["refused"]]
+    assert "déjà été versée" in errors[0]
+    assert "tranche n°1 doit être versée avant la tranche n°2 (reste 10\u202f000,00" in errors[4]
+    assert f"date de paiement 1990-01-01 hors de la période permise, du {NOW.date()}" in errors[5]
+    assert f"date de paiement {future} hors de la période permise" in errors[6]
+    assert [(t["reference"], t["tranche"], t["left"]) for t in summary["tranches_due"]] == [
+        (b, 1, "10000.00"), (c, 1, "50000.00")]
     assert summary["envelope"]["disbursed"] == "90000.00"
-    again = disbursement_flow(payment_files=[str(csv_file)], as_of=dt.date(2026, 12, 31))
+    again = disbursement_flow(payment_files=[str(csv_file)], as_of=as_of)
     assert (again["recorded"], again["already_recorded"]) == (0, 2)  # nothing twice
     with unit_of_work(engine) as s:
         assert ledger.check(s) == []

@@ -181,7 +181,7 @@ def test_tranches_due_in_html_and_json(engine: Engine) -> None:
     due = report(engine, on)["tranches_due"]
     assert [(r["due_on"], r["reference"], r["tranche"], r["amount"]) for r in due] == sorted(
         expected)
-    assert (refs[1], "30000.00") in [(r["reference"], r["remaining"]) for r in due]
+    assert (refs[1], "30000.00") in [(r["reference"], r["left"]) for r in due]
     assert {r["beneficiary"] for r in due} == {"Association Passerelles Mantoises"}
     section = render(engine, on).split("Tranches échues à verser</h2>")[1]
     rows = section.split("<tbody>")[1].split("</tbody>")[0].split("</tr>")[:-1]
@@ -191,7 +191,7 @@ def test_tranches_due_in_html_and_json(engine: Engine) -> None:
         assert r["reference"] in row and "Association Passerelles Mantoises" in row
         assert f"n°{r['tranche']}" in row and eur(D(r["amount"])) in row
         assert f"({late} j)" in row
-    total = sum(D(r["remaining"]) for r in due)
+    total = sum(D(r["left"]) for r in due)
     assert f"Total à verser</td>\n    <td class=\"num\">{eur(total)}" in section
     code, raw = cli("finance", "--json")
     assert code == 0
@@ -277,7 +277,7 @@ def test_date_ticks_in_french_at_round_dates(end: dt.date, labels: list[str]) ->
 
 
 def test_partly_paid_tranche_shows_what_is_left(engine: Engine) -> None:
-    """The page shows « reste à payer » from the service's ``remaining`` (the ledger's
+    """The page shows « reste à payer » from the service's ``left`` (the ledger's
     partial payments), and totals what is left rather than the tranche amounts."""
     day = first_day(engine)
     refs = in_committee(engine, 2)
@@ -286,7 +286,7 @@ def test_partly_paid_tranche_shows_what_is_left(engine: Engine) -> None:
     r = report(engine, day)
     html = reports.render_html(r, fund_name="F", now=at(day))
     assert "reste à payer" not in html
-    r["tranches_due"][0]["remaining"] = "20000.00"
+    r["tranches_due"][0]["left"] = "20000.00"
     html = reports.render_html(r, fund_name="F", now=at(day))
     section = html.split("Tranches échues à verser</h2>")[1]
     assert "reste à payer" in section and eur(D("20000.00")) in section

@@ -15,11 +15,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Row, literal, select, update
+from sqlalchemy import Row, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from models import (
     Application,
@@ -41,7 +42,7 @@ from models.lifecycle import check_transition
 from notifications.outbox import enqueue, message
 from odd17.settings import get_fund_config, get_settings
 from rules.money import as_str, eur
-from rules.tranches import TranchePlan, due_date, split
+from rules.tranches import DateOutOfRange, TranchePlan, due_date, split
 
 ZERO = Decimal("0.00")
 
@@ -71,6 +72,7 @@ class Result:
     amount: Decimal
     moved: Moved | None = None
     message: str = ""
+    entry: int | None = None  # the ledger entry written (or found, when not recorded)
 
 
 # --- low-level ---------------------------------------------------------------------------
@@ -143,15 +145,16 @@ def _record(
     session: Session, fund: int, kind: EntryKind, amount: Decimal, key: str, moved: Moved, *,
     actor: str, now: dt.datetime, note: str, grant: Grant | None = None,
     tranche: Tranche | None = None, committed: Decimal = ZERO, disbursed: Decimal = ZERO,
-    grants: int = 0,
-) -> None:
+    grants: int = 0, corrects: int | None = None,
+) -> LedgerEntry:
     """Append the entry, then bump the objective and region balances and the day's row."""
-    session.add(LedgerEntry(
+    entry = LedgerEntry(
         fund_id=fund, kind=kind, amount=amount, idempotency_key=key, at=now, actor=actor,
         note=note, grant_id=grant.id if grant else None,
         tranche_id=tranche.id if tranche else None, envelope_after=moved.envelope,
-        committed_after=moved.committed, disbursed_after=moved.disbursed,
-    ))
+        committed_after=moved.committed, disbursed_after=moved.disbursed, corrects_id=corrects,
+    )
+    session.add(entry)
     insert = _upsert(session)
     if grant is not None:
         _bump_dimensions(session, fund, grant, committed=committed, disbursed=disbursed,
@@ -171,6 +174,7 @@ def _record(
               "disbursed": day.excluded.disbursed},
     ))
     session.flush()
+    return entry
 
 
 def _bump_dimensions(session: Session, fund: int, grant: Grant, *, committed: Decimal = ZERO,
@@ -233,18 +237,64 @@ def open_envelope(session: Session, amount: Decimal, *, actor: str, now: dt.date
 
 
 def topup(session: Session, amount: Decimal, *, reason: str, key: str, actor: str,
-          now: dt.datetime, alert_threshold: Decimal) -> Result:
+          now: dt.datetime, alert_threshold: Decimal,
+          max_amount: Decimal | None = None) -> Result:
+    """Raise the envelope (a board decision, named in ``reason``); at most ``max_amount`` at
+    once (``disbursement.max_topup``). The same key twice records nothing new."""
+    reason = reason.strip()
+    if not reason:
+        raise DomainError("un abondement doit être motivé (--motif : la décision du conseil)")
     if amount <= 0:
         raise DomainError(f"le montant d'un abondement doit être positif, pas {amount}")
+    if max_amount is not None and amount > max_amount:
+        raise DomainError(f"l'abondement de {eur(amount)} dépasse le plafond d'un abondement "
+                          f"({eur(max_amount)}, disbursement.max_topup dans la configuration du "
+                          "fonds) ; rien n'a été enregistré")
     fund = fund_id(session)
     _lock_total(session, fund)
-    if _entry(session, key) is not None:
-        return Result("", False, amount, message="abondement déjà enregistré")
+    previous = _entry(session, key)
+    if previous is not None:
+        return Result("", False, previous.amount, message="abondement déjà enregistré",
+                      entry=previous.id)
     moved = _move(session, fund, envelope=amount, alert_threshold=alert_threshold)
     assert moved is not None
-    _record(session, fund, EntryKind.topup, amount, key, moved, actor=actor, now=now,
-            note=reason)
-    return Result("", True, amount, moved)
+    entry = _record(session, fund, EntryKind.topup, amount, key, moved, actor=actor, now=now,
+                    note=reason)
+    return Result("", True, amount, moved, entry=entry.id)
+
+
+def correct_topup(session: Session, entry_id: int, *, reason: str, actor: str,
+                  now: dt.datetime, alert_threshold: Decimal) -> Result:
+    """Reverse a top-up entered by mistake with a new ``correction`` entry (the ledger is
+    append-only): the envelope goes down by its amount. Refused when the top-up was already
+    corrected, or when what is available cannot bear it."""
+    reason = reason.strip()
+    if not reason:
+        raise DomainError("une correction doit être motivée (--motif)")
+    fund = fund_id(session)
+    _lock_total(session, fund)
+    target = session.get(LedgerEntry, entry_id)
+    if target is None or target.fund_id != fund:
+        raise NotFound(f"aucune écriture n°{entry_id} au grand livre")
+    if target.kind != EntryKind.topup:
+        raise DomainError(f"l'écriture n°{entry_id} est de type « {target.kind} » : seul un "
+                          "abondement (topup) peut être corrigé")
+    done = session.scalars(select(LedgerEntry).where(LedgerEntry.corrects_id == entry_id)).first()
+    if done is not None:
+        raise DomainError(f"l'abondement n°{entry_id} a déjà été corrigé (écriture n°{done.id} "
+                          f"du {done.at.date().isoformat()}) ; rien n'a été modifié")
+    amount = target.amount
+    moved = _move(session, fund, envelope=-amount, need_available=amount,
+                  alert_threshold=alert_threshold)
+    if moved is None:
+        total = _lock_total(session, fund)
+        raise DomainError(f"corriger l'abondement n°{entry_id} ({eur(amount)}) rendrait le "
+                          f"disponible négatif (disponible {eur(total.available)}) ; rien n'a "
+                          "été modifié")
+    entry = _record(session, fund, EntryKind.correction, amount, f"correction:{entry_id}",
+                    moved, actor=actor, now=now, corrects=entry_id,
+                    note=f"correction de l'abondement n°{entry_id} : {reason}")
+    return Result("", True, amount, moved, entry=entry.id)
 
 
 def approve(
@@ -265,6 +315,7 @@ def approve(
         raise DomainError(f"{app.reference} : le montant accordé ({eur(amount)}) dépasse le "
                           f"montant demandé ({eur(app.requested_amount)})")
     check_transition(app.status, Status.approved, app.reference)
+    due = _due_dates(app, plan, now)
     moved = _move(session, fund, committed=amount, grants=1, need_available=amount,
                   alert_threshold=alert_threshold)
     if moved is None:
@@ -272,21 +323,16 @@ def approve(
         raise EnvelopeExceeded(
             f"{app.reference} : l'enveloppe disponible ({eur(total.available)}) ne permet pas "
             f"d'engager {eur(amount)} ; rien n'a été modifié")
-    document = app.document
-    start = dt.date.fromisoformat(document["start_date"])
     grant = Grant(application_id=app.id, awarded=amount, disbursed=ZERO, released=ZERO,
                   objective=app.primary_objective or "", region=app.region, approved_at=now)
     session.add(grant)
     session.flush()
-    for number, (spec, part) in enumerate(
-        zip(plan.tranches, split(amount, [t.share for t in plan.tranches]), strict=True),
+    for number, (spec, part, due_on) in enumerate(
+        zip(plan.tranches, split(amount, [t.share for t in plan.tranches]), due, strict=True),
         start=1,
     ):
-        session.add(Tranche(
-            grant_id=grant.id, number=number, label=spec.label, amount=part,
-            due_on=due_date(spec.due, signed_on=now.date(), start=start,
-                            months=int(document["duration_months"])),
-        ))
+        session.add(Tranche(grant_id=grant.id, number=number, label=spec.label, amount=part,
+                            due_on=due_on))
     _record(session, fund, EntryKind.commit, amount, key, moved, actor=actor, now=now,
             note=reason or f"accord {app.reference}", grant=grant, committed=amount, grants=1)
     app.transition_to(Status.approved, actor=actor, at=now,
@@ -294,13 +340,56 @@ def approve(
     return Result(app.reference, True, amount, moved)
 
 
+def _due_dates(app: Application, plan: TranchePlan, now: dt.datetime) -> list[dt.date]:
+    """The tranche due dates, or a DomainError naming the dates when the calendar cannot
+    hold them (a project starting or ending after year 9999)."""
+    document = app.document
+    try:
+        start = dt.date.fromisoformat(str(document["start_date"]))
+        months = int(document["duration_months"])
+        return [due_date(spec.due, signed_on=now.date(), start=start, months=months)
+                for spec in plan.tranches]
+    except (KeyError, TypeError, ValueError) as exc:
+        why = str(exc) if isinstance(exc, DateOutOfRange) else "date de début ou durée illisible"
+        raise DomainError(f"{app.reference} : échéances des tranches incalculables (début "
+                          f"{document.get('start_date')!s}, durée "
+                          f"{document.get('duration_months')!s} mois) : {why} ; rien n'a été "
+                          "modifié") from exc
+
+
+def tranche_left(tranche: Tranche) -> Decimal:
+    """What is still to pay on a tranche (partial payments leave it due for the rest)."""
+    return tranche.amount - (tranche.paid_amount or ZERO)
+
+
+def payment_window(grant: Grant, now: dt.datetime) -> tuple[dt.date, dt.date]:
+    """The dates a payment may bear: from the approval day (the signature tranche's due date)
+    to today, today read both in UTC and in the fund's zone (the later of the two)."""
+    try:
+        local = now.astimezone(ZoneInfo(get_settings().timezone)).date()
+    except (ValueError, ZoneInfoNotFoundError):
+        local = now.date()
+    return grant.approved_at.date(), max(now.date(), local)
+
+
+def _check_payment_date(reference: str, grant: Grant, paid_on: dt.date,
+                        now: dt.datetime) -> None:
+    first, last = payment_window(grant, now)
+    if not first <= paid_on <= last:
+        raise DomainError(f"{reference} : date de paiement {paid_on.isoformat()} hors de la "
+                          f"période permise, du {first.isoformat()} (accord) au "
+                          f"{last.isoformat()} (aujourd'hui)")
+
+
 def pay(
     session: Session, reference: str, tranche_number: int, payment_reference: str, *,
     paid_on: dt.date, actor: str, now: dt.datetime, alert_threshold: Decimal,
     amount: Decimal | None = None,
 ) -> Result:
-    """Record the payment of a tranche. The same payment reference twice records nothing new;
-    a tranche paid twice, out of order, over what is left of the award, or on a cancelled or
+    """Record a payment on a tranche: by default what is left of it; a smaller amount is a
+    partial payment and leaves the tranche due for the rest. The same payment reference twice
+    records nothing new; a tranche paid twice or beyond its amount, out of order (an earlier
+    one not paid in full), dated before the approval or after today, or on a cancelled or
     closed grant is refused with the reason."""
     payment_reference = payment_reference.strip()
     if not payment_reference:
@@ -323,6 +412,7 @@ def pay(
     if app.status not in (Status.approved, Status.active):
         raise DomainError(f"{app.reference} : subvention au statut « {app.status} », aucun "
                           "versement n'est possible")
+    _check_payment_date(app.reference, grant, paid_on, now)
     by_number = {t.number: t for t in grant.tranches}
     tranche = by_number.get(tranche_number)
     if tranche is None:
@@ -332,14 +422,25 @@ def pay(
         raise DomainError(f"{app.reference} : la tranche n°{tranche_number} a déjà été versée "
                           f"le {tranche.paid_on.isoformat()} (référence "
                           f"{tranche.payment_reference})")
-    unpaid_before = [n for n, t in by_number.items() if n < tranche_number and t.paid_on is None]
+    unpaid_before = [t for n, t in sorted(by_number.items())
+                     if n < tranche_number and tranche_left(t) > 0]
     if unpaid_before:
-        raise DomainError(f"{app.reference} : la tranche n°{unpaid_before[0]} doit être versée "
-                          f"avant la tranche n°{tranche_number}")
-    amount = tranche.amount if amount is None else amount
+        first = unpaid_before[0]
+        raise DomainError(f"{app.reference} : la tranche n°{first.number} doit être versée "
+                          f"avant la tranche n°{tranche_number} (reste "
+                          f"{eur(tranche_left(first))} à verser)")
+    left = tranche_left(tranche)
+    if left == 0:  # a tranche of 0,00 € (a tiny award split in shares)
+        raise DomainError(f"{app.reference} : rien à verser sur la tranche n°{tranche_number} "
+                          f"({eur(tranche.amount)})")
+    amount = left if amount is None else amount
     if amount <= 0:
         raise DomainError(f"{app.reference} : le montant versé doit être positif")
-    if amount > grant.outstanding:
+    if amount > left:
+        raise DomainError(f"{app.reference} : {eur(amount)} dépasse ce qui reste à verser sur "
+                          f"la tranche n°{tranche_number} ({eur(left)} sur "
+                          f"{eur(tranche.amount)}) ; rien n'a été enregistré")
+    if amount > grant.outstanding:  # pragma: no cover - tranches sum to the award
         raise DomainError(f"{app.reference} : {eur(amount)} dépasse ce qui reste à verser sur "
                           f"l'attribution ({eur(grant.outstanding)} sur {eur(grant.awarded)})")
     moved = _move(session, fund, committed=-amount, disbursed=amount, need_committed=amount,
@@ -347,11 +448,15 @@ def pay(
     if moved is None:  # pragma: no cover - impossible while the per-grant invariant holds
         raise DomainError("engagement insuffisant pour ce versement ; lancez odd17 finance --check")
     grant.disbursed += amount
-    tranche.paid_amount, tranche.paid_on = amount, paid_on
-    tranche.payment_reference = payment_reference
+    tranche.paid_amount = (tranche.paid_amount or ZERO) + amount
+    tranche.payment_reference = payment_reference  # the latest payment on the tranche
+    if tranche_left(tranche) == 0:  # marked paid only once paid in full
+        tranche.paid_on = paid_on
     session.flush()
+    partial = "" if tranche.paid_on else f", partiel : reste {as_str(tranche_left(tranche))}"
     _record(session, fund, EntryKind.disburse, amount, key, moved, actor=actor, now=now,
-            note=f"{app.reference} tranche {tranche_number} ({tranche.label})", grant=grant,
+            note=f"{app.reference} tranche {tranche_number} ({tranche.label}), versement du "
+                 f"{paid_on.isoformat()}{partial}", grant=grant,
             tranche=tranche, committed=-amount, disbursed=amount)
     if app.status == Status.approved:
         app.transition_to(Status.active, actor=actor, at=now,
@@ -445,22 +550,25 @@ def finance_report(session: Session, *, alert_threshold: Decimal,
 
 def tranches_due(session: Session, on: dt.date) -> list[dict[str, Any]]:
     """Tranches due on ``on`` and not paid, oldest first, with the beneficiary (the lead) and
-    what is left to pay on each (``remaining``: the amount less what was already paid)."""
+    what is left to pay on each (``left``: the amount less what was already ``paid``)."""
     rows = session.execute(
         select(Application.reference, Application.title, Tranche.number, Tranche.label,
-               Tranche.amount, Tranche.due_on, Tranche.paid_amount,
+               Tranche.amount, Tranche.paid_amount, Tranche.due_on,
                Organisation.name.label("beneficiary"))
         .join(Organisation, Organisation.id == Application.lead_id)
         .join(Grant, Grant.application_id == Application.id)
         .join(Tranche, Tranche.grant_id == Grant.id)
         .where(Tranche.paid_on.is_(None), Tranche.due_on <= on,
+               # a partly paid tranche stays due for the rest; one of 0,00 € never is
+               func.coalesce(Tranche.paid_amount, 0) < Tranche.amount,
                Application.status.in_((Status.approved, Status.active)))
         .order_by(Tranche.due_on, Application.reference, Tranche.number)
     )
     return [{"reference": r.reference, "title": r.title, "tranche": r.number,
-             "label": r.label, "amount": as_str(r.amount), "due_on": r.due_on.isoformat(),
-             "beneficiary": r.beneficiary,
-             "remaining": as_str(r.amount - (r.paid_amount or ZERO))}
+             "label": r.label, "amount": as_str(r.amount),
+             "paid": as_str(r.paid_amount or ZERO),
+             "left": as_str(r.amount - (r.paid_amount or ZERO)), "due_on": r.due_on.isoformat(),
+             "beneficiary": r.beneficiary}
             for r in rows]
 
 
@@ -508,13 +616,15 @@ def check(session: Session, *, batch: int = 10_000) -> list[str]:
             breaches.append(f"entrée n°{row.id} : montant non positif ({amount})")
         if kind == EntryKind.topup:
             env += amount
+        elif kind == EntryKind.correction:
+            env -= amount
         elif kind == EntryKind.commit:
             com += amount
         elif kind == EntryKind.disburse:
             com, dis = com - amount, dis + amount
         else:
             com -= amount
-        if kind != EntryKind.topup:
+        if kind not in (EntryKind.topup, EntryKind.correction):
             if gid is None:
                 breaches.append(f"entrée n°{row.id} ({kind}) : sans subvention")
             else:
@@ -564,6 +674,54 @@ def check(session: Session, *, batch: int = 10_000) -> list[str]:
             breaches.append(f"{ref} : tranches payées ({paid}) différentes du versé "
                             f"({grant.disbursed})")
     breaches.extend(_check_dimensions(session, fund, grants.values()))
+    breaches.extend(_check_tranches(session, fund, grants.values()))
+    breaches.extend(_check_corrections(session, fund))
+    return breaches
+
+
+def _check_corrections(session: Session, fund: int) -> list[str]:
+    """Each correction reverses one top-up, by exactly its amount."""
+    target = aliased(LedgerEntry)
+    rows = session.execute(
+        select(LedgerEntry.id, LedgerEntry.amount, target.kind, target.amount)
+        .outerjoin(target, target.id == LedgerEntry.corrects_id)
+        .where(LedgerEntry.fund_id == fund, LedgerEntry.kind == EntryKind.correction)).all()
+    return [f"entrée n°{entry} : correction qui ne renverse pas un abondement du même montant "
+            f"({kind or 'aucune écriture'}, {as_str(amount)} au lieu de "
+            f"{as_str(target_amount) if target_amount is not None else '—'})"
+            for entry, amount, kind, target_amount in rows
+            if kind != EntryKind.topup or amount != target_amount]
+
+
+def _check_tranches(session: Session, fund: int, grants: Any) -> list[str]:
+    """Tranches and payments agree: each tranche's paid amount is the sum of the ledger's
+    payments on it and at most its amount; it is marked paid exactly when paid in full; no
+    tranche is paid while an earlier one is not paid in full."""
+    ledger_paid = dict(session.execute(
+        select(LedgerEntry.tranche_id, func.sum(LedgerEntry.amount))
+        .where(LedgerEntry.fund_id == fund, LedgerEntry.kind == EntryKind.disburse)
+        .group_by(LedgerEntry.tranche_id)).tuples().all())
+    breaches: list[str] = []
+    for grant in grants:
+        ref = grant.application.reference
+        open_before: Tranche | None = None
+        for t in grant.tranches:
+            paid = t.paid_amount or ZERO
+            name = f"{ref} tranche n°{t.number}"
+            if paid != (ledger_paid.get(t.id) or ZERO):
+                breaches.append(f"{name} : payé {as_str(paid)} mais le grand livre y enregistre "
+                                f"{as_str(ledger_paid.get(t.id) or ZERO)}")
+            if paid < 0 or paid > t.amount:
+                breaches.append(f"{name} : payé {as_str(paid)} hors de son montant "
+                                f"({as_str(t.amount)})")
+            if (t.paid_on is not None) != (t.paid_amount is not None and paid == t.amount):
+                breaches.append(f"{name} : marquée {'versée' if t.paid_on else 'due'} mais "
+                                f"payée {as_str(paid)} sur {as_str(t.amount)}")
+            if paid > 0 and open_before is not None:
+                breaches.append(f"{name} : payée alors que la tranche n°{open_before.number} "
+                                "ne l'est pas entièrement")
+            if open_before is None and paid < t.amount:
+                open_before = t
     return breaches
 
 
