@@ -177,8 +177,9 @@ def json_lines(path: Path, data: bytes, language: str = "fr",
     if _is_utf16(data):
         data = data.decode("utf-16", "replace").encode("utf-8")
     records = []
-    for lineno, line in enumerate(_strip_bom(data).split(b"\n"), start=1):
-        line = line.removesuffix(b"\r")
+    for lineno, line in enumerate(data.split(b"\n"), start=1):
+        # A BOM may start any line of files joined with cat, not only the first.
+        line = _strip_bom(line.removesuffix(b"\r"))
         if not line.strip():
             continue
         source = f"{path}:{lineno}"
