@@ -32,7 +32,7 @@ from odd17.db import get_engine, unit_of_work
 from odd17.runtime import actor, utcnow
 from odd17.services import intake, ledger, queries, setup
 from odd17.services.pipeline import evaluate_references, submit_and_evaluate
-from odd17.settings import ConfigError, get_fund_config, get_settings
+from odd17.settings import ConfigError, Settings, get_fund_config, get_settings
 from rules.money import as_str, eur
 
 app = typer.Typer(
@@ -150,12 +150,12 @@ def submit(
     as_json: JsonFlag = False,
 ) -> None:
     """Dépose des dossiers : contrôle du format, enregistrement, puis éligibilité."""
+    settings = get_settings()  # outside the guard: main() reports settings errors
     with crash_guard("submit"):
-        _submit(paths, as_json)
+        _submit(paths, as_json, settings)
 
 
-def _submit(paths: list[Path], as_json: bool) -> None:
-    settings = get_settings()
+def _submit(paths: list[Path], as_json: bool, settings: Settings) -> None:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"fichier ou dossier introuvable : {escape(', '.join(missing))}")

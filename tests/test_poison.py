@@ -79,6 +79,8 @@ def _bad(kind: str, size: int) -> tuple[bytes, bool]:
         text = _dumps(doc).replace("Alliance", "Alli\\ud800nce")
     elif kind == "cut":
         text = _dumps(doc)[: size % 200 + 1]
+    elif kind == "grows":  # upper-cased to SSSSSSSSSS: past varchar(5)
+        text = _dumps({**doc, "territory": {"region": "Bretagne", "department": "ßßßßß"}})
     else:  # "not_object"
         text = json.dumps([doc])
     return text.encode(), False
@@ -87,7 +89,7 @@ def _bad(kind: str, size: int) -> tuple[bytes, bool]:
 GOOD = st.sampled_from(["plain", "folding", "separators", "bom", "crlf"]).map(_good)
 BAD = st.builds(_bad, st.sampled_from(["deep", "deep_unclosed", "bigint", "huge_string",
                                        "latin1", "nul_escaped", "nul_raw", "surrogate", "cut",
-                                       "not_object"]),
+                                       "grows", "not_object"]),
                 st.sampled_from([33, 5_000, 200_000]))
 LINES = st.lists(st.one_of(GOOD, BAD), min_size=1, max_size=8)
 
@@ -169,6 +171,21 @@ def test_dedup_key_folding_past_the_column_still_detects_duplicates(engine: Engi
         key = session.scalar(select(Application.dedup_key))
     assert key is not None and len(key) == intake.DEDUP_KEY_LENGTH
     assert intake.fit_key("short|key") == "short|key"
+
+
+def test_values_that_grow_when_normalised_are_refused_per_document(engine: Engine) -> None:
+    """``ß`` upper-cases to ``SS``: a 5-character department or a 20-character RNA would
+    overflow varchar(5)/varchar(20) on PostgreSQL and fail the whole batch."""
+    department = numbered(31)
+    department["territory"] = {"region": "Bretagne", "department": "ßßßßß"}
+    rna = numbered(32)
+    rna["lead"] = {**rna["lead"], "rna": "ß" * 20}
+    raws = [intake.RawDocument(str(i), d) for i, d in enumerate([department, numbered(33), rna])]
+    outcomes = intake.submit_documents(engine, raws, now=NOW, actor="t")
+    assert [o.status == "refused" for o in outcomes] == [True, False, True]
+    assert outcomes[0].errors[0]["field"] == "territory.department"
+    assert outcomes[2].errors[0]["field"] == "lead.rna"
+    assert "trop long une fois normalisé" in outcomes[2].errors[0]["message"]
 
 
 # --- reviewers import -----------------------------------------------------------------------

@@ -160,9 +160,10 @@ def validate(raw: RawDocument, language: str = "fr") -> ApplicationDocument | li
             language, "le dossier doit être un objet JSON", "the document must be a JSON object"
         )}]
     try:
-        return ApplicationDocument.model_validate(raw.data)
+        doc = ApplicationDocument.model_validate(raw.data)
     except ValidationError as exc:
         return explain(exc, language)
+    return overflow(doc, language) or doc
 
 
 def fit_key(key: str) -> str:
@@ -174,6 +175,33 @@ def fit_key(key: str) -> str:
         return key
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{key[:DEDUP_KEY_LENGTH - len(digest) - 1]}#{digest}"
+
+
+def _stored_values(doc: ApplicationDocument) -> Iterator[tuple[str, str | None, Any]]:
+    """(field, value, column) of each bounded text column a document fills."""
+    lead = doc.lead
+    yield "title", doc.title, Application.__table__.c.title
+    yield "territory.region", doc.territory.region, Application.__table__.c.region
+    yield "territory.department", doc.territory.department, Application.__table__.c.department
+    yield "lead.email", str(lead.email), Application.__table__.c.contact_email
+    yield "lead.name", lead.name, Organisation.__table__.c.name
+    yield "lead.siret", lead.siret, Organisation.__table__.c.siret
+    yield "lead.rna", lead.rna, Organisation.__table__.c.rna
+    yield "lead", doc.lead_identifier(), Organisation.__table__.c.identifier
+
+
+def overflow(doc: ApplicationDocument, language: str = "fr") -> list[dict[str, str]]:
+    """Values that passed the schema but would not fit their column once normalised (upper
+    casing ``ß`` gives ``SS``): refused here, per document, rather than by the database for
+    the whole batch."""
+    errors = []
+    for name, value, column in _stored_values(doc):
+        limit = getattr(column.type, "length", None)
+        if value is not None and limit is not None and len(value) > limit:
+            errors.append({"field": name, "message": _msg(
+                language, f"trop long une fois normalisé : au plus {limit} caractère(s)",
+                f"too long once normalised: at most {limit} character(s)")})
+    return errors
 
 
 def reference_for(year: int, seq: int) -> str:
