@@ -322,6 +322,16 @@ def test_payment_csv_with_bom_semicolons_and_a_nul(engine: Engine, tmp_path: Pat
     assert [r["source"] for r in tally.refused] == [f"{path}:2"]
 
 
+def test_a_latin1_payment_file_is_one_refusal_naming_what_to_do(engine: Engine,
+                                                                 tmp_path: Path) -> None:
+    path = tmp_path / "relevé.csv"
+    path.write_bytes("reference,tranche,payment_reference,date\nODD17-2026-0001,1,VIR-É,"
+                     "2026-12-05\n".encode("cp1252"))
+    orders = payments.read_orders(path)
+    assert len(orders) == 1 and orders[0][0] == str(path)
+    assert isinstance(orders[0][1], str) and "CSV UTF-8" in orders[0][1]
+
+
 # --- submit exit codes ----------------------------------------------------------------------
 
 def test_submit_exit_codes(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

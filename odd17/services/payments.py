@@ -44,13 +44,14 @@ class PaymentTally:
 
 def read_orders(path: Path) -> list[tuple[str, PaymentOrder | str]]:
     """(source, order) per record, or (source, its French error message): each record is
-    judged alone (see odd17.services.sources)."""
+    judged alone (see odd17.services.sources); a file that cannot be read at all is one
+    refusal."""
     try:
         data = sources.read_bytes(path)
         read = sources.csv_records(path, data) if path.suffix == ".csv" else \
             sources.json_lines(path, data, controls=True)
-    except sources.SourceError as exc:
-        raise DomainError(str(exc)) from exc
+    except sources.SourceError as exc:  # the file is refused, the flow's other files go on
+        return [(str(path), str(exc))]
     records: list[tuple[str, Any]] = [(r.source, r.error if r.error is not None else r.data)
                                       for r in read]
     orders: list[tuple[str, PaymentOrder | str]] = []
