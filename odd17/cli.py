@@ -1,19 +1,24 @@
 """The ``odd17`` command line (DESIGN.md §9). Thin: parse, call a service, print.
 
 Every failure the user can cause ends with a clear message and a non-zero exit, never a
-traceback: exit 1 when some documents were refused, 2 for a command that could not run."""
+traceback: exit 1 when some documents were refused, 2 for a command that could not run, 3 when
+``submit`` met an unexpected error (one line, the details in a log file)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import click
 import typer
 from rich import box
 from rich.console import Console
@@ -31,7 +36,7 @@ from odd17.runtime import actor, utcnow
 from odd17.services import intake, ledger, queries, setup
 from odd17.services.eligibility import REEVALUABLE
 from odd17.services.pipeline import evaluate_references, submit_and_evaluate
-from odd17.settings import ConfigError, get_fund_config, get_settings
+from odd17.settings import ConfigError, Settings, get_fund_config, get_settings
 from rules.labels import objective_label, status_label
 from rules.money import as_str, eur
 
@@ -69,6 +74,31 @@ def user_errors() -> Iterator[None]:
     except SQLAlchemyError as exc:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         fail(f"base de données ({get_settings().database_url}) : {detail}")
+
+
+CRASH = 3  # exit code of an unexpected error: never mistaken for "some documents refused"
+
+
+@contextmanager
+def crash_guard(command: str) -> Iterator[None]:
+    """An unexpected exception becomes one French line naming a log file that holds the
+    traceback, and exit code CRASH (a script can tell it from refusals and usage errors)."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+        raise
+    except Exception as exc:  # the point is to catch what nobody expected
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        log = Path(tempfile.gettempdir()) / f"odd17-{command}-{stamp}-{os.getpid()}.log"
+        try:
+            log.write_text("".join(traceback.format_exception(exc)), "utf-8")
+            where = f"détails dans {log}"
+        except OSError:
+            where = "détails non enregistrés"
+        err.print(line(("Erreur inattendue", "bold red"),
+                       f" pendant « odd17 {command} » ({type(exc).__name__}) ; {where}. "
+                       "Signalez-la avec ce fichier."))
+        raise typer.Exit(CRASH) from None
 
 
 def print_json(data: Any) -> None:
@@ -162,7 +192,15 @@ def submit(
     as_json: JsonFlag = False,
 ) -> None:
     """Dépose des dossiers : contrôle du format, enregistrement, puis éligibilité."""
-    settings = get_settings()
+    settings = get_settings()  # outside the guard: main() reports settings errors
+    with crash_guard("submit"):
+        _submit(paths, as_json, settings)
+
+
+def _submit(paths: list[Path], as_json: bool, settings: Settings) -> None:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"fichier ou dossier introuvable : {', '.join(missing)}")
     with user_errors():
         engine = ready_engine()
         raws = intake.read_sources(paths, settings.language)

@@ -206,7 +206,9 @@ def test_read_sources_files_folders_and_lines(tmp_path: Path) -> None:
     errors = [r.error for r in raws]
     assert errors[:3] == [None, None, None]
     assert errors[3] is not None and errors[3].startswith("JSON illisible ligne 1")
-    assert errors[4:] == ["fichier non encodé en UTF-8", "fichier introuvable",
+    assert errors[4] == ("fichier non encodé en UTF-8 (octet 0xE9, colonne 12) : enregistrez le "
+                         "fichier en UTF-8")
+    assert errors[5:] == ["fichier introuvable",
                           "dossier sans fichier .json ni .jsonl",
                           "extension non prise en charge (attendu .json ou .jsonl)"]
 

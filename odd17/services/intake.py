@@ -9,7 +9,7 @@ reuse a reference, nor store the same document twice."""
 from __future__ import annotations
 
 import datetime as dt
-import json
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +25,13 @@ from models import Application, Call, Organisation, ReferenceCounter, Status, St
 from models.lifecycle import INITIAL
 from notifications.outbox import enqueue, message
 from odd17.db import unit_of_work
+from odd17.services import sources
 from odd17.services.batching import gc_paused
 from rules.document import ApplicationDocument, explain
 
 SUFFIXES = (".json", ".jsonl")
 _IN_CHUNK = 500  # bound on parameters in one IN (...) list
+DEDUP_KEY_LENGTH = 600  # applications.dedup_key is varchar(600)
 
 
 @dataclass(slots=True)
@@ -129,33 +131,17 @@ def iter_files(paths: Iterable[str | Path], language: str = "fr") -> Iterator[Pa
             yield path
 
 
-def _parse(source: str, text: str, language: str) -> RawDocument:
-    try:
-        return RawDocument(source, data=json.loads(text))
-    except json.JSONDecodeError as exc:
-        return RawDocument(source, error=_msg(
-            language,
-            f"JSON illisible ligne {exc.lineno}, colonne {exc.colno} : {exc.msg}",
-            f"unreadable JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-        ))
-
-
 def read_file(path: Path, language: str = "fr") -> list[RawDocument]:
+    """The documents of one file, each judged alone (see odd17.services.sources)."""
     try:
-        text = path.read_text("utf-8")
-    except UnicodeDecodeError:
-        return [_file_error(str(path), "fichier non encodé en UTF-8", "file is not UTF-8",
-                            language)]
-    except OSError as exc:
-        return [_file_error(str(path), f"lecture impossible : {exc.strerror}",
-                            f"cannot read: {exc.strerror}", language)]
+        data = sources.read_bytes(path)
+    except sources.SourceError:
+        return [_file_error(str(path), "lecture impossible", "cannot read", language)]
     if path.suffix == ".json":
-        return [_parse(str(path), text, language)]
-    return [
-        _parse(f"{path}:{lineno}", line, language)
-        for lineno, line in enumerate(text.splitlines(), start=1)
-        if line.strip()
-    ]
+        records = [sources.json_document(path, data, language)]
+    else:
+        records = sources.json_lines(path, data, language)
+    return [RawDocument(r.source, r.data, r.error) for r in records]
 
 
 def read_sources(paths: Iterable[str | Path], language: str = "fr") -> list[RawDocument]:
@@ -174,9 +160,48 @@ def validate(raw: RawDocument, language: str = "fr") -> ApplicationDocument | li
             language, "le dossier doit être un objet JSON", "the document must be a JSON object"
         )}]
     try:
-        return ApplicationDocument.model_validate(raw.data)
+        doc = ApplicationDocument.model_validate(raw.data)
     except ValidationError as exc:
         return explain(exc, language)
+    return overflow(doc, language) or doc
+
+
+def fit_key(key: str) -> str:
+    """The dedup key as stored: unchanged when it fits the column, else a prefix and the
+    SHA-256 of the whole key. Case folding can triple a title's length (``ﬃ`` -> ``ffi``),
+    so a 200-character title may fold past the column; keys that fit keep their old form,
+    so documents stored before still match."""
+    if len(key) <= DEDUP_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{key[:DEDUP_KEY_LENGTH - len(digest) - 1]}#{digest}"
+
+
+def _stored_values(doc: ApplicationDocument) -> Iterator[tuple[str, str | None, Any]]:
+    """(field, value, column) of each bounded text column a document fills."""
+    lead = doc.lead
+    yield "title", doc.title, Application.__table__.c.title
+    yield "territory.region", doc.territory.region, Application.__table__.c.region
+    yield "territory.department", doc.territory.department, Application.__table__.c.department
+    yield "lead.email", str(lead.email), Application.__table__.c.contact_email
+    yield "lead.name", lead.name, Organisation.__table__.c.name
+    yield "lead.siret", lead.siret, Organisation.__table__.c.siret
+    yield "lead.rna", lead.rna, Organisation.__table__.c.rna
+    yield "lead", doc.lead_identifier(), Organisation.__table__.c.identifier
+
+
+def overflow(doc: ApplicationDocument, language: str = "fr") -> list[dict[str, str]]:
+    """Values that passed the schema but would not fit their column once normalised (upper
+    casing ``ß`` gives ``SS``): refused here, per document, rather than by the database for
+    the whole batch."""
+    errors = []
+    for name, value, column in _stored_values(doc):
+        limit = getattr(column.type, "length", None)
+        if value is not None and limit is not None and len(value) > limit:
+            errors.append({"field": name, "message": _msg(
+                language, f"trop long une fois normalisé : au plus {limit} caractère(s)",
+                f"too long once normalised: at most {limit} character(s)")})
+    return errors
 
 
 def reference_for(year: int, seq: int) -> str:
@@ -311,7 +336,7 @@ def store_documents(
         if isinstance(call, dict):
             outcomes[i] = Outcome(raw.source, None, "refused", [call])
         else:
-            resolved.append((i, raw, doc, call, doc.dedup_key()))
+            resolved.append((i, raw, doc, call, fit_key(doc.dedup_key())))
 
     # Already stored (an earlier batch, another process, or an earlier line of this batch).
     # The lookup is per call so that it uses the (call_id, dedup_key) unique index.

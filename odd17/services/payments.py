@@ -5,9 +5,7 @@ twice (payment references are idempotency keys)."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +16,7 @@ from sqlalchemy import Engine
 
 from models import DomainError
 from odd17.db import unit_of_work
-from odd17.services import ledger
+from odd17.services import ledger, sources
 from rules.document import Money, explain
 
 
@@ -45,22 +43,17 @@ class PaymentTally:
 
 
 def read_orders(path: Path) -> list[tuple[str, PaymentOrder | str]]:
+    """(source, order) per record, or (source, its French error message): each record is
+    judged alone (see odd17.services.sources); a file that cannot be read at all is one
+    refusal."""
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DomainError(f"{path} : lecture impossible ({exc})") from exc
-    if path.suffix == ".csv":
-        records: list[tuple[str, Any]] = [
-            (f"{path}:{i}", row) for i, row in enumerate(csv.DictReader(text.splitlines()),
-                                                         start=2)]
-    else:
-        records = []
-        for i, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    records.append((f"{path}:{i}", json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    records.append((f"{path}:{i}", f"JSON illisible : {exc.msg}"))
+        data = sources.read_bytes(path)
+        read = sources.csv_records(path, data) if path.suffix == ".csv" else \
+            sources.json_lines(path, data, controls=True)
+    except sources.SourceError as exc:  # the file is refused, the flow's other files go on
+        return [(str(path), str(exc))]
+    records: list[tuple[str, Any]] = [(r.source, r.error if r.error is not None else r.data)
+                                      for r in read]
     orders: list[tuple[str, PaymentOrder | str]] = []
     for source, record in records:
         if isinstance(record, str):

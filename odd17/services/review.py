@@ -6,9 +6,7 @@ and returns. Conflicts are computed from the stored document each time they matt
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -32,7 +30,7 @@ from models import (
 )
 from models.lifecycle import check_transition
 from notifications.outbox import enqueue, message
-from odd17.services import ledger
+from odd17.services import ledger, sources
 from odd17.settings import get_fund_config
 from rules.document import Email, explain
 from rules.money import as_str, eur
@@ -129,20 +127,15 @@ class ImportReport:
 
 
 def read_reviewers(path: Path) -> list[tuple[str, Any]]:
+    """(source, row) per reviewer; a row that cannot be read is (source, its French error
+    message). A file that cannot be read at all raises DomainError."""
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DomainError(f"{path} : lecture impossible ({exc})") from exc
-    if path.suffix == ".csv":
-        return [(f"{path}:{i}", row) for i, row in
-                enumerate(csv.DictReader(text.splitlines()), start=2)]
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DomainError(f"{path} : JSON illisible ligne {exc.lineno} : {exc.msg}") from exc
-    if not isinstance(data, list):
-        raise DomainError(f"{path} : une liste d'évaluateurs est attendue")
-    return [(f"{path}[{i}]", row) for i, row in enumerate(data)]
+        data = sources.read_bytes(path)
+        records = (sources.csv_records(path, data) if path.suffix == ".csv"
+                   else sources.json_array(path, data))
+    except sources.SourceError as exc:
+        raise DomainError(str(exc)) from exc
+    return [(r.source, r.error if r.error is not None else r.data) for r in records]
 
 
 def import_reviewers(session: Session, rows: list[tuple[str, Any]],
@@ -151,6 +144,9 @@ def import_reviewers(session: Session, rows: list[tuple[str, Any]],
     before anything is written)."""
     report = ImportReport()
     for source, row in rows:
+        if isinstance(row, str):  # refused by the reader
+            report.refused.append({"source": source, "errors": row})
+            continue
         try:
             data = ReviewerIn.model_validate(row)
         except ValidationError as exc:
