@@ -70,9 +70,8 @@ def print_json(data: Any) -> None:
 def ready_engine() -> Engine:
     """The configured database, created on first use; an outdated schema asks for init."""
     engine = get_engine()
-    if not setup.is_initialised(engine):
-        err.print("Base de données absente : initialisation (odd17 init)…")
-        setup.init_database(engine, get_fund_config(), utcnow())
+    if setup.ensure_initialised(engine, get_fund_config(), utcnow()):
+        err.print("Base de données absente : initialisée (odd17 init).")
     elif setup.current_revision(engine) != setup.head_revision():
         fail("le schéma de la base n'est pas à jour : lancez « odd17 init »")
     return engine

@@ -180,6 +180,8 @@ def evaluate_batch(
                    Application.document)
             .where(Application.id.in_(ids), Application.status.in_(statuses))
             .order_by(Application.id)
+            # rows another evaluator holds are its work: skipped, not waited for nor redone
+            .with_for_update(skip_locked=True)
         ).all()
         planned = plan(rows, policy, now=now, actor=actor)
         apply(session, planned)
