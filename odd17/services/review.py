@@ -168,7 +168,7 @@ def _app(session: Session, reference: str, *, lock: bool = False) -> Application
     until this transaction ends."""
     query = select(Application).where(Application.reference == reference.strip().upper())
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = query.with_for_update(of=Application).execution_options(populate_existing=True)
     app = session.scalars(query).first()
     if app is None:
         raise NotFound(f"aucun dossier de référence « {reference} »")
@@ -213,7 +213,7 @@ def assign(session: Session, references: list[str] | None, policy: ReviewPolicy,
         query = query.where(Application.reference.in_([r.strip().upper() for r in references]))
     # Locked in id order: a concurrent assigner waits, then (READ COMMITTED re-checks the
     # status) finds them in review and skips them; no duplicate assignment is ever tried.
-    apps = session.scalars(query.order_by(Application.id).with_for_update()
+    apps = session.scalars(query.order_by(Application.id).with_for_update(of=Application)
                            .execution_options(populate_existing=True)).all()
     reviewers = session.scalars(select(Reviewer).where(Reviewer.reviews, Reviewer.active)
                                 .order_by(Reviewer.email)).all()
@@ -295,7 +295,7 @@ def advance_reviewed(session: Session, *, actor: str, now: dt.datetime) -> list[
     apps = session.scalars(select(Application).where(
         Application.status == Status.in_review, Application.id.not_in(waiting),
         Application.id.in_(select(Review.application_id)))
-        .order_by(Application.id).with_for_update(skip_locked=True)
+        .order_by(Application.id).with_for_update(of=Application, skip_locked=True)
         .execution_options(populate_existing=True)).all()
     for app in apps:
         app.transition_to(Status.committee, actor=actor, at=now,
