@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
 
 from models import (
     Application,
@@ -132,17 +132,47 @@ def test_concurrent_assign_all(engine: Engine, db_url: str, tmp_path: Path) -> N
 
 def test_concurrent_last_scores_move_to_committee(engine: Engine, db_url: str,
                                                   tmp_path: Path) -> None:
+    """Each application's two last scores at once: this test scores one reviewer on every
+    application in a transaction it keeps open while a worker process scores the other. Each
+    side alone still sees a review pending; one of them must see none and move it."""
     refs = eligible(engine, 10)
     people(engine, reviewers=2)  # so both reviewers are on every application
+    now = dt.datetime.now(dt.UTC)
     with unit_of_work(engine) as s:
-        review.assign(s, None, review.ReviewPolicy(), actor="t", now=dt.datetime.now(dt.UTC))
-    workers = [[["review", "score", ref, *NOTES, "--reviewer", f"r{i}@eval.example.org",
-                 "--comment", "Alliance solide."] for ref in refs] for i in range(2)]
-    for lines in race(db_url, tmp_path, workers):
-        assert [line["code"] for line in lines] == [0] * 10, lines
+        review.assign(s, None, review.ReviewPolicy(), actor="t", now=now)
+    go, plan = tmp_path / "go", tmp_path / "plan.json"
+    go.touch()
+    plan.write_text(json.dumps([["review", "score", ref, *NOTES, "--reviewer",
+                                 "r0@eval.example.org", "--comment", "Solide."] for ref in refs]))
+    scores = {n.split("=")[0]: int(n.split("=")[1]) for n in NOTES}
+    with unit_of_work(engine) as s:
+        for ref in refs:
+            review.score(s, ref, "r1@eval.example.org", scores, "Solide.",
+                         review.ReviewPolicy(), actor="t", now=now)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tests.race_worker", str(go), str(plan)], cwd=ROOT,
+            env={**os.environ, "ODD17_DATABASE_URL": db_url}, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # commit once the worker waits for us (or is done): its scores then overlap ours
+        while worker.poll() is None and not waiting_for_lock(engine):
+            time.sleep(0.05)
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    assert [json.loads(line)["code"] for line in out.splitlines()] == [0] * 10, out
     with unit_of_work(engine) as s:
         assert set(s.scalars(select(Application.status))) == {Status.committee}
     assert audit(engine) == []
+
+
+def waiting_for_lock(engine: Engine) -> bool:
+    """Another connection blocked on a lock (PostgreSQL); on SQLite, after a moment."""
+    if not ON_POSTGRES:
+        time.sleep(2)
+        return True
+    with engine.connect() as conn:
+        return bool(conn.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()")))
 
 
 @pytest.fixture
@@ -191,21 +221,27 @@ def test_submit_killed_during_eligibility_is_finished_by_rerun(
     big.write_text(jsonl([numbered(i) for i in range(total)]))
     env = {**os.environ, "ODD17_DATABASE_URL": db_url, "ODD17_BATCH_SIZE": "100"}
 
-    def evaluated() -> int:
-        with unit_of_work(engine) as s:
-            return s.scalar(select(func.count()).select_from(EligibilityEvaluation)) or 0
+    # read without odd17's BEGIN IMMEDIATE, which on SQLite would queue behind the writer
+    watcher = create_engine(db_url)
 
-    kills = 0
-    for at_least in (1, 500, 1000):  # kill once this many evaluations are stored
+    def evaluated() -> int:
+        with watcher.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(EligibilityEvaluation)) or 0
+
+    left = []  # documents left unevaluated by each kill
+    for step in (1, 300, 300):  # kill once this run has stored this many more evaluations
+        before = evaluated()
         proc = subprocess.Popen([ODD17, "submit", str(big), "--json"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while proc.poll() is None and evaluated() < at_least:
+        while proc.poll() is None and evaluated() < before + step:
             time.sleep(0.02)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait(timeout=60)
-    assert kills >= 1 and evaluated() < total
+            proc.wait(timeout=60)
+            left.append(total - evaluated())
+        proc.wait(timeout=300)
+    watcher.dispose()
+    assert left and left[0] > 0  # the first kill did interrupt eligibility
     proc = subprocess.run([ODD17, "submit", str(big), "--json"], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
