@@ -71,7 +71,7 @@ def ready_engine() -> Engine:
     """The configured database, created on first use; an outdated schema asks for init."""
     engine = get_engine()
     if setup.ensure_initialised(engine, get_fund_config(), utcnow()):
-        err.print("Base de données absente : initialisée (odd17 init).")
+        err.print("Base de données absente : initialisation (odd17 init) effectuée.")
     elif setup.current_revision(engine) != setup.head_revision():
         fail("le schéma de la base n'est pas à jour : lancez « odd17 init »")
     return engine
