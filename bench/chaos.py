@@ -201,6 +201,7 @@ def worker(url: str, log: Path) -> None:
             try:
                 result = operate(engine, op, rng)
             except DomainError as exc:
+                print(f"{op}: {exc}", file=sys.stderr, flush=True)
                 result = "refused"
                 if "déjà" in str(exc) or "entre-temps" in str(exc):
                     result = "lost-race"
