@@ -15,11 +15,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    inspect,
+    select,
+    update,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, Money, UTCDateTime
-from models.lifecycle import Status, check_transition
+from models.errors import ConcurrentChange
+from models.lifecycle import Status, check_transition, lost_race
 
 
 def status_type(column: str) -> Enum:
@@ -88,14 +93,36 @@ class Application(Base):
         self, target: Status, *, actor: str, at: dt.datetime, reason: str | None = None
     ) -> StatusChange:
         """Move to ``target`` if the lifecycle allows it, appending the history row; raises
-        ``IllegalTransition`` and changes nothing otherwise."""
-        meaning = check_transition(self.status, target, self.reference)
+        ``IllegalTransition`` and changes nothing otherwise.
+
+        A stored application moves by compare-and-set: ``UPDATE … WHERE id AND status =
+        <the status this object holds>``, checked for one row. Another process that moved it
+        first (PostgreSQL's READ COMMITTED re-checks the condition once that process commits)
+        makes this raise ``ConcurrentChange``, so the caller's transaction writes nothing
+        else: no second decision, email or ledger move."""
+        current = Status(self.status)
+        meaning = check_transition(current, target, self.reference)
         change = StatusChange(
-            from_status=self.status, to_status=target, actor=actor, reason=reason or meaning, at=at
+            from_status=current, to_status=target, actor=actor, reason=reason or meaning, at=at
         )
+        session = object_session(self)
+        if session is not None and inspect(self).persistent:
+            table = Application.__table__
+            moved = session.execute(
+                update(table).where(table.c.id == self.id, table.c.status == current)
+                .values(status=target, updated_at=at)
+            ).rowcount
+            if moved != 1:
+                found = session.execute(
+                    select(table.c.status).where(table.c.id == self.id)).scalar()
+                raise ConcurrentChange(lost_race(self.reference, current, found))
+            # the row is written: keep the object in step without a second UPDATE at flush
+            set_committed_value(self, "status", target)
+            set_committed_value(self, "updated_at", at)
+        else:  # not stored yet: the INSERT at flush carries the new status
+            self.status = target
+            self.updated_at = at
         self.history.append(change)
-        self.status = target
-        self.updated_at = at
         return change
 
 

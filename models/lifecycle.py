@@ -70,3 +70,18 @@ def check_transition(current: Status | str, target: Status | str, reference: str
             f"{who}transition interdite de « {current} » vers « {target} » "
             f"(transitions possibles depuis « {current} » : {allowed})"
         ) from None
+
+
+DECIDED: frozenset[Status] = frozenset(
+    {S.approved, S.rejected, S.active, S.closed, S.cancelled, S.withdrawn})
+
+
+def lost_race(reference: str, expected: Status | str, found: Status | str | None) -> str:
+    """The French message of a status change lost to another process: « déjà décidé » when
+    the committee's decision was taken meanwhile, « statut changé entre-temps » otherwise."""
+    now = f"« {found} »" if found else "introuvable"
+    if Status(expected) == S.committee and found in DECIDED:
+        return (f"déjà décidé : {reference} est passé au statut {now} entre-temps ; "
+                "rien n'a été modifié")
+    return (f"statut changé entre-temps : {reference} n'est plus « {expected} » mais {now} ; "
+            "rien n'a été modifié")

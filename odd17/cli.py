@@ -130,9 +130,8 @@ def existing_engine() -> Engine:
 def ready_engine() -> Engine:
     """The configured database, created on first use; an outdated schema asks for init."""
     engine = get_engine()
-    if not setup.is_initialised(engine):
-        err.print("Base de données absente : initialisation (odd17 init)…")
-        setup.init_database(engine, get_fund_config(), utcnow())
+    if setup.ensure_initialised(engine, get_fund_config(), utcnow()):
+        err.print("Base de données absente : initialisation (odd17 init) effectuée.")
     elif setup.current_revision(engine) != setup.head_revision():
         fail("le schéma de la base n'est pas à jour : lancez « odd17 init »")
     return engine

@@ -277,7 +277,7 @@ def approved(engine: Engine, count: int) -> list[str]:
 
 def _payment_line(reference: str, kind: str | None) -> bytes:
     order = {"reference": reference, "tranche": 1, "payment_reference": f"VIR-{reference}",
-             "date": "2026-12-05"}
+             "date": "2026-12-01"}
     text = json.dumps(order)
     if kind == "deep":
         text = text[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}"
@@ -314,8 +314,8 @@ def test_payment_csv_with_bom_semicolons_and_a_nul(engine: Engine, tmp_path: Pat
     path = tmp_path / "releve.csv"
     path.write_bytes(codecs.BOM_UTF8 + (
         "reference;tranche;payment_reference;date;amount\r\n"
-        f"{a};1;VIR\x00A;2026-12-05;\r\n"
-        f"{b};1;VIR-B;2026-12-05;\r\n").encode())
+        f"{a};1;VIR\x00A;2026-12-01;\r\n"
+        f"{b};1;VIR-B;2026-12-01;\r\n").encode())
     tally = payments.record(engine, payments.read_orders(path), actor="poison", now=NOW,
                             alert_threshold=Decimal("0.10"))
     assert tally.recorded == 1
@@ -326,7 +326,7 @@ def test_a_latin1_payment_file_is_one_refusal_naming_what_to_do(engine: Engine,
                                                                  tmp_path: Path) -> None:
     path = tmp_path / "relevé.csv"
     path.write_bytes("reference,tranche,payment_reference,date\nODD17-2026-0001,1,VIR-É,"
-                     "2026-12-05\n".encode("cp1252"))
+                     "2026-12-01\n".encode("cp1252"))
     orders = payments.read_orders(path)
     assert len(orders) == 1 and orders[0][0] == str(path)
     assert isinstance(orders[0][1], str) and "CSV UTF-8" in orders[0][1]

@@ -40,6 +40,7 @@ from models.base import Money
 from models.ledger import TOTAL
 from models.lifecycle import check_transition
 from notifications.outbox import enqueue, message
+from odd17.services import audit
 from odd17.settings import get_fund_config, get_settings
 from rules.money import as_str, eur
 from rules.tranches import DateOutOfRange, TranchePlan, due_date, split
@@ -676,6 +677,8 @@ def check(session: Session, *, batch: int = 10_000) -> list[str]:
     breaches.extend(_check_dimensions(session, fund, grants.values()))
     breaches.extend(_check_tranches(session, fund, grants.values()))
     breaches.extend(_check_corrections(session, fund))
+    breaches.extend(audit.grants_on_undecided(session))
+    breaches.extend(audit.statuses_left_twice(session))
     return breaches
 
 

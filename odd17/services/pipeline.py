@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from models import Application, Status
+from odd17.db import unit_of_work
 from odd17.services import eligibility, intake
 from odd17.services.batching import batches
 from rules.eligibility import EligibilityPolicy
@@ -38,12 +40,32 @@ def submit_and_evaluate(
     verdicts = evaluate_references(
         engine, new_refs, policy, now=now, actor=actor, batch_size=batch_size
     )
+    # Then whatever an interrupted run (or a concurrent one) left waiting in ``submitted``:
+    # its documents are duplicates now, and nothing else would ever evaluate them.
+    verdicts += evaluate_references(
+        engine, None, policy, now=now, actor=actor, batch_size=batch_size
+    )
     verdict_of = {v.reference: v for v in verdicts}
     for outcome in outcomes:  # duplicates within this run too
         verdict = verdict_of.get(outcome.reference or "")
         if verdict is not None:
             outcome.status, outcome.failing = verdict.status, verdict.failing
+    _refresh_statuses(engine, [o for o in outcomes if o.reference and o.reference not in
+                               verdict_of and o.status == Status.submitted])
     return outcomes
+
+
+def _refresh_statuses(engine: Engine, outcomes: list[intake.Outcome]) -> None:
+    """Outcomes still showing ``submitted`` whose application another process evaluated
+    meanwhile take the stored status."""
+    by_ref = {o.reference: o for o in outcomes}
+    for chunk in batches(list(by_ref), 500):
+        with unit_of_work(engine) as session:
+            for reference, status in session.execute(
+                select(Application.reference, Application.status)
+                .where(Application.reference.in_(chunk))
+            ):
+                by_ref[reference].status = str(status)
 
 
 def evaluate_references(

@@ -28,7 +28,7 @@ from models import (
     Reviewer,
     Status,
 )
-from models.lifecycle import check_transition
+from models.lifecycle import DECIDED
 from notifications.outbox import enqueue, message
 from odd17.services import ledger, sources
 from odd17.settings import get_fund_config
@@ -163,9 +163,14 @@ def import_reviewers(session: Session, rows: list[tuple[str, Any]],
 
 # --- conflicts ---------------------------------------------------------------------------
 
-def _app(session: Session, reference: str) -> Application:
-    app = session.scalars(select(Application)
-                          .where(Application.reference == reference.strip().upper())).first()
+def _app(session: Session, reference: str, *, lock: bool = False) -> Application:
+    """The application by reference. ``lock``: read it fresh under its row lock (PostgreSQL;
+    SQLite's BEGIN IMMEDIATE already serialises writers), so that what is checked stays true
+    until this transaction ends."""
+    query = select(Application).where(Application.reference == reference.strip().upper())
+    if lock:
+        query = query.with_for_update(of=Application).execution_options(populate_existing=True)
+    app = session.scalars(query).first()
     if app is None:
         raise NotFound(f"aucun dossier de référence « {reference} »")
     return app
@@ -207,7 +212,10 @@ def assign(session: Session, references: list[str] | None, policy: ReviewPolicy,
     query = select(Application).where(Application.status == Status.eligible)
     if references:
         query = query.where(Application.reference.in_([r.strip().upper() for r in references]))
-    apps = session.scalars(query.order_by(Application.id)).all()
+    # Locked in id order: a concurrent assigner waits, then (READ COMMITTED re-checks the
+    # status) finds them in review and skips them; no duplicate assignment is ever tried.
+    apps = session.scalars(query.order_by(Application.id).with_for_update(of=Application)
+                           .execution_options(populate_existing=True)).all()
     reviewers = session.scalars(select(Reviewer).where(Reviewer.reviews, Reviewer.active)
                                 .order_by(Reviewer.email)).all()
     load = dict(session.execute(
@@ -245,8 +253,10 @@ def assign(session: Session, references: list[str] | None, policy: ReviewPolicy,
 def score(session: Session, reference: str, email: str, scores: dict[str, Any],
           comment: str, policy: ReviewPolicy, *, actor: str, now: dt.datetime) -> Fraction:
     """Record a reviewer's scores; when every assigned review is in, move to ``committee``.
-    Returns the exact weighted score (recorded in thousandths)."""
-    app = _app(session, reference)
+    Returns the exact weighted score (recorded in thousandths). The application row is locked
+    first: two last scores at once are serialised, so exactly one of them sees no review
+    pending and moves it."""
+    app = _app(session, reference, lock=True)
     reviewer = session.scalars(select(Reviewer).where(Reviewer.email == email.strip().lower())
                                ).first()
     if reviewer is None:
@@ -285,7 +295,9 @@ def advance_reviewed(session: Session, *, actor: str, now: dt.datetime) -> list[
     waiting = select(Review.application_id).where(Review.scored_at.is_(None))
     apps = session.scalars(select(Application).where(
         Application.status == Status.in_review, Application.id.not_in(waiting),
-        Application.id.in_(select(Review.application_id)))).all()
+        Application.id.in_(select(Review.application_id)))
+        .order_by(Application.id).with_for_update(of=Application, skip_locked=True)
+        .execution_options(populate_existing=True)).all()
     for app in apps:
         app.transition_to(Status.committee, actor=actor, at=now,
                           reason="toutes les évaluations sont rendues")
@@ -355,11 +367,22 @@ def proposal(session: Session, *, alert_threshold: Decimal,
 def record_decision(session: Session, reference: str, outcome: str, *, present: list[str],
                     amount: Decimal | None, motif: str, actor: str,
                     now: dt.datetime) -> Decision:
-    """Check and record a committee decision (pending until applied)."""
-    app = _app(session, reference)
+    """Check and record a committee decision (pending until applied). The application row
+    is locked first, so two deciders at once are serialised and the second is told it is
+    already decided (or being applied) and records nothing."""
+    app = _app(session, reference, lock=True)
+    if app.status in DECIDED:
+        raise DomainError(f"déjà décidé : {app.reference} est au statut « {app.status} » ; "
+                          "rien n'a été enregistré")
     if app.status != Status.committee:
         raise DomainError(f"{app.reference} : dossier au statut « {app.status} », il n'est pas "
                           "devant le comité")
+    pending = session.scalar(select(Decision).where(
+        Decision.application_id == app.id, Decision.applied_at.is_(None),
+        Decision.error.is_(None)).order_by(Decision.id).limit(1))
+    if pending is not None:
+        raise DomainError(f"déjà décidé : {app.reference} a une décision « {pending.outcome} » "
+                          f"en cours d'application (n°{pending.id}) ; rien n'a été enregistré")
     if outcome not in ("approve", "reject", "defer"):
         raise DomainError(f"décision inconnue « {outcome} »")
     if outcome == "reject" and not motif.strip():
@@ -396,9 +419,9 @@ def apply_decision(session: Session, decision_id: int, *, plan: TranchePlan,
     """Apply a recorded decision: an approval reserves through the ledger (refused, with no
     change, when the envelope cannot bear it); a refusal moves to ``rejected``; a deferral keeps
     the application before the committee."""
-    decision = session.get(Decision, decision_id)
+    decision = _locked_decision(session, decision_id)
     if decision is None or decision.applied_at is not None:
-        return None
+        return None  # applied meanwhile by another run (the lock made us wait for it)
     app = session.get_one(Application, decision.application_id)
     result = None
     if decision.outcome == "approve":
@@ -417,7 +440,6 @@ def apply_decision(session: Session, decision_id: int, *, plan: TranchePlan,
         }, key=f"decision_approved:{app.reference}:{decision.id}", now=now,
             reference=app.reference)])
     elif decision.outcome == "reject":
-        check_transition(app.status, Status.rejected, app.reference)
         app.transition_to(Status.rejected, actor=actor, at=now,
                           reason=f"décision du comité : refus — {decision.motif}")
         enqueue(session, [message("decision_rejected", app.contact_email, {
@@ -440,9 +462,15 @@ def pending_decisions(session: Session) -> list[int]:
         Decision.applied_at.is_(None), Decision.error.is_(None)).order_by(Decision.id)))
 
 
+def _locked_decision(session: Session, decision_id: int) -> Decision | None:
+    return session.scalars(select(Decision).where(Decision.id == decision_id)
+                           .with_for_update().execution_options(populate_existing=True)).first()
+
+
 def mark_failed(session: Session, decision_id: int, error: str) -> None:
-    decision = session.get(Decision, decision_id)
-    if decision is not None:
+    """Record why a decision could not be applied (never on one another run applied)."""
+    decision = _locked_decision(session, decision_id)
+    if decision is not None and decision.applied_at is None:
         decision.error = error
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect, select, text
 
 from models import Call, Fund
 from odd17.db import unit_of_work
@@ -73,9 +75,48 @@ def sync_fund(engine: Engine, config: FundConfig, today: dt.date, now: dt.dateti
         return fund
 
 
+# pg_advisory_lock key of initialisation ("odd17ini" read as a 64-bit integer).
+INIT_LOCK = int.from_bytes(b"odd17ini", "big") - (1 << 63)
+
+
+@contextmanager
+def init_lock(engine: Engine) -> Iterator[None]:
+    """Held while initialising: concurrent first uses of a PostgreSQL database wait for one
+    another instead of racing to create the same tables (``duplicate key …
+    pg_type_typname_nsp_index``). The lock lives on its own connection, so the migration's
+    transactions are free to commit. SQLite's BEGIN IMMEDIATE already serialises them."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": INIT_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": INIT_LOCK})
+            conn.commit()
+
+
 def init_database(engine: Engine, config: FundConfig, now: dt.datetime) -> Fund:
     """Create or upgrade the schema to head, load the fund configuration and open the
-    envelope (its initial amount is the ledger's first top-up). Idempotent."""
+    envelope (its initial amount is the ledger's first top-up). Idempotent, and safe to run
+    from several processes at once (see ``init_lock``)."""
+    with init_lock(engine):
+        return _initialise(engine, config, now)
+
+
+def ensure_initialised(engine: Engine, config: FundConfig, now: dt.datetime) -> bool:
+    """Initialise a database not yet initialised (True when this call did). Checked under the
+    lock, so a process arriving while another initialises waits and then finds it done."""
+    with init_lock(engine):
+        if is_initialised(engine):
+            return False
+        _initialise(engine, config, now)
+        return True
+
+
+def _initialise(engine: Engine, config: FundConfig, now: dt.datetime) -> Fund:
     upgrade(engine)
     fund = sync_fund(engine, config, now.date(), now)
     with unit_of_work(engine) as session:
