@@ -14,22 +14,42 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
 
 from models import DomainError, Status
 from odd17.db import get_engine, unit_of_work
 from odd17.runtime import actor, utcnow
 from odd17.services import intake, ledger, queries, setup
 from odd17.services.pipeline import evaluate_references, submit_and_evaluate
-from odd17.settings import ConfigError, get_fund_config, get_settings
+from odd17.settings import (
+    ConfigError,
+    get_fund_config,
+    get_settings,
+    hide_secrets,
+    redact_url,
+    settings_error,
+)
 from rules.money import as_str, eur
 
+
+class _Group(TyperGroup):
+    """Notes whether help was asked for anywhere on the line, before the settings check."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["odd17.help"] = "--help" in args
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="odd17",
     help="Fonds ODD 17 : gestion des appels à projets, de l'éligibilité et de l'enveloppe.",
     no_args_is_help=True,
@@ -59,8 +79,22 @@ def user_errors() -> Iterator[None]:
     except (DomainError, ConfigError) as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        fail(f"base de données ({get_settings().database_url}) : {detail}")
+        detail = hide_secrets(str(getattr(exc, "orig", None) or exc).splitlines()[0])
+        fail(f"base de données ({redact_url(get_settings().database_url)}) : {detail}")
+
+
+@app.callback()
+def _check_settings(ctx: typer.Context) -> None:
+    """Every ODD17_* setting is checked before any command runs: one line for a bad one."""
+    if ctx.resilient_parsing or ctx.meta.get("odd17.help"):
+        return  # completion and help work whatever the settings
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        err.print(f"[bold red]Erreur :[/] {escape(settings_error(exc))}")
+        raise typer.Exit(2) from None
 
 
 def print_json(data: Any) -> None:
@@ -89,7 +123,8 @@ def init() -> None:
             report = ledger.finance_report(session,
                                            alert_threshold=config.disbursement.alert_threshold)
         out.print(
-            f"Base prête ({get_settings().database_url}, schéma {setup.head_revision()}) : "
+            f"Base prête ({redact_url(get_settings().database_url)}, "
+            f"schéma {setup.head_revision()}) : "
             f"{fund.name}, enveloppe {eur(Decimal(report['envelope']))}, "
             f"{len(config.calls)} appel(s) à projets."
         )
@@ -800,7 +835,7 @@ def serve(
              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for(url, server)
     os.environ["PREFECT_API_URL"] = url
-    err.print(f"Serveur Prefect : {url} ; base : {settings.database_url}")
+    err.print(f"Serveur Prefect : {url} ; base : {redact_url(settings.database_url)}")
     try:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
