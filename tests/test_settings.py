@@ -248,3 +248,16 @@ def test_no_password_in_flow_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     text = "\n".join(records)
     assert "Retry 1/3" in text and "127.0.0.1" in text  # the failure was logged
     assert PASSWORD not in text
+
+
+def test_sqlite_syncs_every_commit(tmp_path: Path) -> None:
+    """synchronous=FULL (2) in WAL mode: a power loss keeps the last commits of the ledger."""
+    from sqlalchemy import text
+
+    from odd17.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2
+    engine.dispose()
