@@ -89,7 +89,8 @@ def test_every_setting_refuses_a_bad_value(field: str, tmp_path: Path,
     env = case_env(field, tmp_path)
     monkeypatch.chdir(tmp_path)
     if field in THROUGH_SCRIPT:
-        proc = subprocess.run([ODD17, "list"], capture_output=True, text=True, timeout=120,
+        command = "finance" if field == "fund_config" else "list"  # as in the issue
+        proc = subprocess.run([ODD17, command], capture_output=True, text=True, timeout=120,
                               env={**clean_environ(), **env})
         assert_one_french_line(field, proc.returncode, proc.stdout, proc.stderr)
         return
@@ -188,6 +189,7 @@ def test_no_password_in_log_records(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert result.exit_code == 2
         assert PASSWORD not in result.stdout + result.stderr
     dispose_engines()
+    reset_caches()
     assert PASSWORD not in caplog.text
 
 
@@ -213,6 +215,7 @@ def test_no_password_in_the_output_of_working_commands(db_url: str, tmp_path: Pa
         assert result.exit_code == 0, result.stderr
         assert PASSWORD not in result.stdout + result.stderr
     dispose_engines()
+    reset_caches()
     assert {r.name.split(".")[1] for r in caplog.records
             if r.name.startswith("sqlalchemy.")} >= {"engine", "pool"}  # they did log
     assert PASSWORD not in caplog.text
