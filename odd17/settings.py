@@ -192,6 +192,7 @@ _CRON_NICKNAMES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly":
                    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
                    "@hourly": "0 * * * *"}
 _SECRET_FIELDS = {"smtp_password"}
+_SEE_README = "une valeur décrite dans le README, section Configuration"
 
 
 def redact_url(url: str) -> str:
@@ -242,7 +243,7 @@ def _allowed(name: str, error: ErrorDetails) -> str:
         return str(error.get("ctx", {}).get("error", error["msg"]))
     field = Settings.model_fields.get(name)
     if field is None:
-        return error["msg"]
+        return _SEE_README
     kinds = [a for a in (field.annotation, *get_args(field.annotation)) if a is not type(None)]
     if get_origin(kinds[0]) is Literal:
         return " ou ".join(str(choice) for choice in get_args(kinds[0]))
@@ -250,7 +251,7 @@ def _allowed(name: str, error: ErrorDetails) -> str:
         return "true ou false"
     noun = "un nombre entier" if int in kinds else "un nombre" if float in kinds else None
     if noun is None:
-        return error["msg"]
+        return _SEE_README  # a type without its French words yet: pydantic's are English
     bounds = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in field.metadata
               if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")}
     if "Ge" in bounds and "Le" in bounds:
