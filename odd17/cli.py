@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 from sqlalchemy import Engine, make_url, select
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from typer.core import TyperGroup
 
 from models import DomainError, Status
 from odd17.db import get_engine, unit_of_work
@@ -36,11 +37,29 @@ from odd17.runtime import actor, utcnow
 from odd17.services import intake, ledger, queries, setup
 from odd17.services.eligibility import REEVALUABLE
 from odd17.services.pipeline import evaluate_references, submit_and_evaluate
-from odd17.settings import ConfigError, Settings, get_fund_config, get_settings
+from odd17.settings import (
+    ConfigError,
+    Settings,
+    get_fund_config,
+    get_settings,
+    hide_secrets,
+    redact_url,
+    settings_error,
+)
 from rules.labels import objective_label, status_label
 from rules.money import as_str, eur
 
+
+class _Group(TyperGroup):
+    """Notes whether help was asked for anywhere on the line, before the settings check."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["odd17.help"] = "--help" in args
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="odd17",
     help="Fonds ODD 17 : gestion des appels à projets, de l'éligibilité et de l'enveloppe.",
     no_args_is_help=True,
@@ -72,8 +91,22 @@ def user_errors() -> Iterator[None]:
     except (DomainError, ConfigError) as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        fail(f"base de données ({get_settings().database_url}) : {detail}")
+        detail = hide_secrets(str(getattr(exc, "orig", None) or exc).splitlines()[0])
+        fail(f"base de données ({redact_url(get_settings().database_url)}) : {detail}")
+
+
+@app.callback()
+def _check_settings(ctx: typer.Context) -> None:
+    """Every ODD17_* setting is checked before any command runs: one line for a bad one."""
+    if ctx.resilient_parsing or ctx.meta.get("odd17.help"):
+        return  # completion and help work whatever the settings
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        err.print(line(("Erreur :", "bold red"), " ", settings_error(exc)))
+        raise typer.Exit(2) from None
 
 
 CRASH = 3  # exit code of an unexpected error: never mistaken for "some documents refused"
@@ -116,12 +149,12 @@ def existing_engine() -> Engine:
         fail(f"ODD17_DATABASE_URL : adresse de base de données illisible ; {hint}")
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
             and not Path(url.database).exists():
-        fail(f"base de données introuvable ({_shown_url(settings.database_url)}) : {hint}")
+        fail(f"base de données introuvable ({redact_url(settings.database_url)}) : {hint}")
     engine = get_engine()
     with user_errors():
         initialised = setup.is_initialised(engine)
     if not initialised:
-        fail(f"la base {_shown_url(settings.database_url)} n'a pas de schéma odd17 : {hint}")
+        fail(f"la base {redact_url(settings.database_url)} n'a pas de schéma odd17 : {hint}")
     if setup.current_revision(engine) != setup.head_revision():
         fail("le schéma de la base n'est pas à jour : lancez « odd17 init »")
     return engine
@@ -147,7 +180,7 @@ def init(as_json: JsonFlag = False) -> None:
         with unit_of_work(engine) as session:
             report = ledger.finance_report(session,
                                            alert_threshold=config.disbursement.alert_threshold)
-    database = _shown_url(get_settings().database_url)
+    database = redact_url(get_settings().database_url)
     differs = fund.envelope != config.fund.envelope
     if as_json:
         print_json({"database": database, "schema": setup.head_revision(), "fund": fund.name,
@@ -162,13 +195,6 @@ def init(as_json: JsonFlag = False) -> None:
                         f"l'enveloppe initiale ({eur(fund.envelope)}) : le grand livre fait "
                         "foi ; pour l'abonder, utilisez « odd17 topup ».", "yellow")))
 
-
-def _shown_url(url: str) -> str:
-    """The database URL as it may be shown: never its password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:  # an unparsable URL is refused elsewhere; show nothing of it
-        return "?"
 
 
 @contextmanager
@@ -1116,7 +1142,7 @@ def serve(
              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for(url, server)
     os.environ["PREFECT_API_URL"] = url
-    err.print(f"Serveur Prefect : {url} ; base : {_shown_url(settings.database_url)}")
+    err.print(f"Serveur Prefect : {url} ; base : {redact_url(settings.database_url)}")
     try:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 

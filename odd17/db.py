@@ -16,9 +16,12 @@ from sqlalchemy.orm import Session
 from odd17.settings import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# FULL: in WAL mode, NORMAL may lose the last commits on a power loss (not on a crash); a
+# ledger keeps them. Measured cost: bench/sqlite_sync.py and README, "Configuration".
+SQLITE_SYNCHRONOUS = "FULL"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str = SQLITE_SYNCHRONOUS) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
@@ -29,7 +32,7 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode at each checkpoint
+            cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cursor.close()
 
         @event.listens_for(engine, "begin")

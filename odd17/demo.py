@@ -75,7 +75,7 @@ def run(folder: Path, console: Console) -> int:
     from odd17.db import dispose_engines, get_engine, unit_of_work
     from odd17.runtime import utcnow
     from odd17.services import exports, ledger, mail, queries, review, setup
-    from odd17.settings import get_fund_config, reset_caches
+    from odd17.settings import get_fund_config, redact_url, reset_caches
     from rules.money import eur
 
     reset_caches()
@@ -199,7 +199,7 @@ def run(folder: Path, console: Console) -> int:
                         ("rapport financier HTML", report_path),
                         ("export SCDL Subventions", scdl), ("export 360Giving", giving)):
         say(f"  {label:<24} {path}")
-    say(f"\nPour explorer : ODD17_DATABASE_URL={url} odd17 list | odd17 show RÉFÉRENCE | "
-        "odd17 finance")
+    say(f"\nPour explorer : ODD17_DATABASE_URL={redact_url(url)} odd17 list | "
+        "odd17 show RÉFÉRENCE | odd17 finance")
     dispose_engines()
     return 1 if breaches else 0

@@ -4,22 +4,31 @@ configuration (policy numbers of DESIGN.md §2 and §4, kept as editable TOML da
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args, get_origin
+from urllib.parse import quote_plus
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cronsim import CronSim, CronSimError
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from rules.eligibility import EligibilityPolicy
 from rules.review import ReviewPolicy
@@ -27,7 +36,12 @@ from rules.tranches import DEFAULT_PLAN, TranchePlan, TrancheSpec
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ODD17_", env_file=".env", extra="ignore")
+    """Every field is checked when the settings are read: a bad value stops the command with one
+    line naming the variable and what it accepts (``settings_error``), never a traceback."""
+
+    # An empty value (``ODD17_SMTP_USER=`` in a .env) means "not set": the default applies.
+    model_config = SettingsConfigDict(env_prefix="ODD17_", env_file=".env", extra="ignore",
+                                      env_ignore_empty=True)
 
     database_url: str = "sqlite:///odd17.db"
     fund_config: Path | None = None
@@ -43,30 +57,213 @@ class Settings(BaseSettings):
     finance_email: str = "finance@fonds-odd17.example.org"
     templates_dir: Path | None = None
     mail_max_attempts: int = Field(8, ge=1)
-    mail_backoff_seconds: float = Field(30, ge=0)
+    mail_backoff_seconds: float = Field(30, ge=0, allow_inf_nan=False)
     # How long a message may wait for a server that cannot be reached (an MTA's queue
     # lifetime): then it is failed. Unreachable servers do not use up attempts.
-    mail_expiry_days: float = Field(5, gt=0, le=365)
+    mail_expiry_days: float = Field(5, gt=0, le=365, allow_inf_nan=False)
     smtp_host: str = "localhost"
-    smtp_port: int = 25
+    smtp_port: int = Field(25, ge=1, le=65535)
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     # `odd17 serve` schedules
-    serve_eligibility_minutes: float = Field(5, gt=0)
-    serve_review_minutes: float = Field(5, gt=0)
-    serve_outbox_seconds: float = Field(60, gt=0)
+    serve_eligibility_minutes: float = Field(5, gt=0, allow_inf_nan=False)
+    serve_review_minutes: float = Field(5, gt=0, allow_inf_nan=False)
+    serve_outbox_seconds: float = Field(60, gt=0, allow_inf_nan=False)
     serve_nightly_cron: str = "0 2 * * *"
 
+    # The messages of the ValueErrors below say what is allowed: settings_error shows them.
     @field_validator("database_url")
     @classmethod
-    def _psycopg_driver(cls, url: str) -> str:
+    def _supported_database(cls, url: str) -> str:
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError):
+            raise ValueError(DATABASE_URL_ALLOWED) from None
+        backend, _, driver = parsed.drivername.partition("+")
+        if backend not in ("sqlite", "postgresql", "postgres") or driver not in _DRIVERS[backend]:
+            raise ValueError(DATABASE_URL_ALLOWED)
         # psycopg 3 is the driver we ship; a bare postgresql:// URL would ask for psycopg2.
         for prefix in ("postgresql://", "postgres://"):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix):]
         return url
+
+    @field_validator("fund_config")
+    @classmethod
+    def _existing_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError("le chemin d'un fichier TOML existant")
+        return path
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _existing_folder(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_dir():
+            raise ValueError("un dossier existant")
+        return path
+
+    @field_validator("mail_dir")
+    @classmethod
+    def _folder_or_absent(cls, path: Path) -> Path:
+        if path.exists() and not path.is_dir():
+            raise ValueError("un dossier (créé s'il n'existe pas), pas un fichier")
+        return path
+
+    @field_validator("actor")
+    @classmethod
+    def _history_name(cls, value: str | None) -> str | None:
+        # Stored in the history's actor column, String(200).
+        if value is not None and (not value.strip() or len(value) > 200 or _CONTROL.search(value)):
+            raise ValueError("un nom d'au plus 200 caractères, sur une ligne")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("un fuseau horaire IANA, par exemple Europe/Paris") from None
+        return name
+
+    @field_validator("mail_from", "finance_email")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        match = _NAME_ADDRESS.fullmatch(value)
+        try:
+            if match is None or _CONTROL.search(value):
+                raise EmailNotValidError
+            validate_email(match["address"] or match["bare"], check_deliverability=False)
+        except EmailNotValidError:
+            raise ValueError("une adresse e-mail, éventuellement précédée d'un nom : "
+                             "Nom <adresse@domaine.fr>") from None
+        return value
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value.strip() or any(c.isspace() for c in value) or _CONTROL.search(value):
+            raise ValueError("un nom d'hôte ou une adresse IP, sans espace")
+        return value
+
+    @field_validator("smtp_user")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and _CONTROL.search(value):
+            raise ValueError("un identifiant sur une ligne, sans caractère de contrôle")
+        return value
+
+    @field_validator("smtp_password")
+    @classmethod
+    def _password_with_user(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not info.data.get("smtp_user"):
+            raise ValueError("un mot de passe seulement avec ODD17_SMTP_USER")
+        if value is not None and _CONTROL.search(value):
+            raise ValueError("un mot de passe sur une ligne, sans caractère de contrôle")
+        return value
+
+    @field_validator("smtp_ssl")
+    @classmethod
+    def _ssl_or_starttls(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("smtp_starttls"):
+            raise ValueError("false quand ODD17_SMTP_STARTTLS vaut true (SSL ou STARTTLS, "
+                             "pas les deux)")
+        return value
+
+    @field_validator("serve_nightly_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        expression = _CRON_NICKNAMES.get(value.strip().lower(), value)
+        try:
+            CronSim(expression, dt.datetime(2000, 1, 1))
+        except CronSimError:
+            raise ValueError("une expression cron à cinq champs, par exemple « 0 2 * * * », "
+                             "ou @daily, @hourly…") from None
+        return value
+
+
+DATABASE_URL_ALLOWED = ("une URL sqlite:///chemin/du/fichier.db ou "
+                        "postgresql://utilisateur:mot-de-passe@hôte:port/base")
+# Drivers installed with odd17 ("" is the dialect's default: pysqlite; psycopg, rewritten above).
+_DRIVERS = {"sqlite": ("", "pysqlite"), "postgresql": ("", "psycopg"), "postgres": ("",)}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NAME_ADDRESS = re.compile(r"\s*(?:[^<>]*<(?P<address>[^<>]+)>|(?P<bare>[^<>\s]+))\s*")
+# Prefect's cron parser accepts these too.
+_CRON_NICKNAMES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+                   "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
+                   "@hourly": "0 * * * *"}
+_SECRET_FIELDS = {"smtp_password"}
+_SEE_README = "une valeur décrite dans le README, section Configuration"
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit to show: the password replaced by ***. Use it wherever a URL is
+    printed or logged."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(URL illisible)"  # unparsed, it may hold a password: not shown
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with the configured passwords (database, SMTP) replaced by ***: for messages
+    that quote a driver or a server, which could echo them."""
+    settings = get_settings()
+    secrets = [settings.smtp_password]
+    try:
+        password = make_url(settings.database_url).password
+    except (ArgumentError, ValueError):
+        password = None
+    if password:
+        secrets += [str(password), quote_plus(str(password))]
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def settings_error(exc: ValidationError) -> str:
+    """One French line for the first invalid setting: the variable, the value (never a
+    password) and what is allowed."""
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else ""
+    variable = Settings.model_config.get("env_prefix", "") + name.upper()
+    value = error.get("input")
+    if name in _SECRET_FIELDS or not isinstance(value, str):
+        shown = ""
+    else:
+        if name == "database_url":
+            value = redact_url(value)
+        shown = f" « {_CONTROL.sub(lambda m: repr(m.group())[1:-1], value)} »"
+    return f"{variable} : valeur invalide{shown} (attendu : {_allowed(name, error)})"
+
+
+def _allowed(name: str, error: ErrorDetails) -> str:
+    """What the field accepts: our validator's own words, else what its type and bounds say."""
+    if error["type"] == "value_error":
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return _SEE_README
+    kinds = [a for a in (field.annotation, *get_args(field.annotation)) if a is not type(None)]
+    if get_origin(kinds[0]) is Literal:
+        return " ou ".join(str(choice) for choice in get_args(kinds[0]))
+    if bool in kinds:
+        return "true ou false"
+    noun = "un nombre entier" if int in kinds else "un nombre" if float in kinds else None
+    if noun is None:
+        return _SEE_README  # a type without its French words yet: pydantic's are English
+    bounds = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in field.metadata
+              if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")}
+    if "Ge" in bounds and "Le" in bounds:
+        return f"{noun} entre {bounds['Ge']} et {bounds['Le']}"
+    if bounds.get("Gt") == 0:
+        return f"{noun} strictement positif"
+    words = {"Ge": "supérieur ou égal à", "Gt": "supérieur à", "Le": "inférieur ou égal à",
+             "Lt": "inférieur à"}
+    return " ".join([noun, *(f"{words[k]} {v}" for k, v in bounds.items())])
 
 
 class CallConfig(BaseModel):
