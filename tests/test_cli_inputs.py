@@ -150,13 +150,6 @@ def test_init_export_and_reviewers_add_take_json(db_url: str, tmp_path: Path) ->
     assert json.loads(out) == {"format": "scdl", "file": str(tmp_path / "s.csv"), "grants": 0}
 
 
-def test_init_never_prints_the_database_password() -> None:
-    from odd17.cli import _shown_url
-
-    shown = _shown_url("postgresql+psycopg://odd:s3cr3t@db/odd17")
-    assert shown == "postgresql+psycopg://odd:***@db/odd17"
-
-
 def test_help_shows_flags_without_type_placeholders() -> None:
     for args in (["--help"], ["list", "--help"], ["committee", "decide", "--help"],
                  ["reviewers", "add", "--help"], ["init", "--help"]):
