@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
-from models.base import Base, Money, UTCDateTime
+from models.base import Base, Money, UTCDateTime, rows_matched
 from models.errors import ConcurrentChange
 from models.lifecycle import Status, check_transition, lost_race
 
@@ -108,10 +108,10 @@ class Application(Base):
         session = object_session(self)
         if session is not None and inspect(self).persistent:
             table = Application.__table__
-            moved = session.execute(
+            moved = rows_matched(session.execute(
                 update(table).where(table.c.id == self.id, table.c.status == current)
                 .values(status=target, updated_at=at)
-            ).rowcount
+            ))
             if moved != 1:
                 found = session.execute(
                     select(table.c.status).where(table.c.id == self.id)).scalar()
