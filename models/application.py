@@ -135,7 +135,7 @@ class StatusChange(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
     from_status: Mapped[Status | None] = mapped_column(status_type("from_status"))
-    to_status: Mapped[Status] = mapped_column(status_type("status"))
+    to_status: Mapped[Status] = mapped_column(status_type("to_status"))
     actor: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
