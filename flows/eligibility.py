@@ -16,7 +16,8 @@ from odd17.settings import get_fund_config, get_settings
 
 
 @task(name="evaluate-references", **TASK_DEFAULTS)
-def evaluate_references(references: list[str], reevaluate: bool) -> eligibility.Tally:
+def evaluate_references(references: list[str]) -> eligibility.Tally:
+    # Named applications are evaluated again whatever their verdict, as on the command line.
     ids = eligibility.candidate_ids(get_engine(), references=references)
     verdicts = eligibility.evaluate_ids(
         get_engine(), ids, get_fund_config().policy(), now=utcnow(),
@@ -40,13 +41,14 @@ def evaluate_batch(after_id: int, reevaluate: bool) -> tuple[eligibility.Tally, 
 def eligibility_flow(
     references: list[str] | None = None, reevaluate: bool = False
 ) -> dict[str, Any]:
-    """Evaluate the pending applications (or ``references``); with ``reevaluate``, also those
-    already eligible or ineligible, e.g. after a policy change. Returns a summary: counts by
-    verdict, failures by rule, and the applications whose verdict changed."""
+    """Evaluate the pending applications (or ``references``, whatever their verdict); with
+    ``reevaluate``, also those already eligible or ineligible, e.g. after a policy change.
+    Returns a summary: counts by verdict, failures by rule, and the applications whose verdict
+    changed."""
     tally = eligibility.Tally()
     if references:
         for chunk in batches(references, get_settings().batch_size):
-            tally.add(evaluate_references(chunk, reevaluate))
+            tally.add(evaluate_references(chunk))
     else:
         cursor: int | None = 0
         while cursor is not None:

@@ -7,7 +7,7 @@ from models.fund import Call, Fund, ReferenceCounter
 from models.ledger import Balance, EntryKind, Grant, LedgerDay, LedgerEntry, Tranche
 from models.lifecycle import TRANSITIONS, Status, check_transition
 from models.outbox import MessageStatus, OutboxMessage
-from models.review import Decision, Recusal, Review, Reviewer
+from models.review import Decision, DecisionOutcome, Recusal, Review, Reviewer
 
 __all__ = [
     "TRANSITIONS",
@@ -17,6 +17,7 @@ __all__ = [
     "Call",
     "ConcurrentChange",
     "Decision",
+    "DecisionOutcome",
     "DomainError",
     "EligibilityEvaluation",
     "EntryKind",

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
-from models.base import Base, Money, UTCDateTime
+from models.base import Base, Money, UTCDateTime, rows_matched
 from models.errors import ConcurrentChange
 from models.lifecycle import Status, check_transition, lost_race
 
@@ -108,10 +108,10 @@ class Application(Base):
         session = object_session(self)
         if session is not None and inspect(self).persistent:
             table = Application.__table__
-            moved = session.execute(
+            moved = rows_matched(session.execute(
                 update(table).where(table.c.id == self.id, table.c.status == current)
                 .values(status=target, updated_at=at)
-            ).rowcount
+            ))
             if moved != 1:
                 found = session.execute(
                     select(table.c.status).where(table.c.id == self.id)).scalar()
@@ -135,7 +135,7 @@ class StatusChange(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
     from_status: Mapped[Status | None] = mapped_column(status_type("from_status"))
-    to_status: Mapped[Status] = mapped_column(status_type("status"))
+    to_status: Mapped[Status] = mapped_column(status_type("to_status"))
     actor: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, MetaData, TypeDecorator
+from sqlalchemy import BigInteger, CursorResult, DateTime, MetaData, Result, Table, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase
 
 from rules.money import from_cents, to_cents
@@ -23,6 +23,17 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # Every model here maps one Table (no joins or selects), so Core statements on
+    # ``Model.__table__`` are typed as on a Table rather than DeclarativeBase's FromClause.
+    __table__: ClassVar[Table]
+
+
+def rows_matched(result: Result[Any]) -> int:
+    """Rows an UPDATE/DELETE matched. ``Session.execute`` returns a CursorResult for DML but
+    is typed as returning a plain Result, which has no ``rowcount``."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"not the result of an UPDATE or DELETE: {type(result).__name__}")
+    return result.rowcount
 
 
 class Money(TypeDecorator[Decimal]):
@@ -50,11 +61,13 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_bind_param(self, value: Any, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
+        stamp: dt.datetime = value
+        if stamp.tzinfo is None:
             raise ValueError("naive datetime: odd17 stores UTC-aware timestamps only")
-        return value.astimezone(dt.UTC)
+        return stamp.astimezone(dt.UTC)
 
     def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        stamp: dt.datetime = value  # DateTime hands back datetimes, SQLite's included
+        return stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)

@@ -130,10 +130,6 @@ class LedgerEntry(Base):
     committed_after: Mapped[Decimal] = mapped_column(Money)
     disbursed_after: Mapped[Decimal] = mapped_column(Money)
 
-    @property
-    def available_after(self) -> Decimal:
-        return self.envelope_after - self.committed_after - self.disbursed_after
-
 
 class Balance(Base):
     """Running balances: the fund total (the row every ledger write locks first) and one row

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, Money, UTCDateTime
@@ -68,6 +69,12 @@ class Recusal(Base):
     reviewer: Mapped[Reviewer] = relationship(lazy="joined")
 
 
+class DecisionOutcome(StrEnum):
+    approve = "approve"   # reserves the amount through the ledger
+    reject = "reject"     # moves the application to rejected (a motif is required)
+    defer = "defer"       # keeps it before the committee
+
+
 class Decision(Base):
     """A committee decision: recorded first, then applied (approval through the ledger). A run
     that dies in between leaves it pending; the next review flow run applies it."""
@@ -76,7 +83,9 @@ class Decision(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
-    outcome: Mapped[str] = mapped_column(String(10))  # approve | reject | defer
+    outcome: Mapped[DecisionOutcome] = mapped_column(Enum(
+        DecisionOutcome, name="outcome", native_enum=False, create_constraint=True, length=10,
+        values_callable=lambda e: [m.value for m in e]))
     amount: Mapped[Decimal | None] = mapped_column(Money)
     motif: Mapped[str | None] = mapped_column(Text)
     present: Mapped[list[str]] = mapped_column(JSON)    # members present and not recused

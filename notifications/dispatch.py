@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, func, literal, select, update
 
 from models import DomainError, MessageStatus, OutboxMessage
+from models.base import rows_matched
 from notifications.render import build_message, message_id, render
 from notifications.transports import Interrupted, Outgoing, Refused, Transport, Unreachable
 from odd17.db import unit_of_work
@@ -78,7 +79,7 @@ def expire_stale(engine: Engine, now: dt.datetime) -> int:
             .where(OutboxMessage.status == MessageStatus.sending,
                    OutboxMessage.claimed_at < now - LEASE)
             .values(status=MessageStatus.failed, last_error=STALE_ERROR))
-        return result.rowcount or 0
+        return rows_matched(result)
 
 
 def expire_old(engine: Engine, now: dt.datetime, lifetime: dt.timedelta) -> int:
@@ -93,7 +94,7 @@ def expire_old(engine: Engine, now: dt.datetime, lifetime: dt.timedelta) -> int:
             .values(status=MessageStatus.failed,
                     last_error=literal(reason + " ; dernière erreur : ")
                     + func.coalesce(OutboxMessage.last_error, "aucune")))
-        return result.rowcount or 0
+        return rows_matched(result)
 
 
 def due(engine: Engine, now: dt.datetime, after: int, limit: int) -> list[Candidate]:
@@ -312,7 +313,7 @@ def retry(engine: Engine, ids: list[int] | None, now: dt.datetime) -> int:
         result = s.execute(query.values(status=MessageStatus.pending, next_attempt_at=now,
                                         attempts=0, claimed_by=None, claimed_at=None,
                                         send_started_at=None, requeued_at=now))
-        return result.rowcount or 0
+        return rows_matched(result)
 
 
 _NOT_FAILED = {

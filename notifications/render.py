@@ -165,6 +165,11 @@ _UTF8_QP.header_encoding = BASE64
 _ASCII_SMTP = email_policy.compat32.clone(linesep="\r\n")
 
 
+def _text_part(text: str, subtype: str) -> MIMEText:
+    # typeshed wants a charset name; CPython takes a Charset too and uses its QP body encoding
+    return MIMEText(text, subtype, _UTF8_QP)  # type: ignore[arg-type]
+
+
 def build_message(rendered: Rendered, *, sender: str, recipient: str, key: str,
                   now: dt.datetime) -> Outgoing:
     """multipart/alternative: plain text then HTML, with the Message-ID of ``message_id``.
@@ -172,18 +177,20 @@ def build_message(rendered: Rendered, *, sender: str, recipient: str, key: str,
     source, target = _sender(sender), address(recipient)
     utf8 = source.address.smtputf8 or target.smtputf8
 
+    # typeshed types a header value as str; the compat32 policy these messages use takes a
+    # Header too (hence the two ignores below)
     def header(value: str) -> str | Header:
         return value if utf8 or value.isascii() else Header(value, _UTF8_QP)
 
     # our own boundary: the generator's search for a free one compiles a regex per message
     message = MIMEMultipart("alternative", boundary=f"=_odd17_{uuid.uuid4().hex}")
-    message["Subject"] = header(rendered.subject)
+    message["Subject"] = header(rendered.subject)  # type: ignore[assignment]
     message["From"] = source.header_utf8 if utf8 else source.header
     message["To"] = target.envelope
     message["Date"] = format_datetime(now)
     message["Message-ID"] = mid = message_id(key, sender)
-    message["X-Odd17-Key"] = header(key)
-    message.attach(MIMEText(rendered.text, "plain", _UTF8_QP))
-    message.attach(MIMEText(rendered.html, "html", _UTF8_QP))
+    message["X-Odd17-Key"] = header(key)  # type: ignore[assignment]
+    message.attach(_text_part(rendered.text, "plain"))
+    message.attach(_text_part(rendered.html, "html"))
     data = message.as_bytes(policy=email_policy.SMTPUTF8 if utf8 else _ASCII_SMTP)
     return Outgoing(source.address.envelope, target.envelope, data, utf8, mid)

@@ -79,7 +79,7 @@ _PLAIN_EMAIL_RE = re.compile(
 )
 
 
-def _parse_email(value: Any) -> str:
+def _parse_email(value: object) -> str:
     """Plain ASCII addresses (nearly all of them) are checked by one regex, ~1 µs; anything
     else (internationalised, quoted, special-use domains) goes to email-validator, ~30 µs."""
     if not isinstance(value, str):

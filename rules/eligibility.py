@@ -191,7 +191,7 @@ def porteur(doc: Facts, policy: EligibilityPolicy) -> Verdict:
 @lru_cache(maxsize=65536)
 def _siret_ok(value: str | None) -> bool:
     # Cached: the same organisations (partners especially) recur across applications.
-    return bool(value) and siret_checker.is_valid(value)
+    return bool(value and siret_checker.is_valid(value))
 
 
 def identifiant(doc: Facts, policy: EligibilityPolicy) -> Verdict:

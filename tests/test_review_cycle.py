@@ -8,12 +8,14 @@ import json
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, select
+from alembic import command
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
 
 from flows.review import review_flow
-from models import Application, Decision
+from models import Application, Decision, DecisionOutcome, DomainError
 from odd17.db import unit_of_work
-from odd17.services import ledger, review
+from odd17.services import ledger, review, setup
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import dies_on_call, eligible, in_committee
 from tests.test_cli import cli
@@ -146,3 +148,27 @@ def test_review_flow_interrupted_then_rerun(engine: Engine,
         assert all(d.applied_at for d in s.scalars(select(Decision)))
         assert ledger.check(s) == []
     assert review_flow()["applied"] == 0  # nothing left: the next run does nothing
+
+
+def test_decision_outcome_is_one_of_three_in_the_code_and_the_database(engine: Engine) -> None:
+    [ref] = in_committee(engine, 1)
+    people(engine)
+    now = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    present = ["m0@comite.example.org", "m1@comite.example.org", "m2@comite.example.org"]
+    with pytest.raises(DomainError, match="décision inconnue « approuver »"), \
+            unit_of_work(engine) as s:
+        review.record_decision(s, ref, "approuver", present=present, amount=None, motif="",
+                               actor="t", now=now)
+    with unit_of_work(engine) as s:
+        review.record_decision(s, ref, "defer", present=present, amount=None, motif="",
+                               actor="t", now=now)
+    # the CHECK the migration adds survives a round trip, and so does the recorded decision
+    cfg = setup.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006_ledger_corrections")
+    setup.upgrade(engine)
+    with unit_of_work(engine) as s:
+        assert s.scalars(select(Decision.outcome)).one() is DecisionOutcome.defer
+    with pytest.raises(DBAPIError), engine.begin() as conn:
+        conn.execute(text("UPDATE decisions SET outcome = 'maybe'"))

@@ -22,6 +22,7 @@ from models import (
     Status,
     StatusChange,
 )
+from models.base import rows_matched
 from models.lifecycle import check_transition
 from notifications.outbox import enqueue, message
 from odd17.db import unit_of_work
@@ -172,7 +173,7 @@ def apply(session: Session, planned: Plan) -> None:
             .values(status=bindparam("b_to"), updated_at=bindparam("b_at")),
             planned.moves,
         )
-        if result.rowcount not in (-1, len(planned.moves)):
+        if rows_matched(result) not in (-1, len(planned.moves)):
             raise ConcurrentChange(
                 "des dossiers ont changé de statut pendant l'évaluation ; relancez l'évaluation"
             )

@@ -288,10 +288,10 @@ def _organisation_ids(
                 Organisation.identifier.in_(chunk)
             )
         )
-        ids.update(dict(rows.all()))
+        ids.update(dict(rows.tuples().all()))
     missing = [key for key in wanted if key not in ids]
     if missing:
-        rows = [
+        new_rows = [
             {
                 "identifier": key,
                 "name": wanted[key].lead.name,
@@ -306,14 +306,14 @@ def _organisation_ids(
         # Core executemany, no RETURNING: the ORM bulk path split batches into thousands of
         # statements and spliced RETURNING rows one by one; reading the new ids back by their
         # unique key is one indexed query per chunk.
-        session.execute(insert(Organisation.__table__), rows)
+        session.execute(insert(Organisation.__table__), new_rows)
         for chunk in _chunks(missing):
             rows_back = session.execute(
                 select(Organisation.identifier, Organisation.id).where(
                     Organisation.identifier.in_(chunk)
                 )
             )
-            ids.update(dict(rows_back.all()))
+            ids.update(dict(rows_back.tuples().all()))
     return ids
 
 
@@ -353,7 +353,7 @@ def store_documents(
             for key, reference, status in rows:
                 existing[(call_id, key)] = (reference, str(status))
 
-    fresh: list[tuple[int, RawDocument, ApplicationDocument, Call, str]] = []
+    fresh: list[tuple[str, RawDocument, ApplicationDocument, Call, str]] = []
     for i, raw, doc, call, key in resolved:
         if (call.id, key) in existing:
             reference, status = existing[(call.id, key)]
@@ -363,13 +363,13 @@ def store_documents(
             reference = reference_for(now.year, last)
             existing[(call.id, key)] = (reference, INITIAL.value)
             outcomes[i] = Outcome(raw.source, reference, INITIAL.value)
-            fresh.append((i, raw, doc, call, key))
+            fresh.append((reference, raw, doc, call, key))
 
     if fresh:
         org_ids = _organisation_ids(session, [doc for _, _, doc, _, _ in fresh], now)
         app_rows = [
             {
-                "reference": outcomes[i].reference,  # type: ignore[union-attr]
+                "reference": reference,
                 "call_id": call.id,
                 "lead_id": org_ids[doc.lead_identifier()],
                 "dedup_key": key,
@@ -386,7 +386,7 @@ def store_documents(
                 "submitted_at": now,
                 "updated_at": now,
             }
-            for i, raw, doc, call, key in fresh
+            for reference, raw, doc, call, key in fresh
         ]
         # We hold the write lock, so every application with an id above the current maximum
         # is one of ours (see _organisation_ids for why not RETURNING).
@@ -395,29 +395,29 @@ def store_documents(
         app_ids = dict(
             session.execute(
                 select(Application.reference, Application.id).where(Application.id > before)
-            ).all()
+            ).tuples().all()
         )
         session.execute(
             insert(StatusChange.__table__),
             [
                 {
-                    "application_id": app_ids[row["reference"]],
+                    "application_id": app_ids[reference],
                     "from_status": None,
                     "to_status": Status.submitted,
                     "actor": actor,
-                    "reason": f"dossier reçu ({row['source']})",
+                    "reason": f"dossier reçu ({raw.source[-500:]})",
                     "at": now,
                 }
-                for row in app_rows
+                for reference, raw, *_ in fresh
             ],
         )
         enqueue(session, [
             message("application_received", str(doc.lead.email), {
-                "reference": row["reference"], "title": doc.title, "lead_name": doc.lead.name,
+                "reference": reference, "title": doc.title, "lead_name": doc.lead.name,
                 "contact_name": doc.lead.contact_name, "submitted_at": now.date().isoformat(),
-                "call": row["call_id"]}, key=f"application_received:{row['reference']}",
-                now=now, reference=row["reference"])
-            for row, (_, _, doc, _, _) in zip(app_rows, fresh, strict=True)
+                "call": call.id}, key=f"application_received:{reference}",
+                now=now, reference=reference)
+            for reference, _, doc, call, _ in fresh
         ])
         session.execute(
             ReferenceCounter.__table__.update()

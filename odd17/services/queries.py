@@ -134,26 +134,3 @@ def count_by_status(session: Session) -> dict[str, int]:
         select(Application.status, func.count()).group_by(Application.status)
     ).all()
     return {status.value: n for status, n in rows}
-
-
-def eligibility_report(session: Session, status: Status) -> list[dict[str, Any]]:
-    """Applications in ``status`` with the rules they fail on their latest evaluation."""
-    from models import EligibilityEvaluation
-
-    latest = (
-        select(func.max(EligibilityEvaluation.id))
-        .group_by(EligibilityEvaluation.application_id)
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        select(Application.reference, Application.title, EligibilityEvaluation.results)
-        .join(EligibilityEvaluation, EligibilityEvaluation.application_id == Application.id)
-        .where(Application.status == status, EligibilityEvaluation.id.in_(latest))
-        .order_by(Application.id)
-    )
-    return [
-        {"reference": ref, "title": title,
-         "failing": [{"rule": r["rule"], "reason": r["reason"]} for r in results
-                     if not r["passed"]]}
-        for ref, title, results in rows
-    ]

@@ -21,6 +21,7 @@ from stdnum.fr import siren as siren_checker
 from models import (
     Application,
     Decision,
+    DecisionOutcome,
     DomainError,
     NotFound,
     Recusal,
@@ -383,11 +384,13 @@ def record_decision(session: Session, reference: str, outcome: str, *, present: 
     if pending is not None:
         raise DomainError(f"déjà décidé : {app.reference} a une décision « {pending.outcome} » "
                           f"en cours d'application (n°{pending.id}) ; rien n'a été enregistré")
-    if outcome not in ("approve", "reject", "defer"):
-        raise DomainError(f"décision inconnue « {outcome} »")
-    if outcome == "reject" and not motif.strip():
+    try:
+        kind = DecisionOutcome(outcome)
+    except ValueError:
+        raise DomainError(f"décision inconnue « {outcome} »") from None
+    if kind is DecisionOutcome.reject and not motif.strip():
         raise DomainError(f"{app.reference} : un refus doit être motivé (--motif)")
-    if outcome == "approve":
+    if kind is DecisionOutcome.approve:
         amount = app.requested_amount if amount is None else amount
         if amount <= 0 or amount > app.requested_amount:
             raise DomainError(f"{app.reference} : le montant accordé doit être positif et au "
@@ -406,8 +409,9 @@ def record_decision(session: Session, reference: str, outcome: str, *, present: 
             f"{app.reference} : quorum non atteint : {len(voting)} membre(s) présent(s) non "
             f"récusé(s) sur {len(eligible)} ; il en faut plus de la moitié"
             + (f" (récusés : {', '.join(recused)})" if recused else ""))
-    decision = Decision(application_id=app.id, outcome=outcome,
-                        amount=amount if outcome == "approve" else None, motif=motif.strip(),
+    decision = Decision(application_id=app.id, outcome=kind,
+                        amount=amount if kind is DecisionOutcome.approve else None,
+                        motif=motif.strip(),
                         present=voting, recused=recused, recorded_by=actor, recorded_at=now)
     session.add(decision)
     session.flush()
@@ -424,7 +428,7 @@ def apply_decision(session: Session, decision_id: int, *, plan: TranchePlan,
         return None  # applied meanwhile by another run (the lock made us wait for it)
     app = session.get_one(Application, decision.application_id)
     result = None
-    if decision.outcome == "approve":
+    if decision.outcome == DecisionOutcome.approve:
         assert decision.amount is not None
         result = ledger.approve(
             session, app.reference, decision.amount, plan=plan, actor=actor, now=now,
@@ -439,7 +443,7 @@ def apply_decision(session: Session, decision_id: int, *, plan: TranchePlan,
                          for t in grant["tranches"]],
         }, key=f"decision_approved:{app.reference}:{decision.id}", now=now,
             reference=app.reference)])
-    elif decision.outcome == "reject":
+    elif decision.outcome == DecisionOutcome.reject:
         app.transition_to(Status.rejected, actor=actor, at=now,
                           reason=f"décision du comité : refus — {decision.motif}")
         enqueue(session, [message("decision_rejected", app.contact_email, {
