@@ -8,6 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from models.errors import IllegalTransition
+from rules.labels import status_label
 
 
 class Status(StrEnum):
@@ -64,11 +65,13 @@ def check_transition(current: Status | str, target: Status | str, reference: str
     try:
         return TRANSITIONS[(current, target)]
     except KeyError:
-        allowed = ", ".join(allowed_from(current)) or "aucune (statut final)"
+        allowed = ", ".join(f"« {status_label(s)} »" for s in allowed_from(current)) \
+            or "aucune (statut final)"
         who = f"{reference} : " if reference else ""
         raise IllegalTransition(
-            f"{who}transition interdite de « {current} » vers « {target} » "
-            f"(transitions possibles depuis « {current} » : {allowed})"
+            f"{who}transition interdite de « {status_label(current)} » vers "
+            f"« {status_label(target)} » (possibles depuis « {status_label(current)} » : "
+            f"{allowed})"
         ) from None
 
 

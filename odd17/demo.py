@@ -20,6 +20,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from rules.labels import message_status_label, status_label
+
 SAMPLES = "data/samples"
 COMMITTEE_PRESENT = 4  # of the 5 members in the sample file
 
@@ -191,8 +193,10 @@ def run(folder: Path, console: Console) -> int:
     say(table)
     say("Invariants du grand livre : " + ("[green]tous vérifiés[/]" if not breaches
                                           else f"[red]{len(breaches)} violation(s)[/]"))
-    say("Dossiers par statut : " + ", ".join(f"{s} {n}" for s, n in sorted(counts.items())))
-    say("Courriels : " + ", ".join(f"{s} {n}" for s, n in sorted(mails.items())))
+    say("Dossiers par statut : " + ", ".join(f"{status_label(s)} {n}"
+                                              for s, n in sorted(counts.items())))
+    say("Courriels : " + ", ".join(f"{message_status_label(s)} {n}"
+                                   for s, n in sorted(mails.items())))
     say("\n[bold]Où trouver[/]")
     for label, path in (("base de données", folder / "odd17.db"),
                         ("courriels (.eml)", folder / "emails"),

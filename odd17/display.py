@@ -7,14 +7,21 @@ overrides visible (they could rewrite the terminal or reorder what the reader se
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import rich._wrap
 from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from rules.labels import status_label
 from rules.text import show_controls
+
+# rich breaks lines at any Unicode space, the no-break spaces included, so « 260 000,00 € »
+# (Babel groups digits with U+202F and puts U+00A0 before the sign) could be cut in two. Words
+# are split at ordinary white space only; rich reads this module-level pattern at each call.
+rich._wrap.re_word = re.compile(r"[ \t\n\r\f\v]*[^ \t\n\r\f\v]+[ \t\n\r\f\v]*")
 
 STATUS_STYLE: dict[str, str] = {
     "submitted": "yellow",

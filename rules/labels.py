@@ -32,6 +32,13 @@ STATUS_LABELS: dict[str, str] = {
     "refused": "refusé",
 }
 
+MESSAGE_STATUS_LABELS: dict[str, str] = {
+    "pending": "en attente",
+    "sending": "en cours d'envoi",
+    "sent": "envoyé",
+    "failed": "en échec",
+}
+
 
 def objective_label(identifier: str | None) -> str:
     """The French label of an objective; an unknown identifier is shown as it is."""
@@ -46,3 +53,7 @@ def innovation_label(identifier: str) -> str:
 
 def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status)
+
+
+def message_status_label(status: str) -> str:
+    return MESSAGE_STATUS_LABELS.get(status, status)

@@ -231,3 +231,24 @@ def test_read_commands_refuse_a_postgres_database_without_schema() -> None:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_amounts_in_wrapped_text_are_never_cut() -> None:
+    """French amounts hold no-break spaces; a long reason wraps between words, not inside
+    « 260 000,00 € »."""
+    import io
+
+    from rich.console import Console
+
+    from odd17.display import SafeTable, safe
+    from rules.money import eur
+
+    amount = eur(Decimal("260000.00"))
+    table = SafeTable("motif")
+    table.add_row("Le montant demandé représente 96,2 % du budget total "
+                  f"({amount}) ; il ne peut dépasser 80 %.")
+    for width in range(20, 60):
+        buffer = io.StringIO()
+        Console(file=buffer, width=width, markup=False).print(table)
+        assert amount in buffer.getvalue(), width
+    assert safe(amount).plain == amount

@@ -50,14 +50,14 @@ def test_demo_runs_the_whole_cycle_twice(tmp_path: Path,
         assert "conflit d'intérêts : sophie.marchand@dauphine.example.org écarté" in text
         assert "Invariants du grand livre : tous vérifiés" in text
         statuses = text.split("Dossiers par statut : ")[1].splitlines()[0]
-        for status in ("active", "ineligible", "rejected"):
+        for status in ("en cours", "inéligible", "rejeté"):  # French labels, not identifiers
             assert status in statuses
     for name in ("odd17.db", "rapport-financier.html", "subventions-scdl.csv",
                  "subventions-360.json"):
         assert (folder / name).is_file(), name
     emails = list((folder / "emails").glob("*.eml"))
     assert len(emails) > 100  # the second run started over: no leftovers doubled
-    assert len(emails) == int(text.split("Courriels : sent ")[1].split()[0])
+    assert len(emails) == int(text.split("Courriels : envoyé ")[1].split()[0])
     reference = SHARED / "reference" / "scdl-subventions-2.1.1" / "schema.json"
     if reference.exists():
         from frictionless import Resource, Schema, system

@@ -69,7 +69,7 @@ def test_transition_appends_history(engine: Engine) -> None:
 
 def test_illegal_transition_changes_nothing(engine: Engine) -> None:
     app_id = _submitted(engine)
-    with pytest.raises(IllegalTransition, match="« submitted » vers « approved »"), \
+    with pytest.raises(IllegalTransition, match="« déposé » vers « approuvé »"), \
             unit_of_work(engine) as session:
         app = session.get_one(Application, app_id)
         app.transition_to(S.approved, actor="x", at=NOW)
