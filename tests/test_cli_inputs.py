@@ -151,7 +151,7 @@ def test_init_export_and_reviewers_add_take_json(db_url: str, tmp_path: Path) ->
 
 
 def test_init_never_prints_the_database_password() -> None:
-    from odd17.cli import _shown_url
+    from odd17.settings import redact_url as _shown_url
 
     shown = _shown_url("postgresql+psycopg://odd:s3cr3t@db/odd17")
     assert shown == "postgresql+psycopg://odd:***@db/odd17"
@@ -185,7 +185,7 @@ def test_streamed_json_list_is_exactly_print_json(rows: list[dict], chunk: int) 
     import contextlib
     import io
 
-    from odd17.cli import print_json, stream_json_list
+    from odd17.cli._common import print_json, stream_json_list
 
     streamed, built = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(streamed):

@@ -1,0 +1,136 @@
+"""E-mails: outbox list, send, retry, preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from odd17.cli import app
+from odd17.cli._common import (
+    JsonFlag,
+    err,
+    existing_engine,
+    fail,
+    out,
+    print_json,
+    ready_engine,
+    user_errors,
+)
+from odd17.db import unit_of_work
+from odd17.display import SafeTable as Table
+from odd17.display import line, safe
+from odd17.runtime import utcnow
+from odd17.settings import get_fund_config, get_settings
+
+outbox_app = typer.Typer(help="Courriels : file d'envoi (outbox).", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[str | None, typer.Option("--status", help="pending, sending, sent "
+                                               "ou failed.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Liste les messages de la file (les plus récents d'abord)."""
+    from models import MessageStatus
+    from odd17.services import mail
+
+    try:
+        wanted = MessageStatus(status) if status else None
+    except ValueError:
+        fail(f"--status : « {status} » inconnu (pending, sending, sent, failed)")
+    with user_errors(), unit_of_work(existing_engine()) as session:
+        rows = mail.list_messages(session, wanted)
+        counts = mail.counts(session)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("n°", "événement", "destinataire", "dossier", "statut", "essais", "détail")
+    for r in rows:  # SafeTable: recipients, subjects and errors shown literally
+        table.add_row(str(r["id"]), str(r["event"]), str(r["recipient"]),
+                      str(r["reference"] or "—"), str(r["status"]), str(r["attempts"]),
+                      str(r["last_error"] or r["subject"] or ""))
+    out.print(table)
+    out.print(line(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "file vide"))
+
+
+@outbox_app.command("send")
+def outbox_send(as_json: JsonFlag = False) -> None:
+    """Envoie les messages dus (transport configuré : ODD17_MAIL_TRANSPORT).
+
+    Code de sortie : 0 tout est parti (ou rien n'était dû) ; 1 des messages sont en échec
+    définitif ; 2 le serveur est injoignable (les messages attendent) ou la commande n'a pu
+    s'exécuter."""
+    from odd17.services import mail
+
+    with user_errors():
+        report = mail.send_pending(ready_engine())
+    if as_json:
+        print_json({"sent": report.sent, "retried": report.retried, "failed": report.failed,
+                    "errors": report.errors, "unreachable": report.unreachable,
+                    "waiting": report.waiting})
+    else:
+        out.print(line(f"{report.sent} envoyé(s), {report.retried} à réessayer, "
+                       f"{report.failed} en échec."))
+        for error in report.errors[:20]:
+            err.print(line((error, "yellow")))
+        if len(report.errors) > 20:
+            err.print(line(f"… et {len(report.errors) - 20} autre(s) : odd17 outbox list "
+                           "--status failed"))
+        if report.unreachable:
+            err.print(line((report.unreachable, "bold red"),
+                           f" : {report.waiting} message(s) en attente, aucun essai décompté ;"
+                           " ils partiront au prochain envoi."))
+    if report.unreachable:
+        raise typer.Exit(2)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@outbox_app.command("retry")
+def outbox_retry(ids: Annotated[list[int] | None, typer.Argument()] = None) -> None:
+    """Remet en file les messages en échec (tous, ou ceux dont on donne les numéros)."""
+    from notifications.dispatch import retry
+
+    with user_errors():
+        count = retry(ready_engine(), ids, utcnow())
+    out.print(f"{count} message(s) remis en file.")
+
+
+@outbox_app.command("preview")
+def outbox_preview(
+    event: str,
+    reference: Annotated[str | None, typer.Argument(help="Dossier dont on prend le dernier "
+                                                    "message de cet événement.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Écrit la partie HTML dans ce "
+                                              "fichier.")] = None,
+) -> None:
+    """Affiche un courriel rendu : exemple fictif, ou le dernier de ce dossier."""
+    from models import OutboxMessage
+    from notifications.events import EXAMPLES
+    from notifications.render import render
+
+    settings = get_settings()
+    with user_errors():
+        context = EXAMPLES.get(event, {})
+        if reference:
+            with unit_of_work(existing_engine()) as session:
+                found = session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.event == event,
+                           OutboxMessage.reference == reference.strip().upper())
+                    .order_by(OutboxMessage.id.desc())).first()
+                if found is None:
+                    fail(f"aucun message « {event} » pour {reference}")
+                context = found.context
+        rendered = render(event, context, fund_name=get_fund_config().fund.name,
+                          override=settings.templates_dir)
+    out.print(line(("Objet :", "bold"), " ", rendered.subject, "\n"))
+    out.print(safe(rendered.text), soft_wrap=True)
+    if html is not None:
+        html.write_text(rendered.html, "utf-8")
+        err.print(f"Partie HTML écrite : {html}")
