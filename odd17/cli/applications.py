@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Console
 
 from models import Status
-from odd17.cli import app
+from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
     check_references,
@@ -26,17 +25,14 @@ from odd17.cli._common import (
     stream_json_list,
     user_errors,
 )
-from odd17.cli.render import local_time, print_outcomes, print_scores
 from odd17.db import get_engine, unit_of_work
-from odd17.display import SafeTable as Table
-from odd17.display import line, safe
+from odd17.display import line
 from odd17.display import status as status_text
 from odd17.runtime import actor, utcnow
 from odd17.services import intake, ledger, queries, setup
 from odd17.services.eligibility import REEVALUABLE
 from odd17.services.pipeline import evaluate_references, submit_and_evaluate
 from odd17.settings import Settings, get_fund_config, get_settings, redact_url
-from rules.labels import objective_label
 from rules.money import eur
 
 LIST_PAGE = 50  # rows per page of `odd17 list` (human output)
@@ -95,7 +91,7 @@ def _submit(paths: list[Path], as_json: bool, settings: Settings) -> None:
     if as_json:
         print_json([o.as_json() for o in outcomes])
     else:
-        print_outcomes(outcomes)
+        render.outcomes(outcomes)
     raise typer.Exit(1 if refused else 0)
 
 
@@ -107,36 +103,7 @@ def show(reference: str, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(detail)
         return
-    out.print(line((detail["reference"], "bold"), " — ", detail["title"]))
-    out.print(line("statut : ", status_text(detail["status"]), "   appel : ", detail["call"]))
-    lead = detail["lead"]
-    out.print(line(f"porteur : {lead['name']} ({lead['kind']}, "
-                   f"{lead['siret'] or lead['rna'] or '—'}) <{lead['email'] or '—'}>"))
-    partners = [p.get("name", "") for p in detail["partners"] if isinstance(p, dict)]
-    if partners:
-        out.print(line("partenaires : ", "; ".join(partners)))
-    territory = detail["territory"] or {}
-    out.print(line(f"territoire : {territory.get('region')} ({territory.get('department')})   "
-                   f"objectifs : {', '.join(objective_label(o) for o in detail['objectives'])}"))
-    out.print(line(f"montant demandé : {eur(Decimal(detail['requested_amount']))} sur un "
-                   f"budget de {eur(Decimal(detail['total_budget']))}"))
-    if detail["summary"]:
-        out.print(line("résumé : ", detail["summary"]))
-    if detail["eligibility"]:
-        table = Table("règle", "", "motif", title=f"Éligibilité (règles "
-                      f"{detail['eligibility_ruleset']}, politique {detail['eligibility_policy']})")
-        for r in detail["eligibility"]:
-            mark = safe("✓", "green") if r["passed"] else safe("✗", "red")
-            table.add_row(r["rule"], mark, r["reason"])
-        out.print(table)
-    print_scores(detail)
-    zone = get_settings().timezone
-    history = Table(f"date ({zone})", "de", "vers", "par", "motif", title="Historique")
-    history.columns[0].no_wrap = True
-    for h in detail["history"]:
-        history.add_row(local_time(h["at"], zone), status_text(h["from"]),
-                        status_text(h["to"]), h["actor"], h["reason"])
-    out.print(history)
+    render.application(detail)
 
 
 @app.command("list")
@@ -162,32 +129,7 @@ def list_(
             return
         total = queries.count_applications(session, status)
         rows = queries.iter_applications(session, status, limit=limit, offset=offset)
-        # Light borders, and never a reference, a status or an amount broken across lines:
-        # only the title and the objective give way on a narrow terminal.
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-        table.add_column("référence", no_wrap=True)
-        table.add_column("statut", no_wrap=True)
-        table.add_column("titre", overflow="fold", ratio=1, min_width=10)
-        table.add_column("objectif", overflow="ellipsis", max_width=15)
-        table.add_column("dép.", no_wrap=True)
-        table.add_column("montant", no_wrap=True, justify="right")
-        shown = 0
-        for row in rows:
-            shown += 1
-            table.add_row(row["reference"], status_text(row["status"]), row["title"],
-                          objective_label(row["primary_objective"]), row["department"] or "—",
-                          eur(Decimal(row["requested_amount"])))
-    if shown:
-        out.print(table)
-    pages = max(1, -(-total // limit))
-    if shown:
-        out.print(line(f"{offset + 1}–{offset + shown} sur {total} dossier(s) "
-                       f"(page {page}/{pages})"
-                       + (f" ; suite : --page {page + 1}" if page < pages else "")))
-    else:
-        out.print(line(f"{total} dossier(s)"
-                       + (f" ; la page {page} est au-delà de la dernière ({pages})"
-                          if total else "")))
+        render.application_page(rows, total=total, page=page, limit=limit, offset=offset)
 
 
 @app.command()
@@ -205,8 +147,8 @@ def evaluate(
         if references:
             with unit_of_work(engine) as session:
                 check_references(session, references, allowed=REEVALUABLE,
-                                  why="seuls les dossiers déposés, éligibles ou inéligibles "
-                                      "sont (ré)évalués")
+                                 why="seuls les dossiers déposés, éligibles ou inéligibles "
+                                     "sont (ré)évalués")
         verdicts = evaluate_references(
             engine, [r.strip().upper() for r in references] if references else None,
             get_fund_config().policy(), now=utcnow(), actor=actor("cli"),

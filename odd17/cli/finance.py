@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from odd17.cli import app
+from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
     err,
@@ -23,9 +23,7 @@ from odd17.cli._common import (
     ready_engine,
     user_errors,
 )
-from odd17.cli.render import print_alert, print_finance
 from odd17.db import unit_of_work
-from odd17.display import SafeTable as Table
 from odd17.display import line
 from odd17.runtime import actor, utcnow
 from odd17.services import ledger
@@ -61,7 +59,7 @@ def pay(
                        f"(référence {payment_reference})."))
     else:
         out.print(line(f"{result.reference} : {result.message} ; rien de nouveau enregistré."))
-    print_alert(result.moved)
+    render.alert(result.moved)
 
 
 grant_app = typer.Typer(help="Subventions attribuées : annulation, clôture.",
@@ -125,11 +123,9 @@ def topup(
         else:
             value = parse_amount_option(amount, "montant")
             assert value is not None
-            result = ledger.topup(
-                session, value, reason=motif,
-                key=key or f"topup:{as_str(value)}:{motif.strip().casefold()}",
-                actor=actor("cli"), now=utcnow(), alert_threshold=policy_threshold(),
-                max_amount=config.disbursement.max_topup)
+            result = ledger.record_topup(
+                session, value, reason=motif, key=key, actor=actor("cli"), now=utcnow(),
+                alert_threshold=policy_threshold(), max_amount=config.disbursement.max_topup)
         report = ledger.finance_report(session, alert_threshold=policy_threshold())
     if as_json:
         print_json({"entry": result.entry, "kind": "correction" if correct else "topup",
@@ -147,7 +143,7 @@ def topup(
                   f"désormais {eur(Decimal(report['envelope']))}.")
     else:
         out.print(f"Abondement déjà enregistré (écriture n°{result.entry}) : rien de nouveau.")
-    print_alert(result.moved)
+    render.alert(result.moved)
 
 
 @app.command()
@@ -162,16 +158,7 @@ def tranches(
     if as_json:
         print_json(rows)
         return
-    table = Table("échéance", "référence", "tranche", "à verser", "titre",
-                  title="Tranches à verser")
-    for column in (table.columns[0], table.columns[1], table.columns[3]):
-        column.no_wrap = True  # dates, references and amounts are never broken
-    table.columns[4].overflow = "fold"
-    for r in rows:
-        partial = (f" (sur {eur(Decimal(r['amount']))})" if r["left"] != r["amount"] else "")
-        table.add_row(r["due_on"], r["reference"], f"{r['tranche']} ({r['label']})",
-                      eur(Decimal(r["left"])) + partial, r["title"])
-    out.print(table)
+    render.tranches(rows)
 
 
 @app.command()
@@ -203,7 +190,7 @@ def finance(
     if as_json:
         print_json({**report, **({"check": breaches} if check else {})})
     else:
-        print_finance(report)
+        render.finance(report)
     if check:
         if breaches:
             for breach in breaches:

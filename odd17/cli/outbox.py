@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
-from odd17.cli import app
+from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
     err,
@@ -20,10 +19,8 @@ from odd17.cli._common import (
     user_errors,
 )
 from odd17.db import unit_of_work
-from odd17.display import SafeTable as Table
 from odd17.display import line, safe
 from odd17.runtime import utcnow
-from odd17.settings import get_fund_config, get_settings
 
 outbox_app = typer.Typer(help="Courriels : file d'envoi (outbox).", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
@@ -49,13 +46,7 @@ def outbox_list(
     if as_json:
         print_json(rows)
         return
-    table = Table("n°", "événement", "destinataire", "dossier", "statut", "essais", "détail")
-    for r in rows:  # SafeTable: recipients, subjects and errors shown literally
-        table.add_row(str(r["id"]), str(r["event"]), str(r["recipient"]),
-                      str(r["reference"] or "—"), str(r["status"]), str(r["attempts"]),
-                      str(r["last_error"] or r["subject"] or ""))
-    out.print(table)
-    out.print(line(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "file vide"))
+    render.outbox(rows, counts)
 
 
 @outbox_app.command("send")
@@ -110,25 +101,14 @@ def outbox_preview(
                                               "fichier.")] = None,
 ) -> None:
     """Affiche un courriel rendu : exemple fictif, ou le dernier de ce dossier."""
-    from models import OutboxMessage
-    from notifications.events import EXAMPLES
-    from notifications.render import render
+    from odd17.services import mail
 
-    settings = get_settings()
     with user_errors():
-        context = EXAMPLES.get(event, {})
         if reference:
             with unit_of_work(existing_engine()) as session:
-                found = session.scalars(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.event == event,
-                           OutboxMessage.reference == reference.strip().upper())
-                    .order_by(OutboxMessage.id.desc())).first()
-                if found is None:
-                    fail(f"aucun message « {event} » pour {reference}")
-                context = found.context
-        rendered = render(event, context, fund_name=get_fund_config().fund.name,
-                          override=settings.templates_dir)
+                rendered = mail.preview(event, session, reference)
+        else:
+            rendered = mail.preview(event)
     out.print(line(("Objet :", "bold"), " ", rendered.subject, "\n"))
     out.print(safe(rendered.text), soft_wrap=True)
     if html is not None:

@@ -5,9 +5,11 @@ it is the use case's data as it is (print_json)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.text import Text
 
 from odd17.cli._common import err, fail, out, policy_threshold
@@ -15,12 +17,15 @@ from odd17.display import SafeTable as Table
 from odd17.display import line, safe
 from odd17.display import status as status_text
 from odd17.services import intake
-from odd17.settings import get_fund_config
-from rules.labels import status_label
+from odd17.settings import get_fund_config, get_settings
+from rules.labels import objective_label, status_label
 from rules.money import eur
 
+if TYPE_CHECKING:
+    from odd17.services.review import Ranking
 
-def print_outcomes(outcomes: list[intake.Outcome]) -> None:
+
+def outcomes(outcomes: list[intake.Outcome]) -> None:
     table = Table(title="Dossiers déposés")
     table.add_column("source", overflow="fold")
     table.add_column("référence", no_wrap=True)
@@ -41,7 +46,7 @@ def print_outcomes(outcomes: list[intake.Outcome]) -> None:
                              for status, n in sorted(counts.items()))))
 
 
-def print_scores(detail: dict[str, Any]) -> None:
+def scores(detail: dict[str, Any]) -> None:
     from odd17.services.review import exact_review_scores
     from rules.review import mean, score_fr
 
@@ -67,7 +72,7 @@ def local_time(iso: str, zone: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def print_alert(moved: Any) -> None:
+def alert(moved: Any) -> None:
     if moved is not None and moved.alert_raised:
         err.print(line(("Alerte enveloppe :", "bold yellow"), f" disponible "
                        f"{eur(moved.available)}, sous le seuil de "
@@ -79,7 +84,7 @@ def _shown(value: str | None) -> Text:
     return safe(value or None)
 
 
-def print_finance(report: dict[str, Any]) -> None:
+def finance(report: dict[str, Any]) -> None:
     from rules.labels import objective_label
     from rules.text import sort_key
 
@@ -102,10 +107,10 @@ def print_finance(report: dict[str, Any]) -> None:
             table.add_row(_shown(label(row["key"])), eur(Decimal(row["committed"])),
                           eur(Decimal(row["disbursed"])), str(row["grants"]))
         out.print(table)
-    print_due(report.get("tranches_due", []))
+    due(report.get("tranches_due", []))
 
 
-def print_due(rows: list[dict[str, Any]]) -> None:
+def due(rows: list[dict[str, Any]]) -> None:
     if not rows:
         out.print("Aucune tranche échue à verser.")
         return
@@ -121,3 +126,121 @@ def print_due(rows: list[dict[str, Any]]) -> None:
     out.print(table)
     total = sum((Decimal(r["left"]) for r in rows), Decimal("0.00"))
     out.print(f"Total à verser : {eur(total)} (détail et titres : odd17 tranches)")
+
+
+def application(detail: dict[str, Any]) -> None:
+    """``show``: the application, its eligibility rule by rule, its scores, its history."""
+    out.print(line((detail["reference"], "bold"), " — ", detail["title"]))
+    out.print(line("statut : ", status_text(detail["status"]), "   appel : ", detail["call"]))
+    lead = detail["lead"]
+    out.print(line(f"porteur : {lead['name']} ({lead['kind']}, "
+                   f"{lead['siret'] or lead['rna'] or '—'}) <{lead['email'] or '—'}>"))
+    partners = [p.get("name", "") for p in detail["partners"] if isinstance(p, dict)]
+    if partners:
+        out.print(line("partenaires : ", "; ".join(partners)))
+    territory = detail["territory"] or {}
+    out.print(line(f"territoire : {territory.get('region')} ({territory.get('department')})   "
+                   f"objectifs : {', '.join(objective_label(o) for o in detail['objectives'])}"))
+    out.print(line(f"montant demandé : {eur(Decimal(detail['requested_amount']))} sur un "
+                   f"budget de {eur(Decimal(detail['total_budget']))}"))
+    if detail["summary"]:
+        out.print(line("résumé : ", detail["summary"]))
+    if detail["eligibility"]:
+        table = Table("règle", "", "motif", title=f"Éligibilité (règles "
+                      f"{detail['eligibility_ruleset']}, politique {detail['eligibility_policy']})")
+        for r in detail["eligibility"]:
+            mark = safe("✓", "green") if r["passed"] else safe("✗", "red")
+            table.add_row(r["rule"], mark, r["reason"])
+        out.print(table)
+    scores(detail)
+    zone = get_settings().timezone
+    history = Table(f"date ({zone})", "de", "vers", "par", "motif", title="Historique")
+    history.columns[0].no_wrap = True
+    for h in detail["history"]:
+        history.add_row(local_time(h["at"], zone), status_text(h["from"]),
+                        status_text(h["to"]), h["actor"], h["reason"])
+    out.print(history)
+
+
+def application_page(rows: Iterable[dict[str, Any]], *, total: int, page: int, limit: int,
+                     offset: int) -> None:
+    """``list``: one page of applications (``rows`` read as they are printed), and where it
+    stands among ``total``."""
+    # Light borders, and never a reference, a status or an amount broken across lines:
+    # only the title and the objective give way on a narrow terminal.
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("référence", no_wrap=True)
+    table.add_column("statut", no_wrap=True)
+    table.add_column("titre", overflow="fold", ratio=1, min_width=10)
+    table.add_column("objectif", overflow="ellipsis", max_width=15)
+    table.add_column("dép.", no_wrap=True)
+    table.add_column("montant", no_wrap=True, justify="right")
+    shown = 0
+    for row in rows:
+        shown += 1
+        table.add_row(row["reference"], status_text(row["status"]), row["title"],
+                      objective_label(row["primary_objective"]), row["department"] or "—",
+                      eur(Decimal(row["requested_amount"])))
+    if shown:
+        out.print(table)
+    pages = max(1, -(-total // limit))
+    if shown:
+        out.print(line(f"{offset + 1}–{offset + shown} sur {total} dossier(s) "
+                       f"(page {page}/{pages})"
+                       + (f" ; suite : --page {page + 1}" if page < pages else "")))
+    else:
+        out.print(line(f"{total} dossier(s)"
+                       + (f" ; la page {page} est au-delà de la dernière ({pages})"
+                          if total else "")))
+
+
+def tranches(rows: list[dict[str, Any]]) -> None:
+    """``tranches``: the tranches due and not paid, with their titles."""
+    table = Table("échéance", "référence", "tranche", "à verser", "titre",
+                  title="Tranches à verser")
+    for column in (table.columns[0], table.columns[1], table.columns[3]):
+        column.no_wrap = True  # dates, references and amounts are never broken
+    table.columns[4].overflow = "fold"
+    for r in rows:
+        partial = (f" (sur {eur(Decimal(r['amount']))})" if r["left"] != r["amount"] else "")
+        table.add_row(r["due_on"], r["reference"], f"{r['tranche']} ({r['label']})",
+                      eur(Decimal(r["left"])) + partial, r["title"])
+    out.print(table)
+
+
+def reviewers(rows: list[dict[str, Any]]) -> None:
+    """``reviewers list``."""
+    table = Table("e-mail", "nom", "SIREN", "intérêts", "comité", "évalue")
+    table.columns[2].no_wrap = True  # a SIREN is never broken
+    for r in rows:
+        table.add_row(r["email"], r["name"], r["siren"] or "—", ", ".join(r["interests"]),
+                      "oui" if r["committee"] else "", "oui" if r["reviews"] else "")
+    out.print(table)
+
+
+def proposal(ranked: Ranking) -> None:
+    """``committee propose``: the ranking, what fits in the envelope, and its total."""
+    from rules.review import score_fr
+
+    table = Table("rang", "référence", "note", "montant", "proposé", "titre",
+                  title=f"Proposition (disponible {eur(ranked.available)})")
+    for rank, item in enumerate(ranked.items, start=1):
+        table.add_row(str(rank), item.reference, score_fr(item.score), eur(item.amount),
+                      "oui" if item.funded else "non", ranked.titles[item.reference])
+    for column in table.columns[:5]:
+        column.no_wrap = True
+    table.columns[5].overflow = "fold"
+    out.print(table)
+    total = sum((item.amount for item in ranked.items if item.funded), Decimal(0))
+    out.print(line(f"Total proposé : {eur(total)}."))
+
+
+def outbox(rows: list[dict[str, object]], counts: dict[str, int]) -> None:
+    """``outbox list``: the messages, then how many in each status."""
+    table = Table("n°", "événement", "destinataire", "dossier", "statut", "essais", "détail")
+    for r in rows:  # SafeTable: recipients, subjects and errors shown literally
+        table.add_row(str(r["id"]), str(r["event"]), str(r["recipient"]),
+                      str(r["reference"] or "—"), str(r["status"]), str(r["attempts"]),
+                      str(r["last_error"] or r["subject"] or ""))
+    out.print(table)
+    out.print(line(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "file vide"))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
 
-from models import DomainError, Status
-from odd17.cli import app
+from models import Status
+from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
     check_references,
@@ -24,9 +22,7 @@ from odd17.cli._common import (
     ready_engine,
     user_errors,
 )
-from odd17.cli.render import print_alert
 from odd17.db import unit_of_work
-from odd17.display import SafeTable as Table
 from odd17.display import line
 from odd17.runtime import actor, utcnow
 from odd17.settings import get_fund_config
@@ -97,21 +93,14 @@ def reviewers_import(file: Path, as_json: JsonFlag = False) -> None:
 @reviewers_app.command("list")
 def reviewers_list(as_json: JsonFlag = False) -> None:
     """Liste les évaluateurs et membres du comité."""
-    from models import Reviewer
+    from odd17.services import review
 
     with user_errors(), unit_of_work(existing_engine()) as session:
-        rows = [{"email": r.email, "name": r.name, "siren": r.siren, "interests": r.interests,
-                 "committee": r.committee, "reviews": r.reviews}
-                for r in session.scalars(select(Reviewer).order_by(Reviewer.email))]
+        rows = review.list_reviewers(session)
     if as_json:
         print_json(rows)
         return
-    table = Table("e-mail", "nom", "SIREN", "intérêts", "comité", "évalue")
-    table.columns[2].no_wrap = True  # a SIREN is never broken
-    for r in rows:
-        table.add_row(r["email"], r["name"], r["siren"] or "—", ", ".join(r["interests"]),
-                      "oui" if r["committee"] else "", "oui" if r["reviews"] else "")
-    out.print(table)
+    render.reviewers(rows)
 
 
 @review_app.command("assign")
@@ -128,7 +117,7 @@ def review_assign(
     with user_errors(), unit_of_work(ready_engine()) as session:
         if references and not all_:
             check_references(session, references, allowed=[Status.eligible],
-                              why="seuls les dossiers éligibles reçoivent des évaluateurs")
+                             why="seuls les dossiers éligibles reçoivent des évaluateurs")
         result = review.assign(session, None if all_ else references,
                                get_fund_config().review, actor=actor("cli"), now=utcnow())
     if as_json:
@@ -178,7 +167,6 @@ def committee_propose(as_json: JsonFlag = False) -> None:
     """Propose, par note décroissante, les dossiers finançables dans l'enveloppe restante
     (ne modifie rien)."""
     from odd17.services import review
-    from rules.review import score_fr
 
     policy = get_fund_config().review
     with user_errors(), unit_of_work(existing_engine()) as session:
@@ -187,17 +175,7 @@ def committee_propose(as_json: JsonFlag = False) -> None:
                                        policy=policy))
             return
         ranked = review.ranking(session, alert_threshold=policy_threshold(), policy=policy)
-    table = Table("rang", "référence", "note", "montant", "proposé", "titre",
-                  title=f"Proposition (disponible {eur(ranked.available)})")
-    for rank, item in enumerate(ranked.items, start=1):
-        table.add_row(str(rank), item.reference, score_fr(item.score), eur(item.amount),
-                      "oui" if item.funded else "non", ranked.titles[item.reference])
-    for column in table.columns[:5]:
-        column.no_wrap = True
-    table.columns[5].overflow = "fold"
-    out.print(table)
-    total = sum((item.amount for item in ranked.items if item.funded), Decimal(0))
-    out.print(line(f"Total proposé : {eur(total)}."))
+    render.proposal(ranked)
 
 
 @committee_app.command("decide")
@@ -215,7 +193,7 @@ def committee_decide(
     as_json: JsonFlag = False,
 ) -> None:
     """Décision du comité : accord (réserve le montant), refus motivé, ou report."""
-    from odd17.services import review
+    from odd17.services import committee
 
     if approve + reject + defer != 1:
         fail("choisissez exactement une décision : --approve, --reject ou --defer")
@@ -223,23 +201,12 @@ def committee_decide(
     config = get_fund_config()
     members = [e for e in present.split(",") if e.strip()]
     with user_errors():
-        engine = ready_engine()
-        with unit_of_work(engine) as session:
-            decision = review.record_decision(
-                session, reference, outcome, present=members,
-                amount=parse_amount_option(amount, "--amount"), motif=motif, actor=actor("cli"),
-                now=utcnow())
-            decision_id = decision.id
-        try:
-            with unit_of_work(engine) as session:
-                result = review.apply_decision(
-                    session, decision_id, plan=config.disbursement.plan(),
-                    alert_threshold=config.disbursement.alert_threshold, actor=actor("cli"),
-                    now=utcnow())
-        except DomainError as exc:
-            with unit_of_work(engine) as session:
-                review.mark_failed(session, decision_id, str(exc))
-            raise
+        result = committee.decide(
+            ready_engine(), reference, outcome, present=members,
+            amount=parse_amount_option(amount, "--amount"), motif=motif,
+            plan=config.disbursement.plan(),
+            alert_threshold=config.disbursement.alert_threshold, actor=actor("cli"),
+            now=utcnow())
     if as_json:
         print_json({"reference": reference.upper(), "outcome": outcome,
                     "amount": as_str(result.amount) if result else None})
@@ -247,4 +214,4 @@ def committee_decide(
     words = {"approve": "accord", "reject": "refus", "defer": "report"}
     out.print(line(f"{reference.upper()} : {words[outcome]} enregistré et appliqué"
                    + (f" ({eur(result.amount)} engagés)." if result else ".")))
-    print_alert(result.moved if result else None)
+    render.alert(result.moved if result else None)
