@@ -27,7 +27,6 @@ from odd17.cli._common import (
 )
 from odd17.db import get_engine, unit_of_work
 from odd17.display import line
-from odd17.display import status as status_text
 from odd17.runtime import actor, utcnow
 from odd17.services import intake, ledger, queries, setup
 from odd17.services.eligibility import REEVALUABLE
@@ -161,12 +160,7 @@ def evaluate(
             for v in verdicts
         ])
         return
-    changed = [v for v in verdicts if v.status != v.previous]
-    for v in changed:
-        out.print(line(f"{v.reference} : ", status_text(v.previous), " → ",
-                       status_text(v.status), f" ({', '.join(v.failing)})" if v.failing else ""))
-    out.print(line(f"{len(verdicts)} dossier(s) évalué(s), {len(changed)} changement(s) de "
-                   "statut."))
+    render.verdicts(verdicts)
 
 
 @app.command()

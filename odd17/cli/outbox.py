@@ -19,7 +19,6 @@ from odd17.cli._common import (
     user_errors,
 )
 from odd17.db import unit_of_work
-from odd17.display import line, safe
 from odd17.runtime import utcnow
 
 outbox_app = typer.Typer(help="Courriels : file d'envoi (outbox).", no_args_is_help=True)
@@ -65,17 +64,7 @@ def outbox_send(as_json: JsonFlag = False) -> None:
                     "errors": report.errors, "unreachable": report.unreachable,
                     "waiting": report.waiting})
     else:
-        out.print(line(f"{report.sent} envoyé(s), {report.retried} à réessayer, "
-                       f"{report.failed} en échec."))
-        for error in report.errors[:20]:
-            err.print(line((error, "yellow")))
-        if len(report.errors) > 20:
-            err.print(line(f"… et {len(report.errors) - 20} autre(s) : odd17 outbox list "
-                           "--status failed"))
-        if report.unreachable:
-            err.print(line((report.unreachable, "bold red"),
-                           f" : {report.waiting} message(s) en attente, aucun essai décompté ;"
-                           " ils partiront au prochain envoi."))
+        render.send_report(report)
     if report.unreachable:
         raise typer.Exit(2)
     if report.failed:
@@ -109,8 +98,7 @@ def outbox_preview(
                 rendered = mail.preview(event, session, reference)
         else:
             rendered = mail.preview(event)
-    out.print(line(("Objet :", "bold"), " ", rendered.subject, "\n"))
-    out.print(safe(rendered.text), soft_wrap=True)
+    render.email(rendered)
     if html is not None:
         html.write_text(rendered.html, "utf-8")
         err.print(f"Partie HTML écrite : {html}")

@@ -22,16 +22,20 @@ from rules.labels import objective_label, status_label
 from rules.money import eur
 
 if TYPE_CHECKING:
-    from odd17.services.review import Ranking
+    from notifications.dispatch import Report
+    from notifications.render import Rendered
+    from odd17.services.eligibility import Verdict
+    from odd17.services.review import Assignment, ImportReport, Ranking
 
 
-def outcomes(outcomes: list[intake.Outcome]) -> None:
+def outcomes(done: list[intake.Outcome]) -> None:
+    """``submit``: each document, its reference and status, then the counts by status."""
     table = Table(title="Dossiers déposés")
     table.add_column("source", overflow="fold")
     table.add_column("référence", no_wrap=True)
     table.add_column("statut", no_wrap=True)
     table.add_column("détail")
-    for o in outcomes:
+    for o in done:
         detail = "\n".join(f"{e['field']} : {e['message']}" for e in o.errors)
         if o.failing:
             detail = "règles non satisfaites : " + ", ".join(o.failing)
@@ -40,7 +44,7 @@ def outcomes(outcomes: list[intake.Outcome]) -> None:
         table.add_row(o.source, o.reference or "—", status_text(o.status), detail)
     out.print(table)
     counts: dict[str, int] = {}
-    for o in outcomes:
+    for o in done:
         counts[o.status] = counts.get(o.status, 0) + 1
     out.print(line(", ".join(f"{n} {status_label(status)}"
                              for status, n in sorted(counts.items()))))
@@ -244,3 +248,53 @@ def outbox(rows: list[dict[str, object]], counts: dict[str, int]) -> None:
                       str(r["last_error"] or r["subject"] or ""))
     out.print(table)
     out.print(line(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "file vide"))
+
+
+def verdicts(done: list[Verdict]) -> None:
+    """``evaluate``: the applications whose status changed, then the counts."""
+    changed = [v for v in done if v.status != v.previous]
+    for v in changed:
+        out.print(line(f"{v.reference} : ", status_text(v.previous), " → ",
+                       status_text(v.status), f" ({', '.join(v.failing)})" if v.failing else ""))
+    out.print(line(f"{len(done)} dossier(s) évalué(s), {len(changed)} changement(s) de "
+                   "statut."))
+
+
+def assignment(result: Assignment) -> None:
+    """``review assign``: who reviews what, and what waits for reviewers."""
+    for ref, emails in result.assigned.items():
+        out.print(line(f"{ref} → {', '.join(emails)}"))
+    for ref, available in result.short.items():
+        err.print(line((f"{ref} : pas assez d'évaluateurs sans conflit ({available}) ; le "
+                        "dossier reste éligible.", "yellow")))
+    out.print(line(f"{len(result.assigned)} dossier(s) en évaluation, {len(result.short)} en "
+                   "attente."))
+
+
+def import_report(report: ImportReport) -> None:
+    """``reviewers import``: the counts, then each refused row and why."""
+    out.print(line(f"{report.created} créé(s), {report.updated} mis à jour, "
+                   f"{len(report.refused)} refusé(s)."))
+    for refusal in report.refused:
+        err.print(line(("refusé", "red"), f" {refusal['source']} : {refusal['errors']}"))
+
+
+def send_report(report: Report) -> None:
+    """``outbox send``: the counts, the first errors, and a server that did not answer."""
+    out.print(line(f"{report.sent} envoyé(s), {report.retried} à réessayer, "
+                   f"{report.failed} en échec."))
+    for error in report.errors[:20]:
+        err.print(line((error, "yellow")))
+    if len(report.errors) > 20:
+        err.print(line(f"… et {len(report.errors) - 20} autre(s) : odd17 outbox list "
+                       "--status failed"))
+    if report.unreachable:
+        err.print(line((report.unreachable, "bold red"),
+                       f" : {report.waiting} message(s) en attente, aucun essai décompté ;"
+                       " ils partiront au prochain envoi."))
+
+
+def email(rendered: Rendered) -> None:
+    """``outbox preview``: the subject, then the text part as it is."""
+    out.print(line(("Objet :", "bold"), " ", rendered.subject, "\n"))
+    out.print(safe(rendered.text), soft_wrap=True)

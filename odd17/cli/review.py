@@ -12,7 +12,6 @@ from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
     check_references,
-    err,
     existing_engine,
     fail,
     out,
@@ -83,10 +82,7 @@ def reviewers_import(file: Path, as_json: JsonFlag = False) -> None:
         print_json({"created": report.created, "updated": report.updated,
                     "refused": report.refused})
     else:
-        out.print(line(f"{report.created} créé(s), {report.updated} mis à jour, "
-                       f"{len(report.refused)} refusé(s)."))
-        for refusal in report.refused:
-            err.print(line(("refusé", "red"), f" {refusal['source']} : {refusal['errors']}"))
+        render.import_report(report)
     raise typer.Exit(1 if report.refused else 0)
 
 
@@ -123,13 +119,7 @@ def review_assign(
     if as_json:
         print_json({"assigned": result.assigned, "short": result.short})
         return
-    for ref, emails in result.assigned.items():
-        out.print(line(f"{ref} → {', '.join(emails)}"))
-    for ref, available in result.short.items():
-        err.print(line((f"{ref} : pas assez d'évaluateurs sans conflit ({available}) ; le "
-                        "dossier reste éligible.", "yellow")))
-    out.print(line(f"{len(result.assigned)} dossier(s) en évaluation, {len(result.short)} en "
-                   "attente."))
+    render.assignment(result)
 
 
 @review_app.command("score")
