@@ -178,7 +178,7 @@ def test_streamed_json_list_is_exactly_print_json(rows: list[dict], chunk: int) 
     import contextlib
     import io
 
-    from odd17.cli import print_json, stream_json_list
+    from odd17.cli._common import print_json, stream_json_list
 
     streamed, built = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(streamed):

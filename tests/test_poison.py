@@ -348,7 +348,7 @@ def test_submit_exit_codes(db_url: str, tmp_path: Path, monkeypatch: pytest.Monk
         raise ZeroDivisionError("forced")
 
     # A crash cannot be caused for real once fixed: force one where submit stores documents.
-    monkeypatch.setattr("odd17.cli.submit_and_evaluate", broken)
+    monkeypatch.setattr("odd17.cli.applications.submit_and_evaluate", broken)
     code, _, err = cli("submit", str(good))
     assert code == 3 and "Traceback" not in err
     assert "Erreur inattendue" in err and "ZeroDivisionError" in err

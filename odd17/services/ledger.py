@@ -745,3 +745,14 @@ def _check_dimensions(session: Session, fund: int, grants: Any) -> list[str]:
             breaches.append(f"solde par {key[0]} « {key[1]} » {found.get(key)} différent des "
                             f"subventions {expected.get(key)}")
     return breaches
+
+
+def record_topup(session: Session, amount: Decimal, *, reason: str, key: str | None = None,
+                 actor: str, now: dt.datetime, alert_threshold: Decimal,
+                 max_amount: Decimal | None = None) -> Result:
+    """A board top-up as a user gives it (CLI ``topup``, the web): without an explicit key,
+    the same amount for the same decision (``reason``, case and outer spaces aside) is one
+    top-up, so a command run twice records nothing new."""
+    return topup(session, amount, reason=reason,
+                 key=key or f"topup:{as_str(amount)}:{reason.strip().casefold()}",
+                 actor=actor, now=now, alert_threshold=alert_threshold, max_amount=max_amount)

@@ -9,8 +9,9 @@ import socket
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from models import MessageStatus, OutboxMessage
+from models import DomainError, MessageStatus, OutboxMessage
 from notifications.dispatch import Report, dispatch
+from notifications.render import Rendered, render
 from notifications.transports import EmlFolder, Smtp, Transport
 from odd17.runtime import utcnow
 from odd17.settings import Settings, get_fund_config, get_settings
@@ -59,3 +60,24 @@ def counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(OutboxMessage.status, func.count())
                            .group_by(OutboxMessage.status)).all()
     return {status.value: n for status, n in rows}
+
+
+def preview(event: str, session: Session | None = None,
+            reference: str | None = None) -> Rendered:
+    """The e-mail ``event`` rendered: on its fictitious example, or on the context of the
+    last message of that event stored for ``reference`` (then ``session`` is needed)."""
+    from notifications.events import EXAMPLES
+
+    context = EXAMPLES.get(event, {})
+    if reference:
+        assert session is not None
+        found = session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.event == event,
+                   OutboxMessage.reference == reference.strip().upper())
+            .order_by(OutboxMessage.id.desc())).first()
+        if found is None:
+            raise DomainError(f"aucun message « {event} » pour {reference}")
+        context = found.context
+    return render(event, context, fund_name=get_fund_config().fund.name,
+                  override=get_settings().templates_dir)

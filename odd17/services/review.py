@@ -507,3 +507,11 @@ def review_detail(session: Session, app: Application,
             if decisions[-1].applied_at else None,
             "error": decisions[-1].error},
     }
+
+
+def list_reviewers(session: Session) -> list[dict[str, Any]]:
+    """Reviewers and committee members, by e-mail (the ``--json`` shape of ``reviewers
+    list``)."""
+    return [{"email": r.email, "name": r.name, "siren": r.siren, "interests": r.interests,
+             "committee": r.committee, "reviews": r.reviews}
+            for r in session.scalars(select(Reviewer).order_by(Reviewer.email))]

@@ -1,0 +1,63 @@
+"""The ``odd17`` command line (DESIGN.md §9). Thin: parse, call a use case, render.
+
+Every failure the user can cause ends with a clear message and a non-zero exit, never a
+traceback: exit 1 when some documents were refused, 2 for a command that could not run, 3 when
+``submit`` met an unexpected error (one line, the details in a log file).
+
+One module per command group (applications, finance, exports, review, outbox, serve), the
+shared error policy and options in ``_common``, the human output in ``render``. The modules
+register their commands on ``app`` when imported below, in the order of ``odd17 --help``."""
+
+from __future__ import annotations
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from odd17.display import line
+from odd17.settings import get_settings, settings_error
+
+
+class _Group(TyperGroup):
+    """Notes whether help was asked for anywhere on the line, before the settings check."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["odd17.help"] = "--help" in args
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="odd17",
+    help="Fonds ODD 17 : gestion des appels à projets, de l'éligibilité et de l'enveloppe.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    # Typer's rich help panel shows a "<bool>" type beside every flag (--json, --help):
+    # the plain help lists flags as flags.
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _check_settings(ctx: typer.Context) -> None:
+    """Every ODD17_* setting is checked before any command runs: one line for a bad one."""
+    if ctx.resilient_parsing or ctx.meta.get("odd17.help"):
+        return  # completion and help work whatever the settings
+    from pydantic import ValidationError
+
+    from odd17.cli._common import err
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        err.print(line(("Erreur :", "bold red"), " ", settings_error(exc)))
+        raise typer.Exit(2) from None
+
+
+# Imported for their commands, after ``app`` exists; the order is the order of the help.
+from odd17.cli import applications, finance, exports, review, outbox, serve  # noqa: E402, F401, I001
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,175 @@
+"""Applications: init, submit, show, list, evaluate, demo."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from models import Status
+from odd17.cli import app, render
+from odd17.cli._common import (
+    JsonFlag,
+    check_references,
+    crash_guard,
+    err,
+    existing_engine,
+    fail,
+    out,
+    print_json,
+    progress_bar,
+    ready_engine,
+    stream_json_list,
+    user_errors,
+)
+from odd17.db import get_engine, unit_of_work
+from odd17.display import line
+from odd17.runtime import actor, utcnow
+from odd17.services import intake, ledger, queries, setup
+from odd17.services.eligibility import REEVALUABLE
+from odd17.services.pipeline import evaluate_references, submit_and_evaluate
+from odd17.settings import Settings, get_fund_config, get_settings, redact_url
+from rules.money import eur
+
+LIST_PAGE = 50  # rows per page of `odd17 list` (human output)
+
+
+@app.command()
+def init(as_json: JsonFlag = False) -> None:
+    """Crée ou met à jour la base (Alembic) et charge la configuration du fonds. Idempotent."""
+    with user_errors():
+        config = get_fund_config()
+        engine = get_engine()
+        fund = setup.init_database(engine, config, utcnow())
+        with unit_of_work(engine) as session:
+            report = ledger.finance_report(session,
+                                           alert_threshold=config.disbursement.alert_threshold)
+    database = redact_url(get_settings().database_url)
+    differs = fund.envelope != config.fund.envelope
+    if as_json:
+        print_json({"database": database, "schema": setup.head_revision(), "fund": fund.name,
+                    "envelope": report["envelope"], "calls": [c.id for c in config.calls],
+                    "configured_envelope_differs": differs})
+        return
+    out.print(line(f"Base prête ({database}, schéma {setup.head_revision()}) : "
+                   f"{fund.name}, enveloppe {eur(Decimal(report['envelope']))}, "
+                   f"{len(config.calls)} appel(s) à projets."))
+    if differs:
+        err.print(line((f"L'enveloppe configurée ({eur(config.fund.envelope)}) diffère de "
+                        f"l'enveloppe initiale ({eur(fund.envelope)}) : le grand livre fait "
+                        "foi ; pour l'abonder, utilisez « odd17 topup ».", "yellow")))
+
+
+@app.command()
+def submit(
+    paths: Annotated[list[Path], typer.Argument(help="Fichiers .json/.jsonl ou dossiers.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Dépose des dossiers : contrôle du format, enregistrement, puis éligibilité."""
+    settings = get_settings()  # outside the guard: main() reports settings errors
+    with crash_guard("submit"):
+        _submit(paths, as_json, settings)
+
+
+def _submit(paths: list[Path], as_json: bool, settings: Settings) -> None:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"fichier ou dossier introuvable : {', '.join(missing)}")
+    with user_errors():
+        engine = ready_engine()
+        raws = intake.read_sources(paths, settings.language)
+        with progress_bar(len(raws), "Dépôt", not as_json) as advance:
+            outcomes = submit_and_evaluate(
+                engine, raws, get_fund_config().policy(), now=utcnow(), actor=actor("cli"),
+                language=settings.language, batch_size=settings.batch_size, progress=advance,
+            )
+    refused = sum(o.status == "refused" for o in outcomes)
+    if as_json:
+        print_json([o.as_json() for o in outcomes])
+    else:
+        render.outcomes(outcomes)
+    raise typer.Exit(1 if refused else 0)
+
+
+@app.command()
+def show(reference: str, as_json: JsonFlag = False) -> None:
+    """Affiche un dossier : statut, éligibilité règle par règle, historique."""
+    with user_errors(), unit_of_work(existing_engine()) as session:
+        detail = queries.application_detail(session, reference)
+    if as_json:
+        print_json(detail)
+        return
+    render.application(detail)
+
+
+@app.command("list")
+def list_(
+    status: Annotated[Status | None, typer.Option(help="Filtrer par statut.")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, help=f"Dossiers par page (défaut : {LIST_PAGE} ; avec --json, "
+        "tous sauf si --limit ou --page est donné).")] = None,
+    page: Annotated[int | None, typer.Option("--page", min=1, help="Numéro de la page "
+                                             "(défaut : 1).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Liste les dossiers, par pages (--limit, --page) ; --json les donne tous par défaut."""
+    json_paged = limit is not None or page is not None
+    limit = limit or LIST_PAGE
+    page = page or 1
+    offset = (page - 1) * limit
+    with user_errors(), unit_of_work(existing_engine()) as session:
+        if as_json:
+            rows = queries.iter_applications(session, status, limit=limit if json_paged else None,
+                                             offset=offset if json_paged else 0)
+            stream_json_list(rows)
+            return
+        total = queries.count_applications(session, status)
+        rows = queries.iter_applications(session, status, limit=limit, offset=offset)
+        render.application_page(rows, total=total, page=page, limit=limit, offset=offset)
+
+
+@app.command()
+def evaluate(
+    references: Annotated[list[str] | None, typer.Argument(help="Dossiers à réévaluer.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Réévaluer tous les dossiers "
+                                       "pas encore en instruction (après un changement de "
+                                       "politique).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Évalue l'éligibilité des dossiers en attente, ou réévalue après un changement de règles."""
+    settings = get_settings()
+    with user_errors():
+        engine = ready_engine()
+        if references:
+            with unit_of_work(engine) as session:
+                check_references(session, references, allowed=REEVALUABLE,
+                                 why="seuls les dossiers déposés, éligibles ou inéligibles "
+                                     "sont (ré)évalués")
+        verdicts = evaluate_references(
+            engine, [r.strip().upper() for r in references] if references else None,
+            get_fund_config().policy(), now=utcnow(), actor=actor("cli"),
+            batch_size=settings.batch_size, reevaluate=all_ or bool(references),
+        )
+    if as_json:
+        print_json([
+            {"reference": v.reference, "previous": v.previous, "status": v.status,
+             "failing": v.failing}
+            for v in verdicts
+        ])
+        return
+    render.verdicts(verdicts)
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--dir", help="Dossier de la démonstration "
+                                         "(sa base y est recréée).")] = Path("odd17-demo"),
+) -> None:
+    """Le cycle sur les dossiers d'exemple : SQLite, Prefect éphémère, résumé lisible."""
+    from odd17 import demo as demo_module
+
+    with user_errors():  # the demo prints its own sample data with rich markup
+        raise typer.Exit(demo_module.run(folder, Console(highlight=False)))

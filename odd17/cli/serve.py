@@ -1,0 +1,73 @@
+"""Production: serve (the Prefect deployments, and a local Prefect server if none is given)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from odd17.cli import app
+from odd17.cli._common import err, fail, ready_engine, user_errors
+from odd17.settings import get_settings, redact_url
+
+
+@app.command()
+def serve(
+    api_url: Annotated[str | None, typer.Option("--api-url", help="Serveur Prefect à "
+                                                "utiliser (défaut : PREFECT_API_URL, sinon un "
+                                                "serveur local démarré ici).")] = None,
+    port: Annotated[int, typer.Option("--port", help="Port du serveur Prefect local.")] = 4200,
+) -> None:
+    """Production : enregistre les déploiements et leurs planifications, et les exécute."""
+    import os
+    import subprocess
+
+    from prefect import serve as prefect_serve
+
+    from flows.deployments import deployments
+
+    settings = get_settings()
+    with user_errors():
+        ready_engine()  # the application database exists and is up to date
+    server = None
+    url = api_url or os.environ.get("PREFECT_API_URL")
+    if not url:
+        url = f"http://127.0.0.1:{port}/api"
+        err.print(f"Démarrage d'un serveur Prefect local sur {url}…")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for(url, server)
+    os.environ["PREFECT_API_URL"] = url
+    err.print(f"Serveur Prefect : {url} ; base : {redact_url(settings.database_url)}")
+    try:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: url}):
+            prefect_serve(*deployments(
+                eligibility_minutes=settings.serve_eligibility_minutes,
+                review_minutes=settings.serve_review_minutes,
+                outbox_seconds=settings.serve_outbox_seconds,
+                nightly_cron=settings.serve_nightly_cron))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _wait_for(url: str, server: Any, seconds: float = 120) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            fail("le serveur Prefect local s'est arrêté au démarrage")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    fail(f"le serveur Prefect local ne répond pas sur {url}")
