@@ -250,3 +250,19 @@ def test_other_tables_at_80_columns_keep_amounts_whole(world: dict) -> None:
     assert eur(Decimal("120000")) in propose.stdout
     assert world["refs"]["approved"] in tranches.stdout
     assert eur(Decimal("30000")) in tranches.stdout and eur(Decimal("20000")) in tranches.stdout
+
+
+def test_narrow_terminal_folds_addresses_and_says_when_nothing_is_due(world: dict) -> None:
+    """At 100 columns addresses are folded whole (never cut with an ellipsis), statuses of
+    messages are in French, and an empty list says so instead of drawing an empty table."""
+    env = world["env"]
+    reviewers = run("reviewers", "list", env=env, columns=100).stdout
+    assert "…" not in reviewers
+    outbox = run("outbox", "list", env=env, columns=100)
+    assert outbox.returncode == 0 and "…" not in outbox.stdout
+    assert "Dans la file : envoyé" in outbox.stdout or "en attente" in outbox.stdout
+    assert " sent " not in outbox.stdout and " pending " not in outbox.stdout
+    none_failed = run("outbox", "list", "--status", "failed", env=env, columns=100).stdout
+    assert "Aucun message ne correspond." in none_failed and "┏" not in none_failed
+    nothing_due = run("tranches", "--date", "2000-01-01", env=env, columns=100).stdout
+    assert nothing_due.strip() == "Aucune tranche échue à verser."

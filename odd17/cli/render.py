@@ -18,7 +18,7 @@ from odd17.display import line, safe
 from odd17.display import status as status_text
 from odd17.services import intake
 from odd17.settings import get_fund_config, get_settings
-from rules.labels import objective_label, status_label
+from rules.labels import message_status_label, objective_label, status_label
 from rules.money import eur
 
 if TYPE_CHECKING:
@@ -200,6 +200,9 @@ def application_page(rows: Iterable[dict[str, Any]], *, total: int, page: int, l
 
 def tranches(rows: list[dict[str, Any]]) -> None:
     """``tranches``: the tranches due and not paid, with their titles."""
+    if not rows:
+        out.print("Aucune tranche échue à verser.")
+        return
     table = Table("échéance", "référence", "tranche", "à verser", "titre",
                   title="Tranches à verser")
     for column in (table.columns[0], table.columns[1], table.columns[3]):
@@ -216,6 +219,8 @@ def reviewers(rows: list[dict[str, Any]]) -> None:
     """``reviewers list``."""
     table = Table("e-mail", "nom", "SIREN", "intérêts", "comité", "évalue")
     table.columns[2].no_wrap = True  # a SIREN is never broken
+    for column in (table.columns[0], table.columns[1], table.columns[3]):
+        column.overflow = "fold"  # an address is folded whole, never cut with an ellipsis
     for r in rows:
         table.add_row(r["email"], r["name"], r["siren"] or "—", ", ".join(r["interests"]),
                       "oui" if r["committee"] else "", "oui" if r["reviews"] else "")
@@ -241,13 +246,22 @@ def proposal(ranked: Ranking) -> None:
 
 def outbox(rows: list[dict[str, object]], counts: dict[str, int]) -> None:
     """``outbox list``: the messages, then how many in each status."""
-    table = Table("n°", "événement", "destinataire", "dossier", "statut", "essais", "détail")
-    for r in rows:  # SafeTable: recipients, subjects and errors shown literally
-        table.add_row(str(r["id"]), str(r["event"]), str(r["recipient"]),
-                      str(r["reference"] or "—"), str(r["status"]), str(r["attempts"]),
-                      str(r["last_error"] or r["subject"] or ""))
-    out.print(table)
-    out.print(line(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "file vide"))
+    if rows:
+        table = Table("n°", "événement", "destinataire", "dossier", "statut", "essais",
+                      "détail")
+        for column in (table.columns[0], table.columns[3], table.columns[5]):
+            column.no_wrap = True  # numbers and references are never broken
+        for column in (table.columns[1], table.columns[2], table.columns[6]):
+            column.overflow = "fold"  # folded whole, never cut with an ellipsis
+        for r in rows:  # SafeTable: recipients, subjects and errors shown literally
+            table.add_row(str(r["id"]), str(r["event"]), str(r["recipient"]),
+                          str(r["reference"] or "—"), message_status_label(str(r["status"])),
+                          str(r["attempts"]), str(r["last_error"] or r["subject"] or ""))
+        out.print(table)
+    else:
+        out.print("Aucun message ne correspond.")
+    out.print(line("Dans la file : " + (", ".join(
+        f"{message_status_label(s)} {n}" for s, n in sorted(counts.items())) or "vide")))
 
 
 def verdicts(done: list[Verdict]) -> None:
