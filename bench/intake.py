@@ -271,7 +271,8 @@ def main() -> None:
     print(f"  outcomes: {dict(sorted(e2e_counts[0].items()))}")
     write_json(args.json, "intake", figures, applications=n, rounds=repeats, batch_size=batch,
                prefect_startup_seconds=round(startup, 2),
-               outcomes=dict(sorted(e2e_counts[0].items())))
+               outcomes=dict(sorted(e2e_counts[0].items())),
+               seconds_per_round={k: [round(x, 4) for x in v] for k, v in t.items()})
 
 
 if __name__ == "__main__":

@@ -59,20 +59,23 @@ def number(value: float | None, unit: str = "") -> str:
 
 
 def table(results: list[dict[str, Any]]) -> Table:
-    grid = Table(title="odd17 benchmarks", show_lines=False)
-    for column, justify in (("figure", "left"), ("measured", "right"), ("baseline", "right"),
-                            ("ratio", "right"), ("goal", "left"), ("met", "center")):
-        grid.add_column(column, justify=justify)  # type: ignore[arg-type]
+    grid = Table(title="odd17 benchmarks")
+    grid.add_column("figure")
+    grid.add_column("measured", justify="right", no_wrap=True)
+    grid.add_column("baseline, same run", justify="right", no_wrap=True)
+    grid.add_column("the baseline is")
+    grid.add_column("ratio", justify="right", no_wrap=True)
+    grid.add_column("goal")
+    grid.add_column("met", justify="center")
     for result in results:
         if not result["figures"]:
             why = result.get("skipped") or result.get("failed") or "no figures"
-            grid.add_row(escape(result["benchmark"]), "", "", "", "", escape(why))
+            grid.add_row(escape(result["benchmark"]), "", "", "", "", "", escape(why))
             continue
         for f in result["figures"]:
             met = "—" if f["met"] is None else ("[green]yes[/]" if f["met"] else "[red]no[/]")
             grid.add_row(escape(f["label"]), number(f["value"], f["unit"]),
-                         escape(f"{number(f['baseline'], f['unit'])} ({f['baseline_label']})")
-                         if f["baseline"] is not None else "—",
+                         number(f["baseline"], f["unit"]), escape(f["baseline_label"]),
                          "—" if f["ratio"] is None else f"{f['ratio']:.2f}",
                          escape(f["goal"] or "(information)"), met)
     return grid
@@ -87,7 +90,8 @@ def main() -> None:
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
-    console = Console()
+    # Wide enough for one line per figure when written to a file or a pipe.
+    console = Console() if sys.stdout.isatty() else Console(width=180)
     load = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="odd17-bench-run-"))
     results = [run_one(name, work, console) for name in names]
