@@ -1,28 +1,32 @@
-"""Intake + eligibility throughput, against a bare baseline measured in the same run.
+"""Intake + eligibility throughput, and the fixed cost of a flow run, against baselines
+measured in the same run.
 
-    python bench/intake.py [N]          (default N = 10,000)
+    python bench/intake.py [N] [--repeats R] [--json FILE]     (default N = 10,000, R = 3)
+
+Per round, interleaved (so that a machine whose load changes moves every line alike):
 
 1. baseline: read the .jsonl, pydantic validation, one SQLAlchemy bulk INSERT of the
    application rows; no Prefect, no eligibility, no history.
 2. odd17 services without Prefect (what `odd17 submit` does).
-3. odd17 end to end: the `intake` then `eligibility` Prefect flows (ephemeral server started
-   and warmed up before the clock starts; its start-up time is printed separately).
+3. odd17 end to end: the `intake` then `eligibility` Prefect flows, called in process as odd17
+   calls them (``flows.common.local_runs``: no flow-run heartbeats), on Prefect's ephemeral
+   server (started and warmed up before the clock starts).
+4. one `intake` flow run on 10 documents, as odd17 calls it and with Prefect's defaults
+   (heartbeats on: Prefect 3.8 joins a heartbeat thread that sleeps in 1 s steps), against
+   the same services on the same 10 documents without Prefect.
 
 Each run uses a fresh SQLite database initialised beforehand (not timed); each figure is the
-median of BENCH_REPEATS runs (default 3). Prefect 3.8 ends every flow run by joining its
-heartbeat thread, which sleeps in 1 s steps: up to ~1 s per run whatever the size, so the flows
-are also timed with heartbeats off, and on 10 applications.
+median over the rounds.
 
-Targets on SQLite, 2 cores: end to end >= 3,000 applications/s, and end-to-end time
-<= 2.5 x baseline time."""
+Goals on SQLite, 2 cores: end to end >= 3,000 applications/s and <= 2.5 x the baseline's time;
+the flows within 1.15 x the services' time; a flow run on 10 documents under 0.3 s."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,10 +37,18 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings  # noqa: E402
+from figures import (  # noqa: E402
+    Figure,
+    json_option,
+    median,
+    rate_figure,
+    time_figure,
+    write_json,
+)
 from sqlalchemy import insert  # noqa: E402
 from stdnum import luhn  # noqa: E402
 
+from flows.common import local_runs  # noqa: E402
 from models import Application, Organisation  # noqa: E402
 from odd17.db import dispose_engines, make_engine, unit_of_work  # noqa: E402
 from odd17.runtime import utcnow  # noqa: E402
@@ -163,6 +175,32 @@ def with_prefect(path: Path) -> tuple[float, dict[str, int]]:
     return elapsed, {"eligible": summary["eligible"], "ineligible": summary["ineligible"]}
 
 
+def one_flow_run(path: Path) -> float:
+    """One `intake` flow run (reading and storing the documents of ``path``)."""
+    from flows.intake import intake_flow
+
+    fresh_database(f"run-{time.monotonic_ns()}")
+    start = time.perf_counter()
+    summary = intake_flow(paths=[str(path)])
+    elapsed = time.perf_counter() - start
+    assert summary["created"] > 0, summary
+    return elapsed
+
+
+def same_services(path: Path) -> float:
+    """What the `intake` flow's tasks do, without Prefect: read, then store."""
+    from odd17.db import get_engine
+
+    fresh_database(f"bare-{time.monotonic_ns()}")
+    engine = get_engine()
+    start = time.perf_counter()
+    outcomes = intake.submit_documents(engine, intake.read_sources([str(path)], "fr"),
+                                       now=utcnow(), actor="bench", language="fr")
+    elapsed = time.perf_counter() - start
+    assert any(o.reference for o in outcomes)
+    return elapsed
+
+
 def _count(statuses) -> dict[str, int]:  # type: ignore[no-untyped-def]
     counts: dict[str, int] = {}
     for status in statuses:
@@ -170,45 +208,71 @@ def _count(statuses) -> dict[str, int]:  # type: ignore[no-untyped-def]
     return counts
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=10_000, help="applications")
+    parser.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", 3)),
+                        help="interleaved rounds (the figures are their medians)")
+    json_option(parser)
+    args = parser.parse_args()
+    n, repeats = args.n, args.repeats
     path = WORK / "applications.jsonl"
     generate(n, path)
     tiny = WORK / "tiny.jsonl"
     generate(10, tiny)
     batch = get_settings().batch_size
     print(f"odd17 intake benchmark: {n} applications, SQLite, {os.cpu_count()} CPU(s), "
-          f"batches of {batch}, median of {repeats} runs")
+          f"batches of {batch}, median of {repeats} interleaved rounds")
     startup = start_prefect()
-    base = median([baseline(path) for _ in range(repeats)])
-    svc_runs = [services_only(path) for _ in range(repeats)]
-    svc = median([t for t, _ in svc_runs])
-    e2e_runs = [with_prefect(path) for _ in range(repeats)]
-    e2e = median([t for t, _ in e2e_runs])
-    fixed = median([with_prefect(tiny)[0] for _ in range(repeats)])
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        quiet = median([with_prefect(path)[0] for _ in range(repeats)])
-        quiet_fixed = median([with_prefect(tiny)[0] for _ in range(repeats)])
-    rows = [("baseline (validate + 1 bulk insert)", base), ("services, no Prefect", svc),
-            ("intake + eligibility flows (Prefect)", e2e),
-            ("  the same, flow heartbeats off", quiet)]
-    for label, seconds in rows:
-        print(f"  {label:<40} {seconds:7.2f} s  {n / seconds:9,.0f} applications/s  "
-              f"ratio {seconds / base:4.2f}")
-    print(f"  the two flow runs on 10 applications: {fixed:.2f} s ({quiet_fixed:.2f} s with "
-          "heartbeats off: Prefect 3.8 joins a heartbeat thread that sleeps in 1 s steps)")
+    t: dict[str, list[float]] = {k: [] for k in ("base", "svc", "e2e", "run", "run_hb", "bare")}
+    svc_counts, e2e_counts = [], []
+    for _ in range(repeats):
+        t["base"].append(baseline(path))
+        seconds, counts = services_only(path)
+        t["svc"].append(seconds)
+        svc_counts.append(counts)
+        with local_runs():
+            seconds, counts = with_prefect(path)
+        t["e2e"].append(seconds)
+        e2e_counts.append(counts)
+        for _ in range(3):  # small and quick: three of each per round
+            t["bare"].append(same_services(tiny))
+            with local_runs():
+                t["run"].append(one_flow_run(tiny))
+            t["run_hb"].append(one_flow_run(tiny))  # Prefect's defaults: heartbeats on
+    m = {k: median(v) for k, v in t.items()}
+    assert all(c == e2e_counts[0] for c in e2e_counts), "the flows must give the same verdicts"
+    assert svc_counts[0] == e2e_counts[0], (svc_counts[0], e2e_counts[0])
+    rate_e2e = n / m["e2e"]
+    ratio_e2e = m["e2e"] / m["base"]
+    figures: list[Figure] = [
+        rate_figure("intake.end_to_end", f"intake + eligibility flows, {n:,} applications",
+                    n, m["e2e"], m["base"], "applications/s",
+                    "validate + 1 bulk insert, no Prefect", ">= 3,000/s and ratio <= 2.5",
+                    rate_e2e >= 3000 and ratio_e2e <= 2.5),
+        rate_figure("intake.services", f"services, no Prefect, {n:,} applications", n,
+                    m["svc"], m["base"], "applications/s",
+                    "validate + 1 bulk insert, no Prefect", "", None),
+        time_figure("intake.flows_vs_services", f"intake + eligibility flows, {n:,} "
+                    "applications", m["e2e"], m["svc"], "the same services, no Prefect",
+                    "ratio <= 1.15", m["e2e"] / m["svc"] <= 1.15),
+        time_figure("flow_run.10_documents", "one intake flow run, 10 documents", m["run"],
+                    m["bare"], "the same services, no Prefect", "< 0.3 s", m["run"] < 0.3),
+        time_figure("flow_run.10_documents_prefect_defaults",
+                    "the same, Prefect's default heartbeats", m["run_hb"], m["bare"],
+                    "the same services, no Prefect", "", None),
+    ]
+    for f in figures:
+        base = f"{f.baseline:>10,.3f}" if f.baseline is not None else " " * 10
+        print(f"  {f.label:<52} {f.value:>10,.3f} {f.unit:<15} baseline {base}  "
+              f"ratio {f.ratio:6.2f}  goal {f.goal or '-'}"
+              + ("" if f.met is None else ("  met" if f.met else "  NOT met")))
     print(f"  Prefect ephemeral server start (not counted): {startup:.1f} s")
-    counts = e2e_runs[0][1]
-    print(f"  outcomes: {dict(sorted(counts.items()))}")
-    assert all(c == counts for _, c in e2e_runs), "the flows must give the same verdicts"
-    assert svc_runs[0][1] == counts, (svc_runs[0][1], counts)
-    print(f"end-to-end: {n / e2e:,.0f} applications/s (target >= 3,000); "
-          f"ratio to baseline {e2e / base:.2f} (target <= 2.5)")
+    print(f"  outcomes: {dict(sorted(e2e_counts[0].items()))}")
+    write_json(args.json, "intake", figures, applications=n, rounds=repeats, batch_size=batch,
+               prefect_startup_seconds=round(startup, 2),
+               outcomes=dict(sorted(e2e_counts[0].items())),
+               seconds_per_round={k: [round(x, 4) for x in v] for k, v in t.items()})
 
 
 if __name__ == "__main__":

@@ -1,32 +1,37 @@
 """Ledger benchmarks.
 
-    python bench/ledger.py                      # report timing on SQLite
-    python bench/ledger.py postgresql://user@127.0.0.1:5432/postgres   # + concurrent writers
+    python bench/ledger.py [--entries N] [--check] [--json FILE] [POSTGRESQL_ADMIN_URL]
 
-1. The finance report (``odd17 finance``'s service) on a ledger of ~1,000 entries and on the
-   same ledger grown to ~1,000,000 entries (999,000 small top-ups bulk-inserted with their
-   running balances, over 1,000 days). Target: the second within 1.5x the first, because the
-   report reads running balances and never sums the ledger. ``--check`` (which does replay the
-   whole ledger, by design) is timed too, for information.
-2. With a PostgreSQL URL (an admin connection; a scratch database is created and dropped):
-   approvals per second with 8 concurrent writers against one envelope, and with 1 writer as
-   the baseline of the same run."""
+1. The finance report (``odd17 finance``'s service) on two ledgers with the same history of
+   days and very different numbers of entries. Both start from the same ledger written through
+   the real services (~1,000 entries: 400 approvals and their payments, over 801 days), copied;
+   then each gets 1,000 more days of top-ups with their running balances: 1 a day for the
+   small ledger (~2,000 entries, 1,801 days), N/1,000 a day for the large one (N = 1,000,000
+   entries in all, the same 1,801 days). The report reads running balances and one row per day
+   of activity, never the entries: target, the large ledger's report within 1.5x the small
+   one's. Timed alternately, median of 30 each. With ``--check``, ``odd17 finance --check``
+   (which replays the whole ledger, by design, so linear) is timed on both, for information.
+2. With a PostgreSQL URL (an admin connection; a scratch database is created and dropped;
+   or ODD17_BENCH_PG_URL): approvals per second with 8 concurrent writers against one
+   envelope, and with 1 writer as the baseline of the same run."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import multiprocessing
 import os
-import statistics
-import sys
+import sqlite3
 import tempfile
 import time
 import uuid
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+from figures import Figure, json_option, median, rate_figure, time_figure, write_json
 from sqlalchemy import create_engine, insert, make_url, select, text, update
 from stdnum import luhn
 
@@ -110,19 +115,19 @@ def grow(engine, extra: int, days: int = 1000) -> int:  # type: ignore[no-untype
         total = s.scalars(select(Balance).where(Balance.dimension == TOTAL)).one()
         env, com, dis = total.envelope, total.committed, total.disbursed
         last_day = s.scalar(select(LedgerDay.day).order_by(LedgerDay.day.desc()).limit(1))
-    per_day = extra // days
+    assert extra >= days, "at least one entry a day"
     chunk: list[dict] = []
     day_rows: list[dict] = []
     cent = Decimal("0.01")
     for i in range(extra):
         env += cent
-        day = last_day + dt.timedelta(days=1 + i // per_day)
+        day = last_day + dt.timedelta(days=1 + i * days // extra)  # exactly `days` days
         at = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
         chunk.append({"fund_id": fund, "kind": EntryKind.topup, "amount": cent,
                       "idempotency_key": f"grow-{i}", "at": at, "actor": "bench",
                       "note": None, "grant_id": None, "tranche_id": None,
                       "envelope_after": env, "committed_after": com, "disbursed_after": dis})
-        if (i + 1) % per_day == 0 or i == extra - 1:
+        if i == extra - 1 or (i + 1) * days // extra != i * days // extra:  # day's last
             day_rows.append({"fund_id": fund, "day": day, "envelope": env, "committed": com,
                              "disbursed": dis})
         if len(chunk) == 50_000:
@@ -138,14 +143,16 @@ def grow(engine, extra: int, days: int = 1000) -> int:  # type: ignore[no-untype
         return s.query(LedgerEntry).count()
 
 
-def time_report(engine, runs: int = 30) -> float:  # type: ignore[no-untyped-def]
-    times = []
+def time_reports(engines: list, runs: int = 30) -> list[float]:  # type: ignore[type-arg]
+    """Median report time of each engine, the engines timed in turn (interleaved)."""
+    times: list[list[float]] = [[] for _ in engines]
     for _ in range(runs):
-        start = time.perf_counter()
-        with unit_of_work(engine) as s:
-            ledger.finance_report(s, alert_threshold=T)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for k, engine in enumerate(engines):
+            start = time.perf_counter()
+            with unit_of_work(engine) as s:
+                ledger.finance_report(s, alert_threshold=T)
+            times[k].append(time.perf_counter() - start)
+    return [median(t) for t in times]
 
 
 def time_check(engine) -> tuple[float, list[str]]:  # type: ignore[no-untyped-def]
@@ -155,22 +162,47 @@ def time_check(engine) -> tuple[float, list[str]]:  # type: ignore[no-untyped-de
     return time.perf_counter() - start, breaches
 
 
-def report_benchmark() -> None:
+def shape(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(entries, days of history) of a ledger."""
+    with unit_of_work(engine) as s:
+        return s.query(LedgerEntry).count(), s.query(LedgerDay).count()
+
+
+def report_benchmark(entries: int, check: bool) -> list[Figure]:
     work = Path(tempfile.mkdtemp(prefix="odd17-ledger-bench-"))
-    engine = make_engine(f"sqlite:///{work / 'ledger.db'}")
+    engine = make_engine(f"sqlite:///{work / 'small.db'}")
     init_database(engine, CONFIG, START - dt.timedelta(days=60))
-    small = small_ledger(engine)
-    t_small = time_report(engine)
-    c_small, breaches = time_check(engine)
-    assert breaches == [], breaches
-    big = grow(engine, 1_000_000 - small)
-    t_big = time_report(engine)
-    c_big, breaches = time_check(engine)
-    assert breaches == [], breaches[:3]
-    print("finance report (SQLite), median of 30 runs:")
-    print(f"  {small:>9,} ledger entries  {t_small * 1000:7.2f} ms   (--check {c_small:6.2f} s)")
-    print(f"  {big:>9,} ledger entries  {t_big * 1000:7.2f} ms   (--check {c_big:6.2f} s)")
-    print(f"  ratio {t_big / t_small:.2f} (target <= 1.5)")
+    base = small_ledger(engine)
+    with closing(sqlite3.connect(work / "small.db", isolation_level=None)) as conn:
+        conn.execute("VACUUM INTO ?", (str(work / "large.db"),))  # the same ledger for both
+    large = make_engine(f"sqlite:///{work / 'large.db'}")
+    grow(engine, 1000)
+    grow(large, entries - base)
+    (n_small, d_small), (n_large, d_large) = shape(engine), shape(large)
+    assert d_small == d_large, (d_small, d_large)  # like with like: the same history
+    t_small, t_large = time_reports([engine, large])
+    print(f"finance report (SQLite), median of 30 runs each, alternately; "
+          f"both ledgers span {d_small:,} days:")
+    print(f"  {n_small:>9,} ledger entries  {t_small * 1000:7.2f} ms")
+    print(f"  {n_large:>9,} ledger entries  {t_large * 1000:7.2f} ms")
+    print(f"  ratio {t_large / t_small:.2f} (target <= 1.5) for {n_large / n_small:,.0f}x "
+          "the entries")
+    figures = [time_figure(
+        "ledger.report", f"finance report, {n_large:,} entries over {d_large:,} days",
+        t_large, t_small, f"{n_small:,} entries over the same {d_small:,} days", "ratio <= 1.5",
+        t_large / t_small <= 1.5, unit="ms")]
+    if check:
+        c_small, breaches = time_check(engine)
+        assert breaches == [], breaches
+        c_large, breaches = time_check(large)
+        assert breaches == [], breaches[:3]
+        print(f"  --check: {c_small:.2f} s and {c_large:.2f} s (replays every entry)")
+        figures.append(time_figure(
+            "ledger.check", f"finance --check, {n_large:,} entries", c_large, c_small,
+            f"{n_small:,} entries", "", None))
+    engine.dispose()
+    large.dispose()
+    return figures
 
 
 def _approve_all(db_url: str, batch: list[str]) -> None:
@@ -198,7 +230,7 @@ def _run_writers(db_url: str, batches: list[list[str]]) -> float:
     return elapsed
 
 
-def writers_benchmark(admin_url: str, writers: int = 8, per_writer: int = 150) -> None:
+def writers_benchmark(admin_url: str, writers: int = 8, per_writer: int = 150) -> list[Figure]:
     url = make_url(admin_url).set(drivername="postgresql+psycopg")
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     name = f"odd17_bench_{uuid.uuid4().hex[:8]}"
@@ -226,16 +258,33 @@ def writers_benchmark(admin_url: str, writers: int = 8, per_writer: int = 150) -
         print(f"  1 writer   {single:8.0f} commits/s  (baseline)")
         print(f"  {writers} writers  {concurrent:8.0f} commits/s  ratio {concurrent / single:.2f}"
               f"  (every approval locks the fund's balance row: writers queue by design)")
+        return [rate_figure(
+            "ledger.approvals", f"approvals on PostgreSQL, {writers} writer processes",
+            len(rest), len(rest) / concurrent, len(rest) / single, "approvals/s", "1 writer",
+            "", None)]
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
-if __name__ == "__main__":
-    report_benchmark()
-    pg = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("ODD17_BENCH_PG_URL")
-    if pg:
-        writers_benchmark(pg)
+def main() -> None:
+    parser = argparse.ArgumentParser(description="odd17 ledger benchmarks")
+    parser.add_argument("pg_url", nargs="?", default=os.environ.get("ODD17_BENCH_PG_URL"),
+                        help="PostgreSQL admin URL: also measure concurrent approvals")
+    parser.add_argument("--entries", type=int, default=1_000_000,
+                        help="entries of the large ledger (default 1,000,000)")
+    parser.add_argument("--check", action="store_true", help="also time finance --check")
+    json_option(parser)
+    args = parser.parse_args()
+    figures = report_benchmark(args.entries, args.check)
+    if args.pg_url:
+        figures += writers_benchmark(args.pg_url)
     else:
         print("(no PostgreSQL URL given: concurrent writers not measured)")
+    write_json(args.json, "ledger", figures, entries=args.entries,
+               postgresql=bool(args.pg_url))
+
+
+if __name__ == "__main__":
+    main()

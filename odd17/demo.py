@@ -64,6 +64,13 @@ def _busy(console: Console, label: str) -> Iterator[None]:
 
 def run(folder: Path, console: Console) -> int:
     url = prepare(folder)
+    from flows.common import local_runs  # after prepare(): Prefect reads the environment
+
+    with local_runs():  # in-process flow runs: no 1 s heartbeat wait at the end of each
+        return _run(folder, console, url)
+
+
+def _run(folder: Path, console: Console, url: str) -> int:
     # Imported here: settings and Prefect must see the environment set above.
     from sqlalchemy import select
 
