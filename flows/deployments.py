@@ -1,4 +1,5 @@
-"""The deployments `odd17 serve` registers, with their schedules (DESIGN.md §11)."""
+"""The deployments `odd17 serve` registers, with their schedules (README, « Running it for
+real: `odd17 serve` »)."""
 
 from __future__ import annotations
 

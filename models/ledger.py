@@ -1,4 +1,5 @@
-"""The envelope ledger (DESIGN.md §7): grants, tranches, append-only entries and balances.
+"""The envelope ledger (README « For the finance officer »; docs/architecture.md): grants,
+tranches, append-only entries and balances.
 
 Invariants are held by the database itself, not only by the code that writes:
 - every ledger entry carries the balances after it, and a CHECK refuses one where

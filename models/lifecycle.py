@@ -1,4 +1,4 @@
-"""The application lifecycle of DESIGN.md §5 as one explicit transition table.
+"""The application lifecycle (README, « Lifecycle ») as one explicit transition table.
 
 Every status change in odd17 goes through ``check_transition``; nothing else decides what may
 follow what. The history row that records a change is written by the same code path."""
@@ -28,8 +28,9 @@ class Status(StrEnum):
 S = Status
 
 # (from, to) -> what the move means. The two re-evaluation moves between eligible and
-# ineligible are not drawn in DESIGN.md §5: they exist so that re-running eligibility after a
-# policy change can correct an earlier verdict, and only before review starts.
+# ineligible are not drawn in the README's lifecycle diagram: they exist so that re-running
+# eligibility after a policy change can correct an earlier verdict, and only before review
+# starts.
 TRANSITIONS: dict[tuple[Status, Status], str] = {
     (S.submitted, S.eligible): "toutes les règles d'éligibilité sont satisfaites",
     (S.submitted, S.ineligible): "au moins une règle d'éligibilité n'est pas satisfaite",

@@ -1,5 +1,5 @@
-"""The transactional outbox (DESIGN.md §8): one row per email, written in the same
-transaction as the change that causes it, sent later by a dispatcher."""
+"""The transactional outbox (docs/architecture.md; README « Emails »): one row per email,
+written in the same transaction as the change that causes it, sent later by a dispatcher."""
 
 from __future__ import annotations
 

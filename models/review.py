@@ -1,4 +1,5 @@
-"""Committee review (DESIGN.md §6): reviewers, their reviews, recusals and decisions."""
+"""Committee review (README, « Committee review »): reviewers, their reviews, recusals and
+decisions."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Runtime settings (``ODD17_*`` environment variables or a ``.env`` file) and the fund's
-configuration (policy numbers of DESIGN.md §2 and §4, kept as editable TOML data)."""
+configuration (policy numbers, README « Configuration », kept as editable TOML data)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # Times are stored in UTC and shown to people in this zone (an IANA name).
     timezone: str = "Europe/Paris"
     batch_size: int = Field(2000, ge=1)
-    # Email (DESIGN.md §8). "eml": the embedded default, .eml files in mail_dir.
+    # Email (README, « Emails »). "eml": the embedded default, .eml files in mail_dir.
     mail_transport: Literal["eml", "smtp"] = "eml"
     mail_dir: Path = Path("outbox")
     mail_from: str = "Fonds ODD 17 <contact@fonds-odd17.example.org>"

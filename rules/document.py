@@ -1,4 +1,5 @@
-"""The application document (DESIGN.md §3): its schema and field-level error messages.
+"""The application document (README, « For the applicant »): its schema and field-level error
+messages.
 
 Validation is structural only: a document that passes is stored; whether it deserves funding is
 the business of the eligibility rules, which explain themselves. So a SIRET with a bad checksum
@@ -213,7 +214,7 @@ class ApplicationDocument(_Strict):
         return f"email:{self.lead.email.lower()}"
 
     def dedup_key(self) -> str:
-        """Same lead and same title once case and spaces are folded (DESIGN.md §3)."""
+        """Same lead and same title once case and spaces are folded."""
         return f"{self.lead_identifier()}|{' '.join(self.title.casefold().split())}"
 
 

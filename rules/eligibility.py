@@ -1,4 +1,4 @@
-"""Eligibility rule set v1 (DESIGN.md §4).
+"""Eligibility rule set v2 (README, « Eligibility policy »; adding a rule: docs/architecture.md).
 
 Each rule is a small pure function of the document and the policy thresholds that returns
 whether it passes and a French sentence saying why. ``evaluate`` runs them all, in order, so an

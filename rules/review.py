@@ -1,5 +1,5 @@
-"""Committee review policy (DESIGN.md §6): conflicts of interest, the scoring rubric, quorum,
-assignment order and the funding proposal. Pure functions on plain data."""
+"""Committee review policy (README, « Committee review »): conflicts of interest, the scoring
+rubric, quorum, assignment order and the funding proposal. Pure functions on plain data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tranche schedules (DESIGN.md §7): shares of the award, the cent remainder on the last."""
+"""Tranche schedules (README, « For the finance officer »): shares of the award, the cent
+remainder on the last."""
 
 from __future__ import annotations
 

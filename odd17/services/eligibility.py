@@ -1,4 +1,4 @@
-"""Eligibility (DESIGN.md §4): evaluate the rule set on stored applications.
+"""Eligibility (README, « Eligibility policy »): evaluate the rule set on stored applications.
 
 Applications waiting in ``submitted`` are evaluated; with ``reevaluate`` those already
 ``eligible`` or ``ineligible`` are evaluated again (after a policy change), and move between the

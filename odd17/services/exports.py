@@ -1,5 +1,5 @@
-"""Open-data exports of awarded grants (DESIGN.md §10): SCDL Subventions 2.1.1 (CSV) and a
-360Giving 1.4 data package (JSON). Cancelled grants are not published."""
+"""Open-data exports of awarded grants (README, « For the finance officer »): SCDL Subventions
+2.1.1 (CSV) and a 360Giving 1.4 data package (JSON). Cancelled grants are not published."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Intake (DESIGN.md §3): read documents, validate them, store the well-formed ones.
+"""Intake (README « For the applicant »; docs/architecture.md): read documents, validate them,
+store the well-formed ones.
 
 Validation happens before any transaction; the write path runs once per batch in one
 transaction that first takes the reference counter's lock (``BEGIN IMMEDIATE`` on SQLite, a

@@ -1,5 +1,5 @@
-"""The envelope ledger (DESIGN.md §7): approvals, payments, releases, top-ups, the finance
-report and the invariant check.
+"""The envelope ledger (README « For the finance officer »; docs/architecture.md): approvals,
+payments, releases, top-ups, the finance report and the invariant check.
 
 Every operation starts by locking the fund's total balance row (``BEGIN IMMEDIATE`` already
 serialises writers on SQLite; on PostgreSQL a ``SELECT … FOR UPDATE``), then reads what it
@@ -596,8 +596,8 @@ def grant_detail(session: Session, app: Application) -> dict[str, Any] | None:
 # --- the invariant check -------------------------------------------------------------------
 
 def check(session: Session, *, batch: int = 10_000) -> list[str]:
-    """Verify every invariant of DESIGN.md §7 by replaying the ledger alone; returns the
-    breaches found, each named (empty: all hold)."""
+    """Verify every invariant of the ledger (models/ledger.py) by replaying the ledger alone;
+    returns the breaches found, each named (empty: all hold)."""
     breaches: list[str] = []
     fund = fund_id(session)
     env = com = dis = ZERO

@@ -1,5 +1,5 @@
-"""Read side: the documented JSON shapes of ``odd17 show`` and ``odd17 list`` (DESIGN.md §9).
-Amounts are strings with two decimals; timestamps are ISO 8601 in UTC."""
+"""Read side: the documented JSON shapes of ``odd17 show`` and ``odd17 list`` (README,
+« `--json` shapes »). Amounts are strings with two decimals; timestamps are ISO 8601 in UTC."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Committee review (DESIGN.md §6): reviewers, conflicts, assignment, scoring, decisions.
+"""Committee review (README, « Committee review »): reviewers, conflicts, assignment, scoring,
+decisions.
 
 Nothing here waits for people: each function does what can be done now, in one transaction,
 and returns. Conflicts are computed from the stored document each time they matter
