@@ -16,7 +16,7 @@ from flows.review import review_flow
 
 
 def deployments(*, eligibility_minutes: float, review_minutes: float, outbox_seconds: float,
-                nightly_cron: str) -> list[Any]:
+                nightly_cron: str, timezone: str = "Europe/Paris") -> list[Any]:
     """eligibility and review every few minutes, the outbox every minute, disbursement (tranches
     due, the envelope alert) nightly; intake on demand, with the paths as parameters."""
     return [
@@ -29,5 +29,5 @@ def deployments(*, eligibility_minutes: float, review_minutes: float, outbox_sec
         outbox_flow.to_deployment(
             name="odd17-outbox", tags=["odd17"], interval=dt.timedelta(seconds=outbox_seconds)),
         disbursement_flow.to_deployment(name="odd17-disbursement", tags=["odd17"],
-                                        schedule=Cron(nightly_cron, timezone="Europe/Paris")),
+                                        schedule=Cron(nightly_cron, timezone=timezone)),
     ]

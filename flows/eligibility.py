@@ -1,4 +1,4 @@
-"""The ``eligibility`` flow: evaluate rule set v1 on pending (or all not-yet-reviewed)
+"""The ``eligibility`` flow: evaluate the eligibility rule set on pending (or all not-yet-reviewed)
 applications."""
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ DEFAULT_MONDES: Mapping[str, str] = {
 
 
 class EligibilityPolicy(BaseModel):
-    """The thresholds of rule set v1; configuration, not literals in the rules."""
+    """The thresholds of the rule set; configuration, not literals in the rules."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     min_amount: Decimal = Decimal("5000.00")

@@ -49,7 +49,7 @@ def serve(
                 eligibility_minutes=settings.serve_eligibility_minutes,
                 review_minutes=settings.serve_review_minutes,
                 outbox_seconds=settings.serve_outbox_seconds,
-                nightly_cron=settings.serve_nightly_cron))
+                nightly_cron=settings.serve_nightly_cron, timezone=settings.timezone))
     finally:
         if server is not None:
             server.terminate()
