@@ -57,7 +57,7 @@ from models import (
     Tranche,
 )
 from odd17.db import make_engine, unit_of_work
-from odd17.services import intake, ledger, pipeline, review
+from odd17.services import audit, intake, ledger, pipeline, review
 from odd17.services.setup import init_database
 from odd17.settings import load_fund_config
 
@@ -279,7 +279,7 @@ def q(session: Any, sql: str) -> list[Any]:
 def verify(engine: Any) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {"breaches": [], "duplicates": [], "losses": []}
     with unit_of_work(engine) as s:
-        found["breaches"] = ledger.check(s)
+        found["breaches"] = audit.check(s)
         dup, loss = found["duplicates"], found["losses"]
         for ref, n in q(s, "SELECT a.reference, count(*) FROM decisions d JOIN applications a "
                            "ON a.id = d.application_id WHERE d.applied_at IS NOT NULL AND "

@@ -38,7 +38,7 @@ from stdnum import luhn
 from models import Application, Balance, LedgerDay, LedgerEntry, Status
 from models.ledger import TOTAL, EntryKind
 from odd17.db import make_engine, unit_of_work
-from odd17.services import eligibility, intake, ledger
+from odd17.services import audit, eligibility, finance, intake, ledger
 from odd17.services.setup import init_database
 from odd17.settings import load_fund_config
 from rules.eligibility import EligibilityPolicy
@@ -150,7 +150,7 @@ def time_reports(engines: list, runs: int = 30) -> list[float]:  # type: ignore[
         for k, engine in enumerate(engines):
             start = time.perf_counter()
             with unit_of_work(engine) as s:
-                ledger.finance_report(s, alert_threshold=T)
+                finance.finance_report(s, alert_threshold=T)
             times[k].append(time.perf_counter() - start)
     return [median(t) for t in times]
 
@@ -158,7 +158,7 @@ def time_reports(engines: list, runs: int = 30) -> list[float]:  # type: ignore[
 def time_check(engine) -> tuple[float, list[str]]:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     with unit_of_work(engine) as s:
-        breaches = ledger.check(s)
+        breaches = audit.check(s)
     return time.perf_counter() - start, breaches
 
 
@@ -251,7 +251,7 @@ def writers_benchmark(admin_url: str, writers: int = 8, per_writer: int = 150) -
         concurrent = len(rest) / _run_writers(db_url, [rest[i::writers] for i in range(writers)])
         engine = make_engine(db_url)
         with unit_of_work(engine) as s:
-            assert ledger.check(s) == []
+            assert audit.check(s) == []
         engine.dispose()
         print("approvals on PostgreSQL (one transaction each: lock, conditional UPDATE, grant, "
               "3 tranches, entry, balances):")

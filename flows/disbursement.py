@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger, task
 from flows.common import FLOW_DEFAULTS, TASK_DEFAULTS
 from odd17.db import get_engine, unit_of_work
 from odd17.runtime import actor, utcnow
-from odd17.services import ledger, payments
+from odd17.services import finance, payments
 from odd17.settings import get_fund_config
 
 
@@ -28,14 +28,14 @@ def record_payments(path: str) -> payments.PaymentTally:
 @task(name="tranches-due", **TASK_DEFAULTS)
 def tranches_due(on: dt.date) -> list[dict[str, Any]]:
     with unit_of_work(get_engine()) as session:
-        return ledger.tranches_due(session, on)
+        return finance.tranches_due(session, on)
 
 
 @task(name="envelope-status", **TASK_DEFAULTS)
 def envelope_status() -> dict[str, Any]:
     threshold = get_fund_config().disbursement.alert_threshold
     with unit_of_work(get_engine()) as session:
-        report = ledger.finance_report(session, alert_threshold=threshold)
+        report = finance.finance_report(session, alert_threshold=threshold)
     return {key: report[key] for key in ("envelope", "committed", "disbursed", "available",
                                          "alert", "alert_threshold")}
 

@@ -83,7 +83,7 @@ def _run(folder: Path, console: Console, url: str) -> int:
     from odd17 import reports
     from odd17.db import dispose_engines, get_engine, unit_of_work
     from odd17.runtime import utcnow
-    from odd17.services import exports, ledger, mail, queries, review, setup
+    from odd17.services import audit, exports, finance, mail, queries, review, setup
     from odd17.settings import get_fund_config, redact_url, reset_caches
     from rules.money import eur
 
@@ -183,10 +183,10 @@ def _run(folder: Path, console: Console, url: str) -> int:
     report_path, scdl, giving = (folder / "rapport-financier.html",
                                  folder / "subventions-scdl.csv", folder / "subventions-360.json")
     with unit_of_work(engine) as session:
-        report = ledger.finance_report(session,
+        report = finance.finance_report(session,
                                        alert_threshold=config.disbursement.alert_threshold,
                                        on=utcnow().date())
-        breaches = ledger.check(session)
+        breaches = audit.check(session)
         counts = queries.count_by_status(session)
         exports.write_scdl(session, config, scdl)
         exports.write_360giving(session, config, giving, now=utcnow())

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, insert, text
 
 from models import Application, Status, StatusChange
 from odd17.db import unit_of_work
-from odd17.services import ledger
+from odd17.services import audit, ledger
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import in_committee
 
@@ -20,7 +20,7 @@ T = Decimal("0.10")
 
 def check(engine: Engine) -> list[str]:
     with unit_of_work(engine) as s:
-        return ledger.check(s)
+        return audit.check(s)
 
 
 def test_lost_decision_race_is_flagged(engine: Engine) -> None:

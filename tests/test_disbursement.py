@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from flows.disbursement import disbursement_flow
 from odd17.db import unit_of_work
-from odd17.services import ledger
+from odd17.services import audit, ledger
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import in_committee
 from tests.test_cli import cli
@@ -141,4 +141,4 @@ def test_disbursement_flow(engine: Engine, tmp_path: Path) -> None:
     again = disbursement_flow(payment_files=[str(csv_file)], as_of=as_of)
     assert (again["recorded"], again["already_recorded"]) == (0, 2)  # nothing twice
     with unit_of_work(engine) as s:
-        assert ledger.check(s) == []
+        assert audit.check(s) == []

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from models import Application, DomainError, Grant, IllegalTransition, LedgerEntry, Status
 from odd17.db import unit_of_work
-from odd17.services import ledger, queries
+from odd17.services import audit, finance, ledger, queries
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import in_committee
 
@@ -40,12 +40,12 @@ def end(engine: Engine, ref: str, cancel: bool, reason: str = "motif") -> ledger
 
 def report(engine: Engine) -> dict:  # type: ignore[type-arg]
     with unit_of_work(engine) as s:
-        return ledger.finance_report(s, alert_threshold=T)
+        return finance.finance_report(s, alert_threshold=T)
 
 
 def breaches(engine: Engine) -> list[str]:
     with unit_of_work(engine) as s:
-        return ledger.check(s)
+        return audit.check(s)
 
 
 def test_init_opens_the_envelope_once(engine: Engine) -> None:
@@ -61,7 +61,7 @@ def test_approval_reserves_and_creates_tranches(engine: Engine) -> None:
     assert result.recorded and result.moved and result.moved.available == D("1899999.99")
     with unit_of_work(engine) as s:
         app = s.scalars(select(Application).where(Application.reference == ref)).one()
-        detail = ledger.grant_detail(s, app)
+        detail = finance.grant_detail(s, app)
         assert app.status == Status.approved
     assert detail is not None
     assert [t["amount"] for t in detail["tranches"]] == ["50000.00", "30000.00", "20000.01"]

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from models import Application, DomainError, LedgerEntry, NotFound, Tranche
 from odd17.db import unit_of_work
-from odd17.services import ledger, setup
+from odd17.services import finance, ledger, setup
 from rules.tranches import DateOutOfRange, add_months, due_date
 from tests.factories import in_committee
 from tests.test_cli import cli
@@ -28,14 +28,14 @@ D = Decimal
 def grant(engine: Engine, ref: str) -> dict:  # type: ignore[type-arg]
     with unit_of_work(engine) as s:
         app = s.scalars(select(Application).where(Application.reference == ref)).one()
-        detail = ledger.grant_detail(s, app)
+        detail = finance.grant_detail(s, app)
     assert detail is not None
     return detail
 
 
 def due(engine: Engine, on: dt.date = dt.date(2100, 1, 1)) -> list[tuple[int, str, str]]:
     with unit_of_work(engine) as s:
-        return [(r["tranche"], r["amount"], r["left"]) for r in ledger.tranches_due(s, on)]
+        return [(r["tranche"], r["amount"], r["left"]) for r in finance.tranches_due(s, on)]
 
 
 def set_start(engine: Engine, ref: str, start: str, months: int = 24) -> None:

@@ -21,7 +21,7 @@ from hypothesis.stateful import (
 
 from models import DomainError, IllegalTransition
 from odd17.db import dispose_engines, engine_for, unit_of_work
-from odd17.services import ledger
+from odd17.services import audit, finance, ledger
 from rules.tranches import DEFAULT_PLAN, split
 from tests.conftest import fresh_database_url
 from tests.factories import in_committee
@@ -189,8 +189,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def balances_agree_with_the_model(self) -> None:
         with unit_of_work(self.engine) as s:
-            report = ledger.finance_report(s, alert_threshold=T)
-            assert ledger.check(s) == []
+            report = finance.finance_report(s, alert_threshold=T)
+            assert audit.check(s) == []
         assert Decimal(report["envelope"]) == self.envelope
         assert Decimal(report["committed"]) == self.committed
         assert Decimal(report["disbursed"]) == self.disbursed

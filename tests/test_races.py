@@ -30,7 +30,8 @@ from models import (
     StatusChange,
 )
 from odd17.db import make_engine, unit_of_work
-from odd17.services import ledger, review
+from odd17.services import review
+from odd17.services.audit import check as check_ledger
 from tests.conftest import ON_POSTGRES, _admin, _pg_url
 from tests.factories import eligible, in_committee, jsonl, numbered
 from tests.test_review import siren
@@ -81,7 +82,7 @@ def race(db_url: str, tmp_path: Path, workers: list[list[list[str]]]) -> list[li
 
 def audit(engine: Engine) -> list[str]:
     with unit_of_work(engine) as session:
-        return ledger.check(session)
+        return check_ledger(session)
 
 
 @pytest.mark.parametrize("sides", [("--approve", "--reject"), ("--reject", "--reject")])

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from odd17 import reports
 from odd17.cli import app
 from odd17.db import unit_of_work
-from odd17.services import ledger, queries
+from odd17.services import finance, ledger, queries
 from odd17.settings import reset_caches
 from rules.money import eur
 from rules.tranches import DEFAULT_PLAN
@@ -58,7 +58,7 @@ def topup(engine: Engine, amount: str, day: dt.date) -> None:
 
 def report(engine: Engine, on: dt.date | None = None) -> dict[str, Any]:
     with unit_of_work(engine) as s:
-        return ledger.finance_report(s, alert_threshold=T, **({"on": on} if on else {}))
+        return finance.finance_report(s, alert_threshold=T, **({"on": on} if on else {}))
 
 
 def svg_of(html: str, ident: str) -> ET.Element:

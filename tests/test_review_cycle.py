@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from flows.review import review_flow
 from models import Application, Decision, DecisionOutcome, DomainError
 from odd17.db import unit_of_work
-from odd17.services import ledger, review, setup
+from odd17.services import audit, ledger, review, setup
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import dies_on_call, eligible, in_committee
 from tests.test_cli import cli
@@ -146,7 +146,7 @@ def test_review_flow_interrupted_then_rerun(engine: Engine,
         assert set(s.scalars(select(Application.status))) == {"approved"}
         assert review.pending_decisions(s) == []
         assert all(d.applied_at for d in s.scalars(select(Decision)))
-        assert ledger.check(s) == []
+        assert audit.check(s) == []
     assert review_flow()["applied"] == 0  # nothing left: the next run does nothing
 
 

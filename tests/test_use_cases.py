@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 
 from models import Application, Decision, DomainError, Status
 from odd17.db import unit_of_work
-from odd17.services import committee, ledger, mail, review
+from odd17.services import audit, committee, finance, ledger, mail, review
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import in_committee
 from tests.test_review import siren
@@ -55,7 +55,7 @@ def test_decide_records_then_applies_and_notes_what_the_envelope_refuses(
                            .where(Application.reference == c)).all()
         assert last.applied_at is None and last.error == str(refused.value)
         assert review.pending_decisions(s) == []  # noted as failed: not retried by the flow
-        assert ledger.check(s) == []
+        assert audit.check(s) == []
 
 
 def test_decide_records_nothing_it_refuses(engine: Engine) -> None:
@@ -82,7 +82,7 @@ def test_record_topup_derives_its_key_from_amount_and_motif(engine: Engine) -> N
     assert topup("1000.00", "CA du 4 mars").recorded
     assert topup("1000.00", "CA du 3 mars", key="second-versement").recorded
     with unit_of_work(engine) as s:
-        assert ledger.finance_report(s, alert_threshold=T)["envelope"] == "2003000.00"
+        assert finance.finance_report(s, alert_threshold=T)["envelope"] == "2003000.00"
 
 
 def test_list_reviewers_is_sorted_by_email(engine: Engine) -> None:

@@ -28,7 +28,7 @@ from odd17.cli._common import (
 from odd17.db import get_engine, unit_of_work
 from odd17.display import line
 from odd17.runtime import actor, utcnow
-from odd17.services import intake, ledger, queries, setup
+from odd17.services import finance, intake, queries, setup
 from odd17.services.eligibility import REEVALUABLE
 from odd17.services.pipeline import evaluate_references, submit_and_evaluate
 from odd17.settings import Settings, get_fund_config, get_settings, redact_url
@@ -45,7 +45,7 @@ def init(as_json: JsonFlag = False) -> None:
         engine = get_engine()
         fund = setup.init_database(engine, config, utcnow())
         with unit_of_work(engine) as session:
-            report = ledger.finance_report(session,
+            report = finance.finance_report(session,
                                            alert_threshold=config.disbursement.alert_threshold)
     database = redact_url(get_settings().database_url)
     differs = fund.envelope != config.fund.envelope

@@ -26,7 +26,8 @@ from odd17.cli._common import (
 from odd17.db import unit_of_work
 from odd17.display import line
 from odd17.runtime import actor, utcnow
-from odd17.services import ledger
+from odd17.services import audit, ledger
+from odd17.services.finance import finance_report, tranches_due
 from odd17.settings import get_fund_config, get_settings
 from rules.money import as_str, eur
 
@@ -126,7 +127,7 @@ def topup(
             result = ledger.record_topup(
                 session, value, reason=motif, key=key, actor=actor("cli"), now=utcnow(),
                 alert_threshold=policy_threshold(), max_amount=config.disbursement.max_topup)
-        report = ledger.finance_report(session, alert_threshold=policy_threshold())
+        report = finance_report(session, alert_threshold=policy_threshold())
     if as_json:
         print_json({"entry": result.entry, "kind": "correction" if correct else "topup",
                     "corrects": correct, "amount": as_str(result.amount),
@@ -154,7 +155,7 @@ def tranches(
 ) -> None:
     """Tranches échues et non versées."""
     with user_errors(), unit_of_work(existing_engine()) as session:
-        rows = ledger.tranches_due(session, parse_day_option(date))
+        rows = tranches_due(session, parse_day_option(date))
     if as_json:
         print_json(rows)
         return
@@ -175,10 +176,10 @@ def finance(
     timezone = get_settings().timezone
     now = utcnow()
     with user_errors(), unit_of_work(existing_engine()) as session:
-        report = ledger.finance_report(session,
+        report = finance_report(session,
                                        alert_threshold=config.disbursement.alert_threshold,
                                        on=local_today(now, timezone))
-        breaches = ledger.check(session) if check else []
+        breaches = audit.check(session) if check else []
     if html is not None:
         from odd17 import reports
 

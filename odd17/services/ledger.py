@@ -1,5 +1,6 @@
 """The envelope ledger (README « For the finance officer »; docs/architecture.md): approvals,
-payments, releases, top-ups, the finance report and the invariant check.
+payments, releases, top-ups and corrections, the money movements. The reports that read it
+are in ``finance.py``, the invariant check in ``audit.py``.
 
 Every operation starts by locking the fund's total balance row (``BEGIN IMMEDIATE`` already
 serialises writers on SQLite; on PostgreSQL a ``SELECT … FOR UPDATE``), then reads what it
@@ -11,16 +12,15 @@ changes nothing, with many deciders and payers at once."""
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Row, func, literal, select, update
+from sqlalchemy import literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from models import (
     Application,
@@ -32,7 +32,6 @@ from models import (
     LedgerDay,
     LedgerEntry,
     NotFound,
-    Organisation,
     Status,
     Tranche,
 )
@@ -40,7 +39,6 @@ from models.base import Money
 from models.ledger import TOTAL
 from models.lifecycle import check_transition
 from notifications.outbox import enqueue, message
-from odd17.services import audit
 from odd17.settings import get_fund_config, get_settings
 from rules.money import as_str, eur
 from rules.tranches import DateOutOfRange, TranchePlan, due_date, split
@@ -504,247 +502,6 @@ def end_grant(
     app.transition_to(target, actor=actor, at=now,
                       reason=reason or ("subvention annulée" if cancel else "projet clos"))
     return Result(app.reference, left > 0, left, moved)
-
-
-# --- reading -----------------------------------------------------------------------------
-
-def _amounts(row: Balance | LedgerDay) -> dict[str, str]:
-    available = row.envelope - row.committed - row.disbursed
-    return {"envelope": as_str(row.envelope), "committed": as_str(row.committed),
-            "disbursed": as_str(row.disbursed), "available": as_str(available)}
-
-
-def finance_report(session: Session, *, alert_threshold: Decimal,
-                   on: dt.date | None = None) -> dict[str, Any]:
-    """Envelope, committed, disbursed, available, grants, splits and history: read from the
-    running balances, never by summing the ledger (constant time in the ledger's size). With
-    ``on``, also the tranches due that day (``tranches_due``) and the date itself (``as_of``)."""
-    fund = fund_id(session)
-    rows = session.scalars(select(Balance).where(Balance.fund_id == fund)).all()
-    total = next((r for r in rows if r.dimension == TOTAL), None)
-    if total is None:
-        raise NotFound("l'enveloppe n'est pas ouverte : lancez « odd17 init »")
-
-    def split_by(dimension: str) -> list[dict[str, Any]]:
-        return [
-            {"key": r.key, "committed": as_str(r.committed),
-             "disbursed": as_str(r.disbursed), "grants": r.grants}
-            for r in sorted((r for r in rows if r.dimension == dimension), key=lambda r: r.key)
-            if r.grants or r.committed or r.disbursed
-        ]
-
-    days = session.scalars(select(LedgerDay).where(LedgerDay.fund_id == fund)
-                           .order_by(LedgerDay.day)).all()
-    due = {"as_of": on.isoformat(), "tranches_due": tranches_due(session, on)} if on else {}
-    return {
-        **_amounts(total),
-        "currency": "EUR",
-        "grants": total.grants,
-        "alert": total.alert,
-        "alert_threshold": str(alert_threshold),
-        "by_objective": split_by("objective"),
-        "by_region": split_by("region"),
-        "history": [{"day": d.day.isoformat(), **_amounts(d)} for d in days],
-        **due,
-    }
-
-
-def tranches_due(session: Session, on: dt.date) -> list[dict[str, Any]]:
-    """Tranches due on ``on`` and not paid, oldest first, with the beneficiary (the lead) and
-    what is left to pay on each (``left``: the amount less what was already ``paid``)."""
-    rows = session.execute(
-        select(Application.reference, Application.title, Tranche.number, Tranche.label,
-               Tranche.amount, Tranche.paid_amount, Tranche.due_on,
-               Organisation.name.label("beneficiary"))
-        .join(Organisation, Organisation.id == Application.lead_id)
-        .join(Grant, Grant.application_id == Application.id)
-        .join(Tranche, Tranche.grant_id == Grant.id)
-        .where(Tranche.paid_on.is_(None), Tranche.due_on <= on,
-               # a partly paid tranche stays due for the rest; one of 0,00 € never is
-               func.coalesce(Tranche.paid_amount, 0) < Tranche.amount,
-               Application.status.in_((Status.approved, Status.active)))
-        .order_by(Tranche.due_on, Application.reference, Tranche.number)
-    )
-    return [{"reference": r.reference, "title": r.title, "tranche": r.number,
-             "label": r.label, "amount": as_str(r.amount),
-             "paid": as_str(r.paid_amount or ZERO),
-             "left": as_str(r.amount - (r.paid_amount or ZERO)), "due_on": r.due_on.isoformat(),
-             "beneficiary": r.beneficiary}
-            for r in rows]
-
-
-def grant_detail(session: Session, app: Application) -> dict[str, Any] | None:
-    grant = session.scalars(select(Grant).where(Grant.application_id == app.id)
-                            .options(selectinload(Grant.tranches))).first()
-    if grant is None:
-        return None
-    return {
-        "awarded": as_str(grant.awarded), "disbursed": as_str(grant.disbursed),
-        "released": as_str(grant.released), "outstanding": as_str(grant.outstanding),
-        "approved_at": grant.approved_at.isoformat(),
-        "tranches": [
-            {"number": t.number, "label": t.label, "amount": as_str(t.amount),
-             "due_on": t.due_on.isoformat(),
-             "paid_amount": as_str(t.paid_amount) if t.paid_amount is not None else None,
-             "paid_on": t.paid_on.isoformat() if t.paid_on else None,
-             "payment_reference": t.payment_reference}
-            for t in grant.tranches
-        ],
-    }
-
-
-# --- the invariant check -------------------------------------------------------------------
-
-def check(session: Session, *, batch: int = 10_000) -> list[str]:
-    """Verify every invariant of the ledger (models/ledger.py) by replaying the ledger alone;
-    returns the breaches found, each named (empty: all hold)."""
-    breaches: list[str] = []
-    fund = fund_id(session)
-    env = com = dis = ZERO
-    per_grant: dict[int, dict[str, Decimal]] = defaultdict(
-        lambda: {"commit": ZERO, "disburse": ZERO, "release": ZERO, "commits": ZERO})
-    entries = session.execute(
-        select(LedgerEntry.id, LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.grant_id,
-               LedgerEntry.envelope_after, LedgerEntry.committed_after,
-               LedgerEntry.disbursed_after)
-        .where(LedgerEntry.fund_id == fund).order_by(LedgerEntry.id)
-        .execution_options(yield_per=batch)
-    )
-    row: Row[Any]
-    for row in entries:
-        kind, amount, gid = row.kind, row.amount, row.grant_id
-        if amount <= 0:
-            breaches.append(f"entrée n°{row.id} : montant non positif ({amount})")
-        if kind == EntryKind.topup:
-            env += amount
-        elif kind == EntryKind.correction:
-            env -= amount
-        elif kind == EntryKind.commit:
-            com += amount
-        elif kind == EntryKind.disburse:
-            com, dis = com - amount, dis + amount
-        else:
-            com -= amount
-        if kind not in (EntryKind.topup, EntryKind.correction):
-            if gid is None:
-                breaches.append(f"entrée n°{row.id} ({kind}) : sans subvention")
-            else:
-                g = per_grant[gid]
-                g[kind.value] += amount
-                g["commits"] += kind == EntryKind.commit
-        if com < 0 or dis < 0 or env - com - dis < 0:
-            breaches.append(f"entrée n°{row.id} : disponible négatif ou engagement négatif "
-                            f"(enveloppe {env}, engagé {com}, versé {dis})")
-        if (row.envelope_after, row.committed_after, row.disbursed_after) != (env, com, dis):
-            breaches.append(f"entrée n°{row.id} : soldes enregistrés ({row.envelope_after}, "
-                            f"{row.committed_after}, {row.disbursed_after}) différents des "
-                            f"soldes recalculés ({env}, {com}, {dis})")
-    total = session.scalars(select(Balance).where(Balance.fund_id == fund,
-                                                  Balance.dimension == TOTAL)).first()
-    if total is None or (total.envelope, total.committed, total.disbursed) != (env, com, dis):
-        got = (total.envelope, total.committed, total.disbursed) if total else None
-        breaches.append(f"solde du fonds {got} différent du grand livre ({env}, {com}, {dis})")
-    grants = {g.id: g for g in session.scalars(
-        select(Grant).options(selectinload(Grant.tranches)))}
-    for gid, g in per_grant.items():
-        grant = grants.get(gid)
-        if grant is None:
-            breaches.append(f"subvention n°{gid} : citée par le grand livre mais absente")
-            continue
-        ref = grant.application.reference
-        if g["commits"] != 1 or g["commit"] != grant.awarded:
-            breaches.append(f"{ref} : engagé au grand livre {g['commit']} en {g['commits']} "
-                            f"écriture(s), attribué {grant.awarded}")
-        if g["disburse"] > g["commit"]:
-            breaches.append(f"{ref} : versé ({g['disburse']}) supérieur à l'attribué "
-                            f"({g['commit']})")
-        if g["disburse"] + g["release"] > g["commit"]:
-            breaches.append(f"{ref} : versé + libéré supérieur à l'attribué")
-        if (grant.disbursed, grant.released) != (g["disburse"], g["release"]):
-            breaches.append(f"{ref} : versé/libéré de la subvention ({grant.disbursed}, "
-                            f"{grant.released}) différents du grand livre ({g['disburse']}, "
-                            f"{g['release']})")
-    for grant in grants.values():
-        ref = grant.application.reference
-        if grant.id not in per_grant:
-            breaches.append(f"{ref} : subvention sans écriture d'engagement")
-        if sum((t.amount for t in grant.tranches), ZERO) != grant.awarded:
-            breaches.append(f"{ref} : la somme des tranches ne fait pas le montant attribué")
-        paid = sum((t.paid_amount or ZERO for t in grant.tranches), ZERO)
-        if paid != grant.disbursed:
-            breaches.append(f"{ref} : tranches payées ({paid}) différentes du versé "
-                            f"({grant.disbursed})")
-    breaches.extend(_check_dimensions(session, fund, grants.values()))
-    breaches.extend(_check_tranches(session, fund, grants.values()))
-    breaches.extend(_check_corrections(session, fund))
-    breaches.extend(audit.grants_on_undecided(session))
-    breaches.extend(audit.statuses_left_twice(session))
-    return breaches
-
-
-def _check_corrections(session: Session, fund: int) -> list[str]:
-    """Each correction reverses one top-up, by exactly its amount."""
-    target = aliased(LedgerEntry)
-    rows = session.execute(
-        select(LedgerEntry.id, LedgerEntry.amount, target.kind, target.amount)
-        .outerjoin(target, target.id == LedgerEntry.corrects_id)
-        .where(LedgerEntry.fund_id == fund, LedgerEntry.kind == EntryKind.correction)).all()
-    return [f"entrée n°{entry} : correction qui ne renverse pas un abondement du même montant "
-            f"({kind or 'aucune écriture'}, {as_str(amount)} au lieu de "
-            f"{as_str(target_amount) if target_amount is not None else '—'})"
-            for entry, amount, kind, target_amount in rows
-            if kind != EntryKind.topup or amount != target_amount]
-
-
-def _check_tranches(session: Session, fund: int, grants: Any) -> list[str]:
-    """Tranches and payments agree: each tranche's paid amount is the sum of the ledger's
-    payments on it and at most its amount; it is marked paid exactly when paid in full; no
-    tranche is paid while an earlier one is not paid in full."""
-    ledger_paid = dict(session.execute(
-        select(LedgerEntry.tranche_id, func.sum(LedgerEntry.amount))
-        .where(LedgerEntry.fund_id == fund, LedgerEntry.kind == EntryKind.disburse)
-        .group_by(LedgerEntry.tranche_id)).tuples().all())
-    breaches: list[str] = []
-    for grant in grants:
-        ref = grant.application.reference
-        open_before: Tranche | None = None
-        for t in grant.tranches:
-            paid = t.paid_amount or ZERO
-            name = f"{ref} tranche n°{t.number}"
-            if paid != (ledger_paid.get(t.id) or ZERO):
-                breaches.append(f"{name} : payé {as_str(paid)} mais le grand livre y enregistre "
-                                f"{as_str(ledger_paid.get(t.id) or ZERO)}")
-            if paid < 0 or paid > t.amount:
-                breaches.append(f"{name} : payé {as_str(paid)} hors de son montant "
-                                f"({as_str(t.amount)})")
-            if (t.paid_on is not None) != (t.paid_amount is not None and paid == t.amount):
-                breaches.append(f"{name} : marquée {'versée' if t.paid_on else 'due'} mais "
-                                f"payée {as_str(paid)} sur {as_str(t.amount)}")
-            if paid > 0 and open_before is not None:
-                breaches.append(f"{name} : payée alors que la tranche n°{open_before.number} "
-                                "ne l'est pas entièrement")
-            if open_before is None and paid < t.amount:
-                open_before = t
-    return breaches
-
-
-def _check_dimensions(session: Session, fund: int, grants: Any) -> list[str]:
-    expected: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [ZERO, ZERO, 0])
-    for grant in grants:
-        live = grant.application.status != Status.cancelled
-        for key in (("objective", grant.objective), ("region", grant.region)):
-            expected[key][0] += grant.outstanding
-            expected[key][1] += grant.disbursed
-            expected[key][2] += int(live)
-    breaches = []
-    rows = session.scalars(select(Balance).where(Balance.fund_id == fund,
-                                                 Balance.dimension != TOTAL))
-    found = {(r.dimension, r.key): [r.committed, r.disbursed, r.grants] for r in rows}
-    for key in set(expected) | set(found):
-        if found.get(key, [ZERO, ZERO, 0]) != expected.get(key, [ZERO, ZERO, 0]):
-            breaches.append(f"solde par {key[0]} « {key[1]} » {found.get(key)} différent des "
-                            f"subventions {expected.get(key)}")
-    return breaches
 
 
 def record_topup(session: Session, amount: Decimal, *, reason: str, key: str | None = None,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from models import Application, NotFound, Status
-from odd17.services.ledger import grant_detail
+from odd17.services.finance import grant_detail
 from odd17.services.review import review_detail
 from rules.money import as_str
 from rules.review import ReviewPolicy

@@ -32,7 +32,7 @@ from models import (
 )
 from models.lifecycle import DECIDED
 from notifications.outbox import enqueue, message
-from odd17.services import ledger, sources
+from odd17.services import finance, ledger, sources
 from odd17.settings import get_fund_config
 from rules.document import Email, explain
 from rules.money import as_str, eur
@@ -348,7 +348,7 @@ def ranking(session: Session, *, alert_threshold: Decimal, policy: ReviewPolicy)
                            .order_by(Application.id)).all()
     ranked = [(a.reference, application_score(session, a.id, policy) or Fraction(0),
                a.requested_amount) for a in apps]
-    report = ledger.finance_report(session, alert_threshold=alert_threshold)
+    report = finance.finance_report(session, alert_threshold=alert_threshold)
     available = Decimal(report["available"])
     return Ranking(available, propose(ranked, available), {a.reference: a.title for a in apps})
 
@@ -436,7 +436,7 @@ def apply_decision(session: Session, decision_id: int, *, plan: TranchePlan,
             alert_threshold=alert_threshold, key=f"decision:{decision.id}",
             reason=f"décision du comité : accord de {eur(decision.amount)} "
                    f"(présents : {', '.join(decision.present)})")
-        grant = ledger.grant_detail(session, app)
+        grant = finance.grant_detail(session, app)
         assert grant is not None
         enqueue(session, [message("decision_approved", app.contact_email, {
             **_applicant(app), "amount": grant["awarded"],
