@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["intake", "ledger", "mail", "chaos"]
+BENCHMARKS = ["intake", "ledger", "mail", "startup", "chaos"]
 
 
 def run_one(name: str, work: Path, console: Console) -> dict[str, Any]:
