@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from models import Status
+from models.lifecycle import Status
 from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,

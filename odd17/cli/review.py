@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from models import Status
 from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
@@ -108,6 +107,7 @@ def review_assign(
     as_json: JsonFlag = False,
 ) -> None:
     """Désigne les évaluateurs (sans conflit d'intérêts, les moins chargés d'abord)."""
+    from models import Status
     from odd17.db import unit_of_work
     from odd17.runtime import actor, utcnow
     from odd17.services import review
