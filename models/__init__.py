@@ -1,13 +1,22 @@
 """SQLAlchemy models of odd17, the lifecycle and the invariants they keep."""
 
-from models.application import Application, EligibilityEvaluation, Organisation, StatusChange
-from models.base import Base
-from models.errors import ConcurrentChange, DomainError, IllegalTransition, NotFound
-from models.fund import Call, Fund, ReferenceCounter
-from models.ledger import Balance, EntryKind, Grant, LedgerDay, LedgerEntry, Tranche
-from models.lifecycle import TRANSITIONS, Status, check_transition
-from models.outbox import MessageStatus, OutboxMessage
-from models.review import Decision, DecisionOutcome, Recusal, Review, Reviewer
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# Importing the package alone loads nothing: ``models.lifecycle`` (the statuses, which
+# ``odd17 --help`` shows) comes without SQLAlchemy. Any name taken from ``models`` loads every
+# table, as an eager import did, so the mapper registry is complete before any query.
+if TYPE_CHECKING:
+    from models.application import Application, EligibilityEvaluation, Organisation, StatusChange
+    from models.base import Base
+    from models.errors import ConcurrentChange, DomainError, IllegalTransition, NotFound
+    from models.fund import Call, Fund, ReferenceCounter
+    from models.ledger import Balance, EntryKind, Grant, LedgerDay, LedgerEntry, Tranche
+    from models.lifecycle import TRANSITIONS, Status, check_transition
+    from models.outbox import MessageStatus, OutboxMessage
+    from models.review import Decision, DecisionOutcome, Recusal, Review, Reviewer
 
 __all__ = [
     "TRANSITIONS",
@@ -39,3 +48,14 @@ __all__ = [
     "Tranche",
     "check_transition",
 ]
+
+_SUBMODULES = ("application", "base", "errors", "fund", "ledger", "lifecycle", "outbox", "review")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'models' has no attribute {name!r}")
+    for sub in _SUBMODULES:
+        module = import_module(f"models.{sub}")
+        globals().update({n: getattr(module, n) for n in __all__ if hasattr(module, n)})
+    return globals()[name]

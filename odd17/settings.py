@@ -14,8 +14,6 @@ from typing import Literal, get_args, get_origin
 from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -131,6 +129,8 @@ class Settings(BaseSettings):
     @field_validator("mail_from", "finance_email")
     @classmethod
     def _address(cls, value: str) -> str:
+        from email_validator import EmailNotValidError, validate_email  # only when one is set
+
         match = _NAME_ADDRESS.fullmatch(value)
         try:
             if match is None or _CONTROL.search(value):
@@ -175,6 +175,8 @@ class Settings(BaseSettings):
     @field_validator("serve_nightly_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
+        from cronsim import CronSim, CronSimError  # only when one is set
+
         expression = _CRON_NICKNAMES.get(value.strip().lower(), value)
         try:
             CronSim(expression, dt.datetime(2000, 1, 1))

@@ -348,7 +348,8 @@ def test_submit_exit_codes(db_url: str, tmp_path: Path, monkeypatch: pytest.Monk
         raise ZeroDivisionError("forced")
 
     # A crash cannot be caused for real once fixed: force one where submit stores documents.
-    monkeypatch.setattr("odd17.cli.applications.submit_and_evaluate", broken)
+    # (the CLI imports it from odd17.services.pipeline when submit runs)
+    monkeypatch.setattr("odd17.services.pipeline.submit_and_evaluate", broken)
     code, _, err = cli("submit", str(good))
     assert code == 3 and "Traceback" not in err
     assert "Erreur inattendue" in err and "ZeroDivisionError" in err

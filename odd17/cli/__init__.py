@@ -14,9 +14,6 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from odd17.display import line
-from odd17.settings import get_settings, settings_error
-
 
 class _Group(TyperGroup):
     """Notes whether help was asked for anywhere on the line, before the settings check."""
@@ -47,6 +44,8 @@ def _check_settings(ctx: typer.Context) -> None:
     from pydantic import ValidationError
 
     from odd17.cli._common import err
+    from odd17.display import line
+    from odd17.settings import get_settings, settings_error
 
     try:
         get_settings()

@@ -13,27 +13,19 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import click
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from models import DomainError, Status
-from odd17.db import get_engine
 from odd17.display import console, line
-from odd17.runtime import utcnow
-from odd17.services import queries, setup
-from odd17.settings import (
-    ConfigError,
-    get_fund_config,
-    get_settings,
-    hide_secrets,
-    redact_url,
-)
-from rules.labels import status_label
+
+# SQLAlchemy, Alembic, the services and the settings are imported by the functions that use
+# them: ``odd17 --help`` and the commands that need no database start without them.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from models import Status
 
 out = console()  # markup off: user text is printed as it is (odd17/display.py)
 err = console(stderr=True)
@@ -49,6 +41,11 @@ def fail(message: str, code: int = 2) -> NoReturn:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn every error a user can cause into a message and an exit code."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from models import DomainError
+    from odd17.settings import ConfigError, get_settings, hide_secrets, redact_url
+
     try:
         yield
     except (DomainError, ConfigError) as exc:
@@ -118,6 +115,13 @@ def stream_json_list(rows: Iterable[dict[str, Any]], chunk: int = 1000) -> None:
 def existing_engine() -> Engine:
     """For the commands that only read: an absent database is a mistyped path or URL, not a
     first use, so it is refused rather than created empty (ready_engine creates it)."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from odd17.db import get_engine
+    from odd17.services import setup
+    from odd17.settings import get_settings, redact_url
+
     settings = get_settings()
     hint = "lancez « odd17 init » pour la créer, ou vérifiez ODD17_DATABASE_URL"
     try:
@@ -139,6 +143,11 @@ def existing_engine() -> Engine:
 
 def ready_engine() -> Engine:
     """The configured database, created on first use; an outdated schema asks for init."""
+    from odd17.db import get_engine
+    from odd17.runtime import utcnow
+    from odd17.services import setup
+    from odd17.settings import get_fund_config
+
     engine = get_engine()
     if setup.ensure_initialised(engine, get_fund_config(), utcnow()):
         err.print("Base de données absente : initialisation (odd17 init) effectuée.")
@@ -153,6 +162,8 @@ def progress_bar(total: int, label: str, enabled: bool) -> Iterator[Callable[[in
     if not enabled or not err.is_terminal or total < 2:
         yield lambda _n: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, transient=True,
@@ -172,6 +183,8 @@ def busy(label: str, enabled: bool = True) -> Iterator[None]:
 
 
 def policy_threshold() -> Decimal:
+    from odd17.settings import get_fund_config
+
     return get_fund_config().disbursement.alert_threshold
 
 
@@ -188,6 +201,8 @@ def parse_amount_option(value: str | None, option: str) -> Decimal | None:
 
 def parse_day_option(value: str | None) -> dt.date:
     if value is None:
+        from odd17.runtime import utcnow
+
         return utcnow().date()
     try:
         return dt.date.fromisoformat(value)
@@ -199,6 +214,9 @@ def check_references(session: Any, references: list[str], *, allowed: Iterable[S
                       why: str) -> None:
     """Refuse (exit 2) named references that do not exist or are not in an ``allowed``
     status, naming each and why: a command never ignores an argument silently."""
+    from odd17.services import queries
+    from rules.labels import status_label
+
     found = queries.statuses_of(session, references)
     allowed = set(allowed)
     problems = []

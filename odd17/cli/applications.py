@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
-from models import Status
+from models.lifecycle import Status
 from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
@@ -25,14 +24,12 @@ from odd17.cli._common import (
     stream_json_list,
     user_errors,
 )
-from odd17.db import get_engine, unit_of_work
 from odd17.display import line
-from odd17.runtime import actor, utcnow
-from odd17.services import finance, intake, queries, setup
-from odd17.services.eligibility import REEVALUABLE
-from odd17.services.pipeline import evaluate_references, submit_and_evaluate
-from odd17.settings import Settings, get_fund_config, get_settings, redact_url
 from rules.money import eur
+
+# The database, the services and the settings are imported by the commands that use them.
+if TYPE_CHECKING:
+    from odd17.settings import Settings
 
 LIST_PAGE = 50  # rows per page of `odd17 list` (human output)
 
@@ -40,6 +37,11 @@ LIST_PAGE = 50  # rows per page of `odd17 list` (human output)
 @app.command()
 def init(as_json: JsonFlag = False) -> None:
     """Crée ou met à jour la base (Alembic) et charge la configuration du fonds. Idempotent."""
+    from odd17.db import get_engine, unit_of_work
+    from odd17.runtime import utcnow
+    from odd17.services import finance, setup
+    from odd17.settings import get_fund_config, get_settings, redact_url
+
     with user_errors():
         config = get_fund_config()
         engine = get_engine()
@@ -69,12 +71,19 @@ def submit(
     as_json: JsonFlag = False,
 ) -> None:
     """Dépose des dossiers : contrôle du format, enregistrement, puis éligibilité."""
+    from odd17.settings import get_settings
+
     settings = get_settings()  # outside the guard: main() reports settings errors
     with crash_guard("submit"):
         _submit(paths, as_json, settings)
 
 
 def _submit(paths: list[Path], as_json: bool, settings: Settings) -> None:
+    from odd17.runtime import actor, utcnow
+    from odd17.services import intake
+    from odd17.services.pipeline import submit_and_evaluate
+    from odd17.settings import get_fund_config
+
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"fichier ou dossier introuvable : {', '.join(missing)}")
@@ -97,6 +106,9 @@ def _submit(paths: list[Path], as_json: bool, settings: Settings) -> None:
 @app.command()
 def show(reference: str, as_json: JsonFlag = False) -> None:
     """Affiche un dossier : statut, éligibilité règle par règle, historique."""
+    from odd17.db import unit_of_work
+    from odd17.services import queries
+
     with user_errors(), unit_of_work(existing_engine()) as session:
         detail = queries.application_detail(session, reference)
     if as_json:
@@ -116,6 +128,9 @@ def list_(
     as_json: JsonFlag = False,
 ) -> None:
     """Liste les dossiers, par pages (--limit, --page) ; --json les donne tous par défaut."""
+    from odd17.db import unit_of_work
+    from odd17.services import queries
+
     json_paged = limit is not None or page is not None
     limit = limit or LIST_PAGE
     page = page or 1
@@ -140,6 +155,12 @@ def evaluate(
     as_json: JsonFlag = False,
 ) -> None:
     """Évalue l'éligibilité des dossiers en attente, ou réévalue après un changement de règles."""
+    from odd17.db import unit_of_work
+    from odd17.runtime import actor, utcnow
+    from odd17.services.eligibility import REEVALUABLE
+    from odd17.services.pipeline import evaluate_references
+    from odd17.settings import get_fund_config, get_settings
+
     settings = get_settings()
     with user_errors():
         engine = ready_engine()
@@ -169,6 +190,8 @@ def demo(
                                          "(sa base y est recréée).")] = Path("odd17-demo"),
 ) -> None:
     """Le cycle sur les dossiers d'exemple : SQLite, Prefect éphémère, résumé lisible."""
+    from rich.console import Console
+
     from odd17 import demo as demo_module
 
     with user_errors():  # the demo prints its own sample data with rich markup

@@ -8,10 +8,7 @@ import typer
 
 from odd17.cli import app
 from odd17.cli._common import JsonFlag, busy, existing_engine, out, print_json, user_errors
-from odd17.db import unit_of_work
 from odd17.display import line
-from odd17.runtime import utcnow
-from odd17.settings import get_fund_config
 
 export_app = typer.Typer(help="Exports open data (SCDL Subventions, 360Giving).",
                          no_args_is_help=True)
@@ -21,7 +18,9 @@ app.add_typer(export_app, name="export")
 @export_app.command("scdl")
 def export_scdl(file: Path, as_json: JsonFlag = False) -> None:
     """Subventions attribuées au format SCDL Subventions 2.1.1 (CSV)."""
+    from odd17.db import unit_of_work
     from odd17.services import exports
+    from odd17.settings import get_fund_config
 
     with user_errors(), busy("Export SCDL…", not as_json), \
             unit_of_work(existing_engine()) as session:
@@ -32,7 +31,10 @@ def export_scdl(file: Path, as_json: JsonFlag = False) -> None:
 @export_app.command("360giving")
 def export_360giving(file: Path, as_json: JsonFlag = False) -> None:
     """Subventions attribuées au format 360Giving 1.4 (paquet JSON)."""
+    from odd17.db import unit_of_work
+    from odd17.runtime import utcnow
     from odd17.services import exports
+    from odd17.settings import get_fund_config
 
     with user_errors(), busy("Export 360Giving…", not as_json), \
             unit_of_work(existing_engine()) as session:

@@ -23,12 +23,7 @@ from odd17.cli._common import (
     ready_engine,
     user_errors,
 )
-from odd17.db import unit_of_work
 from odd17.display import line
-from odd17.runtime import actor, utcnow
-from odd17.services import audit, ledger
-from odd17.services.finance import finance_report, tranches_due
-from odd17.settings import get_fund_config, get_settings
 from rules.money import as_str, eur
 
 
@@ -45,6 +40,10 @@ def pay(
     as_json: JsonFlag = False,
 ) -> None:
     """Enregistre le versement d'une tranche. Une référence déjà enregistrée ne crée rien."""
+    from odd17.db import unit_of_work
+    from odd17.runtime import actor, utcnow
+    from odd17.services import ledger
+
     with user_errors(), unit_of_work(ready_engine()) as session:
         result = ledger.pay(session, reference, tranche, payment_reference,
                             paid_on=parse_day_option(date), actor=actor("cli"), now=utcnow(),
@@ -69,6 +68,10 @@ app.add_typer(grant_app, name="grant")
 
 
 def _end(reference: str, cancel: bool, reason: str, as_json: bool) -> None:
+    from odd17.db import unit_of_work
+    from odd17.runtime import actor, utcnow
+    from odd17.services import ledger
+
     with user_errors(), unit_of_work(ready_engine()) as session:
         result = ledger.end_grant(session, reference, cancel=cancel, reason=reason,
                                   actor=actor("cli"), now=utcnow(),
@@ -114,6 +117,12 @@ def topup(
 ) -> None:
     """Abonde l'enveloppe (décision du conseil d'administration), ou corrige un abondement
     erroné par une écriture inverse (--correct N)."""
+    from odd17.db import unit_of_work
+    from odd17.runtime import actor, utcnow
+    from odd17.services import ledger
+    from odd17.services.finance import finance_report
+    from odd17.settings import get_fund_config
+
     if (amount is None) == (correct is None):
         fail("donnez soit un montant, soit --correct N (numéro de l'écriture à corriger)")
     config = get_fund_config()
@@ -154,6 +163,9 @@ def tranches(
     as_json: JsonFlag = False,
 ) -> None:
     """Tranches échues et non versées."""
+    from odd17.db import unit_of_work
+    from odd17.services.finance import tranches_due
+
     with user_errors(), unit_of_work(existing_engine()) as session:
         rows = tranches_due(session, parse_day_option(date))
     if as_json:
@@ -172,6 +184,12 @@ def finance(
 ) -> None:
     """Situation de l'enveloppe : engagé, versé, disponible, par objectif et par région, et
     les tranches échues à verser."""
+    from odd17.db import unit_of_work
+    from odd17.runtime import utcnow
+    from odd17.services import audit
+    from odd17.services.finance import finance_report
+    from odd17.settings import get_fund_config, get_settings
+
     config = get_fund_config()
     timezone = get_settings().timezone
     now = utcnow()

@@ -18,8 +18,6 @@ from odd17.cli._common import (
     ready_engine,
     user_errors,
 )
-from odd17.db import unit_of_work
-from odd17.runtime import utcnow
 
 outbox_app = typer.Typer(help="Courriels : file d'envoi (outbox).", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
@@ -33,6 +31,7 @@ def outbox_list(
 ) -> None:
     """Liste les messages de la file (les plus récents d'abord)."""
     from models import MessageStatus
+    from odd17.db import unit_of_work
     from odd17.services import mail
 
     try:
@@ -75,6 +74,7 @@ def outbox_send(as_json: JsonFlag = False) -> None:
 def outbox_retry(ids: Annotated[list[int] | None, typer.Argument()] = None) -> None:
     """Remet en file les messages en échec (tous, ou ceux dont on donne les numéros)."""
     from notifications.dispatch import retry
+    from odd17.runtime import utcnow
 
     with user_errors():
         count = retry(ready_engine(), ids, utcnow())
@@ -90,6 +90,7 @@ def outbox_preview(
                                               "fichier.")] = None,
 ) -> None:
     """Affiche un courriel rendu : exemple fictif, ou le dernier de ce dossier."""
+    from odd17.db import unit_of_work
     from odd17.services import mail
 
     with user_errors():

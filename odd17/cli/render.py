@@ -16,14 +16,13 @@ from odd17.cli._common import err, fail, out, policy_threshold
 from odd17.display import SafeTable as Table
 from odd17.display import line, safe
 from odd17.display import status as status_text
-from odd17.services import intake
-from odd17.settings import get_fund_config, get_settings
 from rules.labels import message_status_label, objective_label, status_label
 from rules.money import eur
 
 if TYPE_CHECKING:
     from notifications.dispatch import Report
     from notifications.render import Rendered
+    from odd17.services import intake
     from odd17.services.eligibility import Verdict
     from odd17.services.review import Assignment, ImportReport, Ranking
 
@@ -52,6 +51,7 @@ def outcomes(done: list[intake.Outcome]) -> None:
 
 def scores(detail: dict[str, Any]) -> None:
     from odd17.services.review import exact_review_scores
+    from odd17.settings import get_fund_config
     from rules.review import mean, score_fr
 
     scored = [r for r in detail["reviews"] if r["scored_at"]]
@@ -156,6 +156,8 @@ def application(detail: dict[str, Any]) -> None:
             mark = safe("✓", "green") if r["passed"] else safe("✗", "red")
             table.add_row(r["rule"], mark, r["reason"])
         out.print(table)
+    from odd17.settings import get_settings
+
     scores(detail)
     zone = get_settings().timezone
     history = Table(f"date ({zone})", "de", "vers", "par", "motif", title="Historique")

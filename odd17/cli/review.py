@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from models import Status
 from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
@@ -21,10 +20,7 @@ from odd17.cli._common import (
     ready_engine,
     user_errors,
 )
-from odd17.db import unit_of_work
 from odd17.display import line
-from odd17.runtime import actor, utcnow
-from odd17.settings import get_fund_config
 from rules.money import as_str, eur
 
 reviewers_app = typer.Typer(help="Évaluateurs et membres du comité.", no_args_is_help=True)
@@ -53,6 +49,8 @@ def reviewers_add(
     """Ajoute ou met à jour (par e-mail) un évaluateur ou membre du comité."""
     from pydantic import ValidationError
 
+    from odd17.db import unit_of_work
+    from odd17.runtime import utcnow
     from odd17.services import review
     from rules.document import explain
 
@@ -72,6 +70,8 @@ def reviewers_add(
 @reviewers_app.command("import")
 def reviewers_import(file: Path, as_json: JsonFlag = False) -> None:
     """Importe des évaluateurs (CSV : name,email,siren,interests,committee ; ou JSON)."""
+    from odd17.db import unit_of_work
+    from odd17.runtime import utcnow
     from odd17.services import review
 
     with user_errors():
@@ -89,6 +89,7 @@ def reviewers_import(file: Path, as_json: JsonFlag = False) -> None:
 @reviewers_app.command("list")
 def reviewers_list(as_json: JsonFlag = False) -> None:
     """Liste les évaluateurs et membres du comité."""
+    from odd17.db import unit_of_work
     from odd17.services import review
 
     with user_errors(), unit_of_work(existing_engine()) as session:
@@ -106,7 +107,11 @@ def review_assign(
     as_json: JsonFlag = False,
 ) -> None:
     """Désigne les évaluateurs (sans conflit d'intérêts, les moins chargés d'abord)."""
+    from models import Status
+    from odd17.db import unit_of_work
+    from odd17.runtime import actor, utcnow
     from odd17.services import review
+    from odd17.settings import get_fund_config
 
     if not references and not all_:
         fail("précisez des références ou --all")
@@ -130,7 +135,10 @@ def review_score(
     comment: Annotated[str, typer.Option("--comment", help="Commentaire motivé.")],
 ) -> None:
     """Enregistre les notes d'un évaluateur (grille : entiers de 0 à 5)."""
+    from odd17.db import unit_of_work
+    from odd17.runtime import actor, utcnow
     from odd17.services import review
+    from odd17.settings import get_fund_config
     from rules.review import collect_scores, score_fr
 
     pairs: list[tuple[str, Any]] = []
@@ -156,7 +164,9 @@ def review_score(
 def committee_propose(as_json: JsonFlag = False) -> None:
     """Propose, par note décroissante, les dossiers finançables dans l'enveloppe restante
     (ne modifie rien)."""
+    from odd17.db import unit_of_work
     from odd17.services import review
+    from odd17.settings import get_fund_config
 
     policy = get_fund_config().review
     with user_errors(), unit_of_work(existing_engine()) as session:
@@ -183,7 +193,9 @@ def committee_decide(
     as_json: JsonFlag = False,
 ) -> None:
     """Décision du comité : accord (réserve le montant), refus motivé, ou report."""
+    from odd17.runtime import actor, utcnow
     from odd17.services import committee
+    from odd17.settings import get_fund_config
 
     if approve + reject + defer != 1:
         fail("choisissez exactement une décision : --approve, --reject ou --defer")

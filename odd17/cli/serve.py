@@ -9,7 +9,6 @@ import typer
 
 from odd17.cli import app
 from odd17.cli._common import err, fail, ready_engine, user_errors
-from odd17.settings import get_settings, redact_url
 
 
 @app.command()
@@ -26,6 +25,7 @@ def serve(
     from prefect import serve as prefect_serve
 
     from flows.deployments import deployments
+    from odd17.settings import get_settings, redact_url
 
     settings = get_settings()
     with user_errors():

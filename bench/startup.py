@@ -1,0 +1,79 @@
+"""Start-up time of the CLI: ``odd17 --help`` and ``odd17 list`` on a small base.
+
+Each command is a fresh process (what a user waits for), timed from spawn to exit; rounds are
+interleaved with the two baselines, ``python -c pass`` (the interpreter) and
+``python -c "import typer"`` (the floor of any Typer CLI), and each figure is the median.
+
+    python bench/startup.py [--rounds 11] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from figures import Figure, json_option, median, time_figure, write_json
+
+ODD17 = Path(sys.executable).with_name("odd17")
+HELP_GOAL, LIST_GOAL = 0.3, 0.5
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, capture_output=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: "
+                         f"{proc.stderr.decode(errors='replace').strip()[-300:]}")
+    return seconds
+
+
+def small_base(work: Path) -> dict[str, str]:
+    """An initialised SQLite base holding the fund and its call, no applications."""
+    env = {**os.environ, "ODD17_DATABASE_URL": f"sqlite:///{work / 'odd17.db'}"}
+    subprocess.run([str(ODD17), "init"], env=env, check=True, capture_output=True)
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="odd17: CLI start-up time")
+    parser.add_argument("--rounds", type=int, default=11)
+    json_option(parser)
+    args = parser.parse_args()
+    env = small_base(Path(tempfile.mkdtemp(prefix="odd17-bench-startup-")))
+    runs: dict[str, list[float]] = {"pass": [], "typer": [], "help": [], "list": []}
+    argv = {"pass": [sys.executable, "-c", "pass"],
+            "typer": [sys.executable, "-c", "import typer"],
+            "help": [str(ODD17), "--help"], "list": [str(ODD17), "list"]}
+    for name in runs:  # one warm-up each: the first run also fills the OS file cache
+        timed(argv[name], env)
+    for _ in range(args.rounds):
+        for name, times in runs.items():
+            times.append(timed(argv[name], env))
+    m = {name: median(times) for name, times in runs.items()}
+    print(f"python -c pass        {m['pass'] * 1000:7.1f} ms")
+    print(f"python -c import typer{m['typer'] * 1000:7.1f} ms")
+    figures: list[Figure] = []
+    for name, label, goal in (("help", "odd17 --help", HELP_GOAL),
+                              ("list", "odd17 list, small base", LIST_GOAL)):
+        for base, base_label in (("typer", 'python -c "import typer"'),
+                                 ("pass", "python -c pass")):
+            figures.append(time_figure(
+                f"startup_{name}_vs_{base}", f"{label} (vs {base_label})", m[name], m[base],
+                base_label, f"≤ {goal * 1000:.0f} ms" if base == "typer" else "",
+                m[name] <= goal if base == "typer" else None, unit="ms"))
+            print(f"{label:24}{m[name] * 1000:7.1f} ms, {m[name] / m[base]:5.2f} × "
+                  f"{base_label}")
+    write_json(args.json, "startup", figures, rounds=args.rounds,
+               medians_ms={k: round(v * 1000, 1) for k, v in m.items()})
+
+
+if __name__ == "__main__":
+    main()

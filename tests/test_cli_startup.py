@@ -1,0 +1,56 @@
+"""Start-up: what ``odd17 --help`` imports, and the lazy ``models`` package keeping its
+guarantee (any name taken from it maps every table). Each check runs in a fresh interpreter,
+the only place where "was this module imported" means something."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("sqlalchemy", "alembic", "pydantic_settings", "prefect", "odd17.services", "odd17.db")
+
+
+def loaded_after(code: str) -> list[str]:
+    """The heavy top-level packages loaded after running ``code`` in a fresh interpreter."""
+    probe = (f"import sys, json\n{code}\n"
+             f"print(json.dumps(sorted({{h for m in sys.modules for h in {HEAVY!r} "
+             "if m == h or m.startswith(h + '.')})))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    loaded: list[str] = json.loads(proc.stdout.splitlines()[-1])
+    return loaded
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list", "--help"], ["pay", "--help"],
+                                  ["grant", "--help"], ["outbox", "list", "--help"]])
+def test_help_imports_no_database_layer(argv: list[str]) -> None:
+    code = ("from odd17.cli import app\n"
+            f"try:\n    app({argv!r})\nexcept SystemExit as exc:\n    assert exc.code == 0\n")
+    assert loaded_after(code) == []
+
+
+def test_importing_the_cli_imports_no_database_layer() -> None:
+    assert loaded_after("import odd17.cli") == []
+
+
+def test_lifecycle_alone_is_light_and_the_same_status() -> None:
+    assert loaded_after("import models.lifecycle") == []
+    code = ("from models.lifecycle import Status as A\nfrom models import Status as B\n"
+            "assert A is B\n")
+    assert "sqlalchemy" in loaded_after(code)
+
+
+def test_any_name_from_models_maps_every_table() -> None:
+    """``from models import X`` loads every model module, as the eager package did."""
+    proc = subprocess.run([sys.executable, "-c", (
+        "from models import Status\nfrom models import Base\nimport models\n"
+        "print(sorted(Base.metadata.tables))\n"
+        "assert all(hasattr(models, n) for n in models.__all__)\n")],
+        capture_output=True, text=True, check=True)
+    from models import Base
+
+    assert proc.stdout.strip() == str(sorted(Base.metadata.tables))
+    assert len(Base.metadata.tables) >= 10
