@@ -201,8 +201,8 @@ def test_concurrent_first_use_initialises_once(blank_url: str, tmp_path: Path) -
     procs = [subprocess.Popen([ODD17, "submit", str(f), "--json"], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for f in files]
     for proc in procs:
-        _out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (out, err)
         assert not any(word in err for word in BAD), err
     engine = make_engine(blank_url)
     try:

@@ -81,10 +81,16 @@ INIT_LOCK = int.from_bytes(b"odd17ini", "big") - (1 << 63)
 
 @contextmanager
 def init_lock(engine: Engine) -> Iterator[None]:
-    """Held while initialising: concurrent first uses of a PostgreSQL database wait for one
-    another instead of racing to create the same tables (``duplicate key …
-    pg_type_typname_nsp_index``). The lock lives on its own connection, so the migration's
-    transactions are free to commit. SQLite's BEGIN IMMEDIATE already serialises them."""
+    """Held while initialising: concurrent first uses of a database wait for one another
+    instead of racing (on PostgreSQL: ``duplicate key … pg_type_typname_nsp_index``; on
+    SQLite: a process finding the tables created but the fund not yet loaded). PostgreSQL: an
+    advisory lock on its own connection, so the migration's transactions are free to commit.
+    SQLite: an exclusive lock on a file beside the database (migrations and loading the fund
+    are several transactions, which BEGIN IMMEDIATE alone does not keep together)."""
+    if engine.dialect.name == "sqlite":
+        with _sqlite_file_lock(engine.url.database):
+            yield
+        return
     if engine.dialect.name != "postgresql":
         yield
         return
@@ -96,6 +102,19 @@ def init_lock(engine: Engine) -> Iterator[None]:
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": INIT_LOCK})
             conn.commit()
+
+
+@contextmanager
+def _sqlite_file_lock(database: str | None) -> Iterator[None]:
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl  # POSIX, like the machines odd17 runs on
+
+    lock_path = Path(f"{database}.init-lock")
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def init_database(engine: Engine, config: FundConfig, now: dt.datetime) -> Fund:
