@@ -198,8 +198,10 @@ def evaluate_batch(
             select(*ROW_COLUMNS).join(Call, Call.id == Application.call_id)
             .where(Application.id.in_(ids), Application.status.in_(statuses))
             .order_by(Application.id)
-            # rows another evaluator holds are its work: skipped, not waited for nor redone
-            .with_for_update(skip_locked=True)
+            # rows another evaluator holds are its work: skipped, not waited for nor redone.
+            # Only the applications are locked: locking the joined call row too (FOR UPDATE's
+            # default) made a concurrent evaluator skip every application of that call.
+            .with_for_update(skip_locked=True, of=Application)
         ).all()
         planned = plan(rows, policy, now=now, actor=actor)
         apply(session, planned)
