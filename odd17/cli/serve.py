@@ -71,3 +71,19 @@ def _wait_for(url: str, server: Any, seconds: float = 120) -> None:
             time.sleep(0.5)
     server.terminate()
     fail(f"le serveur Prefect local ne répond pas sur {url}")
+
+
+@app.command()
+def web(
+    host: Annotated[str, typer.Option("--host", help="Adresse d'écoute.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port d'écoute.")] = 8017,
+) -> None:
+    """Sert le portail web (candidats et équipe du fonds)."""
+    import uvicorn
+
+    from odd17.web.app import create_app
+
+    with user_errors():
+        ready_engine()
+    err.print(f"Portail web : http://{host}:{port}/")
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
