@@ -20,6 +20,14 @@ from tests.web.helpers import Mailbox
 CHROMIUM = Path(os.environ.get("ODD17_CHROMIUM", "/usr/bin/chromium"))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that start Playwright run last, whatever the order asked: its sync API leaves
+    an asyncio loop marked as running in the main thread until the session ends, and
+    ``asyncio.run()`` (Prefect, anyio) then refuses to start in the tests after it."""
+    items.sort(key=lambda item: "playwright" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     if not os.access(CHROMIUM, os.X_OK):
