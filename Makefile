@@ -41,7 +41,7 @@ HTMX_DIR := odd17/web/static/vendor
 AXE_DIR := tests/web/vendor
 
 vendor:
-	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	cd "$$tmp" && npm pack --silent htmx.org@$(HTMX_VERSION) axe-core@$(AXE_VERSION) >/dev/null && \
 	mkdir htmx axe && tar -xzf htmx.org-$(HTMX_VERSION).tgz -C htmx && \
 	tar -xzf axe-core-$(AXE_VERSION).tgz -C axe && cd "$(CURDIR)" && \
