@@ -59,9 +59,10 @@ def test_only_the_lead_and_members_see_a_draft_and_others_get_not_found(
     with uow(engine) as u:
         drafts.invite(u, draft, LEAD, MEMBER, public_url=PUBLIC)
     for who in (STRANGER, "", "DIRECTION@passerelles.example.org.evil"):
-        for attempt in (lambda u: drafts.load_draft(u, draft, who),
-                        lambda u: drafts.save_draft(u, draft, who, {}),
-                        lambda u: drafts.invite(u, draft, who, STRANGER, public_url=PUBLIC)):
+        for attempt in (lambda u, w=who: drafts.load_draft(u, draft, w),
+                        lambda u, w=who: drafts.save_draft(u, draft, w, {}),
+                        lambda u, w=who: drafts.invite(u, draft, w, STRANGER,
+                                                       public_url=PUBLIC)):
             with pytest.raises(NotFound) as refused, uow(engine) as u:
                 attempt(u)
             with pytest.raises(NotFound) as missing, uow(engine) as u:

@@ -110,7 +110,8 @@ def check_document(document: Any) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise DomainError("le brouillon doit être un objet JSON")
     try:
-        size = len(json.dumps(document, ensure_ascii=False, allow_nan=False).encode("utf-8", "surrogatepass"))
+        text = json.dumps(document, ensure_ascii=False, allow_nan=False)
+        size = len(text.encode("utf-8", "surrogatepass"))
     except (TypeError, ValueError):
         raise DomainError("le brouillon contient des valeurs qui ne sont pas du JSON") from None
     if size > MAX_DOCUMENT_BYTES:

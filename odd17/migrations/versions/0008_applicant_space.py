@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0008_applicant_space"
 down_revision: str | None = "0007_decision_outcome"
 branch_labels: str | Sequence[str] | None = None
