@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 # ``odd17 --help`` shows) comes without SQLAlchemy. Any name taken from ``models`` loads every
 # table, as an eager import did, so the mapper registry is complete before any query.
 if TYPE_CHECKING:
+    from models.applicant import Attachment, AttachmentKind, Draft, DraftChange, DraftMember
     from models.application import Application, EligibilityEvaluation, Organisation, StatusChange
     from models.base import Base
     from models.errors import ConcurrentChange, DomainError, IllegalTransition, NotFound
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = [
     "TRANSITIONS",
     "Application",
+    "Attachment",
+    "AttachmentKind",
     "Balance",
     "Base",
     "Call",
@@ -28,6 +31,9 @@ __all__ = [
     "Decision",
     "DecisionOutcome",
     "DomainError",
+    "Draft",
+    "DraftChange",
+    "DraftMember",
     "EligibilityEvaluation",
     "EntryKind",
     "Fund",
@@ -49,7 +55,8 @@ __all__ = [
     "check_transition",
 ]
 
-_SUBMODULES = ("application", "base", "errors", "fund", "ledger", "lifecycle", "outbox", "review")
+_SUBMODULES = ("applicant", "application", "base", "errors", "fund", "ledger", "lifecycle",
+               "outbox", "review")
 
 
 def __getattr__(name: str) -> Any:

@@ -49,6 +49,9 @@ CASES: dict[str, tuple[str, dict[str, str], str]] = {
     "serve_review_minutes": ("-5", {}, "nombre strictement positif"),
     "serve_outbox_seconds": ("nan", {}, "nombre strictement positif"),
     "serve_nightly_cron": ("chaque nuit", {}, "expression cron"),
+    "public_url": ("javascript:alert(1)", {}, "http:// ou https://"),
+    "upload_dir": ("{file}", {}, "pas un fichier"),
+    "upload_max_bytes": ("0", {}, "nombre entier entre 1 et 1073741824"),
 }
 # The cases, run through the installed console script (the others through CliRunner).
 THROUGH_SCRIPT = {"smtp_port", "mail_transport", "language", "batch_size", "mail_max_attempts",
