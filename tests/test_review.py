@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections import Counter
 from decimal import Decimal
@@ -13,13 +12,13 @@ from sqlalchemy import Engine, select, update
 
 from models import Application, Review, Reviewer
 from odd17.db import unit_of_work
-from odd17.services import review
+from odd17.services import assignment, reviewers, scoring
 from rules.review import ReviewPolicy, conflicts, has_quorum, parties, propose, weighted
 from tests.factories import application, eligible, make_siret
+from tests.review_support import uow
 from tests.test_cli import cli
 
 POLICY = ReviewPolicy()
-NOW = dt.datetime(2026, 12, 3, 9, tzinfo=dt.UTC)
 LEAD = application()["lead"]["siret"][:9]          # 526018155
 PARTNER = application()["partners"][0]["siret"][:9]  # 016613184
 
@@ -106,12 +105,13 @@ def test_import_keeps_good_rows_and_names_bad_ones(engine: Engine, tmp_path: Pat
 
 def add_reviewers(engine: Engine, count: int, committee: int = 0, **extra: object) -> list[str]:
     emails = []
-    with unit_of_work(engine) as s:
+    with uow(engine) as u:
         for i in range(count):
-            data = review.ReviewerIn(name=f"Évaluateur {i}", email=f"r{i:02d}@eval.example.org",
-                                     siren=siren(500 + i), committee=i < committee,
-                                     **extra)  # type: ignore[arg-type]
-            review.add_reviewer(s, data, NOW)
+            data = reviewers.ReviewerIn(name=f"Évaluateur {i}",
+                                        email=f"r{i:02d}@eval.example.org",
+                                        siren=siren(500 + i), committee=i < committee,
+                                        **extra)  # type: ignore[arg-type]
+            reviewers.add_reviewer(u, data)
             emails.append(data.email)
     return emails
 
@@ -122,15 +122,15 @@ def test_assignment_balances_and_excludes_conflicts(engine: Engine) -> None:
     with unit_of_work(engine) as s:  # r00 works for every lead's... partner: conflicted
         r00 = s.scalars(select(Reviewer).where(Reviewer.email == "r00@eval.example.org")).one()
         r00.interests = [PARTNER]
-    with unit_of_work(engine) as s:
-        result = review.assign(s, None, POLICY, actor="t", now=NOW)
+    with uow(engine) as u:
+        result = assignment.assign(u)
     assert len(result.assigned) == 300 and result.short == {}
     load = Counter(e for emails in result.assigned.values() for e in emails)
     assert "r00@eval.example.org" not in load
     assert sum(load.values()) == 600
     assert max(load.values()) - min(load.values()) <= 1, load  # 600 over 11: 54 or 55
     with unit_of_work(engine) as s:
-        detail = review.review_detail(s, s.scalars(select(Application)).first())  # type: ignore[arg-type]
+        detail = scoring.review_detail(s, s.scalars(select(Application)).first(), POLICY)  # type: ignore[arg-type]
         assert detail["recusals"][0]["reviewer"] == "r00@eval.example.org"
         assert "intérêt déclaré" in detail["recusals"][0]["reason"]
         assert {a.status for a in s.scalars(select(Application))} == {"in_review"}
@@ -139,11 +139,11 @@ def test_assignment_balances_and_excludes_conflicts(engine: Engine) -> None:
 
 def test_too_few_reviewers_keeps_the_application_eligible(engine: Engine) -> None:
     [ref] = eligible(engine, 1)
-    with unit_of_work(engine) as s:
-        review.add_reviewer(s, review.ReviewerIn(name="A", email="a@e.example.org",
-                                                 siren=PARTNER), NOW)
-        review.add_reviewer(s, review.ReviewerIn(name="B", email="b@e.example.org"), NOW)
-        result = review.assign(s, None, POLICY, actor="t", now=NOW)
+    with uow(engine) as u:
+        reviewers.add_reviewer(u, reviewers.ReviewerIn(name="A", email="a@e.example.org",
+                                                       siren=PARTNER))
+        reviewers.add_reviewer(u, reviewers.ReviewerIn(name="B", email="b@e.example.org"))
+        result = assignment.assign(u)
     assert result.short == {ref: 1} and result.assigned == {}
     with unit_of_work(engine) as s:
         assert s.scalars(select(Application.status)).one() == "eligible"
@@ -199,8 +199,8 @@ def test_four_and_three_point_three_three_average_to_3_67_not_3_666() -> None:
 def test_scores_through_the_cli_exact_and_in_french(engine: Engine) -> None:
     [ref] = eligible(engine, 1)
     add_reviewers(engine, 2)
-    with unit_of_work(engine) as s:
-        review.assign(s, None, POLICY, actor="t", now=NOW)
+    with uow(engine) as u:
+        assignment.assign(u)
     four = [f"{c}=4" for c in POLICY.weights]
     third = ["pertinence=4", "alliance=4", "impact=4", "innovation=2", "modele=2"]
     # a repeated criterion: refused, naming it, nothing recorded
