@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -103,17 +104,20 @@ def build(path: Path, applications: int, reviewers: int) -> None:
     engine.dispose()
 
 
-def assign_cli(path: Path) -> float:
-    """``odd17 review assign --all --json`` on ``path``, wall time of the process."""
+def assign_cli(path: Path) -> tuple[float, float]:
+    """``odd17 review assign --all --json`` on ``path``: wall time and CPU time (user +
+    system) of the process."""
     env = {**os.environ, "ODD17_DATABASE_URL": f"sqlite:///{path}"}
     odd17 = Path(sys.executable).with_name("odd17")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([str(odd17), "review", "assign", "--all", "--json"], env=env,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"odd17 review assign failed: {proc.stderr[-2000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def check(path: Path, applications: int) -> None:
@@ -127,7 +131,7 @@ def check(path: Path, applications: int) -> None:
     assert moved == applications and reviews == per * applications, (moved, reviews)
 
 
-def plain_insert(path: Path) -> float:
+def plain_insert(path: Path) -> tuple[float, float]:
     """The baseline: the same number of review rows, one bulk INSERT, one transaction."""
     engine = make_engine(f"sqlite:///{path}")
     with unit_of_work(engine) as s:
@@ -136,13 +140,13 @@ def plain_insert(path: Path) -> float:
     per = CONFIG.review.reviewers_per_application
     rows = [{"application_id": a, "reviewer_id": people[(i * per + k) % len(people)],
              "assigned_at": NOW} for i, a in enumerate(apps) for k in range(per)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with unit_of_work(engine) as s:
         s.execute(insert(Review), rows)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     engine.dispose()
     dispose_engines()
-    return seconds
+    return seconds, cpu
 
 
 def main() -> None:
@@ -155,28 +159,39 @@ def main() -> None:
     template = WORK / "template.db"
     print(f"building {args.applications} eligible applications, {args.reviewers} reviewers…")
     build(template, args.applications, args.reviewers)
-    figure_s, base_s = [], []
+    figure_s, base_s, figure_cpu, base_cpu = [], [], [], []
     for round_ in range(args.rounds):
         copy = WORK / f"base-{round_}.db"
         shutil.copy(template, copy)
-        base_s.append(plain_insert(copy))
+        wall, cpu = plain_insert(copy)
+        base_s.append(wall)
+        base_cpu.append(cpu)
         shutil.copy(template, copy)
-        figure_s.append(assign_cli(copy))
+        wall, cpu = assign_cli(copy)
+        figure_s.append(wall)
+        figure_cpu.append(cpu)
         check(copy, args.applications)
-        print(f"round {round_ + 1}: assign {figure_s[-1]:.2f} s, plain insert "
-              f"{base_s[-1]:.3f} s")
+        print(f"round {round_ + 1}: assign {figure_s[-1]:.2f} s (CPU {figure_cpu[-1]:.2f} s), "
+              f"plain insert {base_s[-1]:.3f} s (CPU {base_cpu[-1]:.3f} s)")
     n = args.applications
     per_app, base_per_app = median(figure_s) / n, median(base_s) / n
-    figures: list[Figure] = [time_figure(
-        "review_assign_per_application",
-        f"odd17 review assign --all, {n:,} applications, per application",
-        per_app, base_per_app,
-        f"one bulk INSERT of the same {CONFIG.review.reviewers_per_application} review rows "
-        "per application", f"≤ {GOAL_MS} ms per application", per_app * 1000 <= GOAL_MS,
-        unit="ms")]
+    baseline = (f"one bulk INSERT of the same {CONFIG.review.reviewers_per_application} "
+                "review rows per application")
+    figures: list[Figure] = [
+        time_figure("review_assign_per_application",
+                    f"odd17 review assign --all, {n:,} applications, per application",
+                    per_app, base_per_app, baseline, f"≤ {GOAL_MS} ms per application",
+                    per_app * 1000 <= GOAL_MS, unit="ms"),
+        # CPU time moves less than wall time on a shared machine: for information
+        time_figure("review_assign_cpu_per_application",
+                    "the same, CPU time of the process (user + system), per application",
+                    median(figure_cpu) / n, median(base_cpu) / n, baseline + " (CPU time)",
+                    "", None, unit="ms")]
     for f in figures:
+        verdict = ("information" if f.met is None
+                   else f"goal {f.goal}: {'met' if f.met else 'NOT met'}")
         print(f"{f.label}: {f.value} {f.unit} (baseline {f.baseline} {f.unit}, "
-              f"ratio {f.ratio}); goal {f.goal}: {'met' if f.met else 'NOT met'}")
+              f"ratio {f.ratio}); {verdict}")
     write_json(args.json, "review", figures, applications=n, reviewers=args.reviewers,
                rounds=args.rounds)
     shutil.rmtree(WORK, ignore_errors=True)

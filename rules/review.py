@@ -183,7 +183,7 @@ def has_quorum(present: int, eligible_members: int) -> bool:
 
 def pick_reviewers(candidates: Sequence[tuple[str, int]], needed: int) -> list[str]:
     """Fewest current assignments first, then by email: deterministic."""
-    return [email for email, _ in sorted(candidates, key=lambda c: (c[1], c[0]))[:needed]]
+    return [email for _, email in sorted([(load, email) for email, load in candidates])[:needed]]
 
 
 @dataclass(frozen=True, slots=True)

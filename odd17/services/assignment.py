@@ -106,7 +106,8 @@ def assign(uow: UnitOfWork, references: list[str] | None = None) -> Assignment:
                                .with_for_update(of=APPLICATIONS)))
     reviewers = session.scalars(select(Reviewer).where(Reviewer.reviews, Reviewer.active)
                                 .order_by(Reviewer.email)).all()
-    load: dict[int, int] = dict(session.execute(
+    load = dict.fromkeys((r.id for r in reviewers), 0)
+    load.update(session.execute(
         select(Review.reviewer_id, func.count()).join(Application)
         .where(Review.scored_at.is_(None), Application.status == Status.in_review)
         .group_by(Review.reviewer_id)).tuples().all())
@@ -126,11 +127,17 @@ class _Batch:
     uow: UnitOfWork
     conflicts: ConflictIndex
     by_email: dict[str, Reviewer]
-    load: dict[int, int]
+    load: dict[int, int]  # reviewer id -> reviews not yet scored, every reviewer
+    people: list[tuple[int, str]] = field(init=False)  # (id, email): plain, read per app
+    ids: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.people = [(r.id, r.email) for r in self.by_email.values()]
+        self.ids = {email: id_ for id_, email in self.people}
 
     def run(self, ids: list[int], result: Assignment) -> None:
         session, now = self.uow.session, self.uow.now
-        needed = self.uow.config.review.reviewers_per_application
+        needed, load = self.uow.config.review.reviewers_per_application, self.load
         rows = session.execute(
             select(APPLICATIONS.c.id, APPLICATIONS.c.reference, APPLICATIONS.c.title,
                    APPLICATIONS.c.region, APPLICATIONS.c.requested_amount,
@@ -142,15 +149,14 @@ class _Batch:
             excluded = self.conflicts.find(parties(row.document))
             if excluded:
                 found[row.id] = excluded
-            candidates = [(r.email, self.load.get(r.id, 0)) for r in self.by_email.values()
-                          if r.id not in excluded]
+            candidates = [(email, load[id_]) for id_, email in self.people
+                          if id_ not in excluded]
             if len(candidates) < needed:
                 result.short[row.reference] = len(candidates)
                 continue
             chosen = pick_reviewers(candidates, needed)
             for email in chosen:
-                reviewer_id = self.by_email[email].id
-                self.load[reviewer_id] = self.load.get(reviewer_id, 0) + 1
+                load[self.ids[email]] += 1
             chosen_by_app.append((row, chosen))
             result.assigned[row.reference] = chosen
         record_recusals(session, found, now)
@@ -160,7 +166,7 @@ class _Batch:
     def _write(self, chosen_by_app: list[tuple[Any, list[str]]]) -> None:
         session, now = self.uow.session, self.uow.now
         session.execute(insert(REVIEWS), [
-            {"application_id": row.id, "reviewer_id": self.by_email[email].id,
+            {"application_id": row.id, "reviewer_id": self.ids[email],
              "assigned_at": now} for row, chosen in chosen_by_app for email in chosen])
         enqueue(session, [message("review_assigned", email, {
             "reference": row.reference, "title": row.title,
