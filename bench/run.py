@@ -2,8 +2,9 @@
 
 Runs bench/intake.py, bench/ledger.py, bench/mail.py, bench/startup.py, bench/review.py and
 bench/chaos.py when it exists, one after the other (each in a process of its own, with
-``--json``), then prints one table (figure, baseline measured in the same run, ratio, goal, met or not) and writes the same
-as JSON to bench/results.json. A benchmark that fails is a line saying so; the others still run.
+``--json``), then prints one table (figure, baseline measured in the same run, ratio, goal,
+met or not) and writes the same as JSON to bench/results.json. A benchmark that fails is a
+line saying so; the others still run.
 
     python bench/run.py [--only intake,ledger] [--out FILE] [-- extra arguments are not passed]
 
