@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, func, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from models import (
@@ -39,10 +39,10 @@ from rules.review import ConflictIndex, parties, pick_reviewers
 
 BATCH = 500  # applications per read and per bulk write: bounded memory, few statements
 
-APPLICATIONS: Table = Application.__table__  # type: ignore[assignment]
-REVIEWS: Table = Review.__table__  # type: ignore[assignment]
-RECUSALS: Table = Recusal.__table__  # type: ignore[assignment]
-HISTORY: Table = StatusChange.__table__  # type: ignore[assignment]
+APPLICATIONS: Table = Application.__table__
+REVIEWS: Table = Review.__table__
+RECUSALS: Table = Recusal.__table__
+HISTORY: Table = StatusChange.__table__
 
 
 def find_application(session: Session, reference: str, *, lock: bool = False) -> Application:
@@ -116,7 +116,7 @@ def assign(uow: UnitOfWork, references: list[str] | None = None) -> Assignment:
     with session.no_autoflush:
         for start in range(0, len(ids), BATCH):
             batch.run(ids[start:start + BATCH], result)
-    _expire_moved(session, result)
+    _expire_moved(session, batch.moved)
     return result
 
 
@@ -130,6 +130,7 @@ class _Batch:
     load: dict[int, int]  # reviewer id -> reviews not yet scored, every reviewer
     people: list[tuple[int, str]] = field(init=False)  # (id, email): plain, read per app
     ids: dict[str, int] = field(init=False)
+    moved: set[int] = field(default_factory=set)  # application ids moved to in_review
 
     def __post_init__(self) -> None:
         self.people = [(r.id, r.email) for r in self.by_email.values()]
@@ -158,6 +159,7 @@ class _Batch:
             for email in chosen:
                 load[self.ids[email]] += 1
             chosen_by_app.append((row, chosen))
+            self.moved.add(row.id)
             result.assigned[row.reference] = chosen
         record_recusals(session, found, now)
         if chosen_by_app:
@@ -198,10 +200,11 @@ def move_all(session: Session, reasons: dict[int, str], current: Status, target:
          "actor": actor, "reason": reason, "at": at} for app_id, reason in reasons.items()])
 
 
-def _expire_moved(session: Session, result: Assignment) -> None:
+def _expire_moved(session: Session, moved: set[int]) -> None:
     """Applications of this session's identity map that moved are read again on next use
     (their status and history were written without the ORM)."""
-    moved = set(result.assigned)
     for obj in list(session.identity_map.values()):
-        if isinstance(obj, Application) and obj.reference in moved:
-            session.expire(obj)
+        if isinstance(obj, Application):
+            identity = inspect(obj).identity  # read without loading anything
+            if identity is not None and identity[0] in moved:
+                session.expire(obj)
