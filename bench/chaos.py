@@ -57,9 +57,11 @@ from models import (
     Tranche,
 )
 from odd17.db import make_engine, unit_of_work
-from odd17.services import audit, intake, ledger, pipeline, review
+from odd17.services import assignment, audit, committee, intake, ledger, pipeline, scoring
+from odd17.services.reviewers import ReviewerIn, add_reviewer
 from odd17.services.setup import init_database
 from odd17.settings import load_fund_config
+from odd17.uow import Context, Runner
 
 CONFIG = load_fund_config(None)
 POLICY = CONFIG.policy()
@@ -111,6 +113,10 @@ def by_status(status: Status) -> Any:
         .order_by(Application.id)
 
 
+def runner(engine: Any, actor: str) -> Runner:
+    return Runner(engine, Context(actor=actor, config=CONFIG, clock=now))
+
+
 def operate(engine: Any, op: str, rng: random.Random) -> str:
     actor = f"chaos:{os.getpid()}"
     if op == "submit":
@@ -120,8 +126,8 @@ def operate(engine: Any, op: str, rng: random.Random) -> str:
                                      language="fr", batch_size=3)
         return "ok"
     if op == "assign":
-        with unit_of_work(engine) as s:
-            review.assign(s, None, CONFIG.review, actor=actor, now=now())
+        with runner(engine, actor).uow() as uow:
+            assignment.assign(uow)
         return "ok"
     if op == "score":
         with unit_of_work(engine) as s:
@@ -134,28 +140,16 @@ def operate(engine: Any, op: str, rng: random.Random) -> str:
         if row is None:
             return "idle"
         scores = {k: rng.randint(2, 5) for k in CONFIG.review.weights}
-        with unit_of_work(engine) as s:
-            review.score(s, row[0], row[1], scores, "Avis motivé.", CONFIG.review,
-                         actor=actor, now=now())
+        with runner(engine, actor).uow() as uow:
+            scoring.score(uow, row[0], row[1], scores, "Avis motivé.")
         return "ok"
     if op in ("approve", "reject"):
         with unit_of_work(engine) as s:
             row = pick(s, by_status(Status.committee), rng)
         if row is None:
             return "idle"
-        with unit_of_work(engine) as s:
-            decision = review.record_decision(
-                s, row[0], op, present=MEMBERS, amount=None, motif="Motif du comité",
-                actor=actor, now=now())
-            decision_id = decision.id
-        try:
-            with unit_of_work(engine) as s:
-                review.apply_decision(s, decision_id, plan=PLAN, alert_threshold=T,
-                                      actor=actor, now=now())
-        except DomainError as exc:
-            with unit_of_work(engine) as s:
-                review.mark_failed(s, decision_id, str(exc))
-            raise
+        committee.decide(runner(engine, actor), row[0], op, present=MEMBERS, amount=None,
+                         motif="Motif du comité")
         return "ok"
     if op == "pay":
         with unit_of_work(engine) as s:
@@ -240,12 +234,12 @@ def seed(url: str) -> None:
     wide = CONFIG.calls[0].model_copy(update={"opens_on": dt.date(2020, 1, 1),
                                               "duration_months": 240})
     init_database(engine, CONFIG.model_copy(update={"calls": [wide]}), now())
-    with unit_of_work(engine) as s:
+    with runner(engine, "chaos:seed").uow() as uow:
         for i, email in enumerate(REVIEWERS):
-            review.add_reviewer(s, review.ReviewerIn(name=f"R{i}", email=email), now())
+            add_reviewer(uow, ReviewerIn(name=f"R{i}", email=email))
         for i, email in enumerate(MEMBERS):
-            review.add_reviewer(s, review.ReviewerIn(name=f"M{i}", email=email,
-                                                     committee=True, reviews=False), now())
+            add_reviewer(uow, ReviewerIn(name=f"M{i}", email=email, committee=True,
+                                         reviews=False))
     engine.dispose()
 
 
@@ -259,17 +253,8 @@ def recover(engine: Any) -> int:
     """What the next submit and review flow run do; returns the decisions applied."""
     pipeline.evaluate_references(engine, None, POLICY, now=now(), actor="chaos:recover",
                                  batch_size=500)
-    with unit_of_work(engine) as s:
-        pending = review.pending_decisions(s)
-    for decision_id in pending:
-        try:
-            with unit_of_work(engine) as s:
-                review.apply_decision(s, decision_id, plan=PLAN, alert_threshold=T,
-                                      actor="chaos:recover", now=now())
-        except DomainError as exc:
-            with unit_of_work(engine) as s:
-                review.mark_failed(s, decision_id, str(exc))
-    return len(pending)
+    applied = committee.apply_pending(runner(engine, "chaos:recover"))
+    return applied.applied + len(applied.failed)
 
 
 def q(session: Any, sql: str) -> list[Any]:

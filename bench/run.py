@@ -1,14 +1,16 @@
 """Every benchmark, one table: ``make bench`` (= ``python bench/run.py``).
 
-Runs bench/intake.py, bench/ledger.py, bench/mail.py, bench/startup.py and bench/chaos.py when
-it exists, one after the other (each in a process of its own, with ``--json``), then prints one
-table (figure, baseline measured in the same run, ratio, goal, met or not) and writes the same
-as JSON to bench/results.json. A benchmark that fails is a line saying so; the others still run.
+Runs bench/intake.py, bench/ledger.py, bench/mail.py, bench/startup.py, bench/review.py and
+bench/chaos.py when it exists, one after the other (each in a process of its own, with
+``--json``), then prints one table (figure, baseline measured in the same run, ratio, goal,
+met or not) and writes the same as JSON to bench/results.json. A benchmark that fails is a
+line saying so; the others still run.
 
     python bench/run.py [--only intake,ledger] [--out FILE] [-- extra arguments are not passed]
 
 Sizes: each script's defaults (intake 10,000 applications, ledger 1,000,000 entries, mail
-1,000 messages); ODD17_BENCH_PG_URL (a PostgreSQL admin URL) adds the concurrent approvals."""
+1,000 messages, review 10,000 applications); ODD17_BENCH_PG_URL (a PostgreSQL admin URL)
+adds the concurrent approvals."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from rich.markup import escape
 from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["intake", "ledger", "mail", "startup", "chaos"]
+BENCHMARKS = ["intake", "ledger", "mail", "startup", "review", "chaos"]
 
 
 def run_one(name: str, work: Path, console: Console) -> dict[str, Any]:

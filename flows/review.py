@@ -9,46 +9,33 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from flows.common import FLOW_DEFAULTS, TASK_DEFAULTS
-from models import DomainError
-from odd17.db import get_engine, unit_of_work
-from odd17.runtime import actor, utcnow
-from odd17.services import review
-from odd17.settings import get_fund_config
+from odd17.db import get_engine
+from odd17.runtime import actor
+from odd17.services import assignment, committee, scoring
+from odd17.uow import Context, Runner
+
+
+def _runner() -> Runner:
+    return Runner(get_engine(), Context.from_settings(actor("prefect:review")))
 
 
 @task(name="assign-reviewers", **TASK_DEFAULTS)
 def assign_reviewers() -> dict[str, Any]:
-    with unit_of_work(get_engine()) as session:
-        result = review.assign(session, None, get_fund_config().review,
-                               actor=actor("prefect:review"), now=utcnow())
+    with _runner().uow() as uow:
+        result = assignment.assign(uow)
     return {"assigned": len(result.assigned), "short": result.short}
 
 
 @task(name="advance-reviewed", **TASK_DEFAULTS)
 def advance_reviewed() -> list[str]:
-    with unit_of_work(get_engine()) as session:
-        return review.advance_reviewed(session, actor=actor("prefect:review"), now=utcnow())
+    with _runner().uow() as uow:
+        return scoring.advance_reviewed(uow)
 
 
 @task(name="apply-decisions", **TASK_DEFAULTS)
 def apply_decisions() -> dict[str, Any]:
-    config = get_fund_config()
-    engine = get_engine()
-    with unit_of_work(engine) as session:
-        pending = review.pending_decisions(session)
-    applied, failed = 0, []
-    for decision_id in pending:  # one transaction each: a refusal never undoes the others
-        try:
-            with unit_of_work(engine) as session:
-                review.apply_decision(session, decision_id, plan=config.disbursement.plan(),
-                                      alert_threshold=config.disbursement.alert_threshold,
-                                      actor=actor("prefect:review"), now=utcnow())
-            applied += 1
-        except DomainError as exc:
-            with unit_of_work(engine) as session:
-                review.mark_failed(session, decision_id, str(exc))
-            failed.append({"decision": decision_id, "error": str(exc)})
-    return {"applied": applied, "failed": failed}
+    result = committee.apply_pending(_runner())
+    return {"applied": result.applied, "failed": result.failed}
 
 
 @flow(name="review", **FLOW_DEFAULTS)

@@ -49,10 +49,6 @@ class Review(Base):
 
     reviewer: Mapped[Reviewer] = relationship(lazy="joined")
 
-    @property
-    def weighted(self) -> Decimal | None:
-        return None if self.weighted_milli is None else Decimal(self.weighted_milli) / 1000
-
 
 class Recusal(Base):
     """A reviewer or committee member set aside from an application, and why."""

@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -79,12 +80,23 @@ def _run(folder: Path, console: Console, url: str) -> int:
     from flows.eligibility import eligibility_flow
     from flows.intake import intake_flow
     from flows.review import review_flow
-    from models import Application, Status
+    from models import Application, Recusal, Reviewer, Status
     from odd17 import reports
     from odd17.db import dispose_engines, get_engine, unit_of_work
     from odd17.runtime import utcnow
-    from odd17.services import audit, exports, finance, mail, queries, review, setup
+    from odd17.services import (
+        audit,
+        committee,
+        exports,
+        finance,
+        mail,
+        queries,
+        reviewers,
+        scoring,
+        setup,
+    )
     from odd17.settings import get_fund_config, redact_url, reset_caches
+    from odd17.uow import Context, open_uow
     from rules.money import eur
 
     reset_caches()
@@ -113,13 +125,14 @@ def _run(folder: Path, console: Console, url: str) -> int:
             f"{first['message']}{more}")
 
     say("\n[bold]2. Instruction[/] (évaluateurs du fichier d'exemple, flow review)")
-    with unit_of_work(engine) as session:
-        imported = review.import_reviewers(session, review.read_reviewers(
-            sample_path("reviewers.csv")), utcnow())
+    context = Context.from_settings("demo", config=config)
+    with open_uow(engine, context) as uow:
+        imported = reviewers.import_reviewers(uow, reviewers.read_reviewers(
+            sample_path("reviewers.csv")))
     assigned = review_flow()
     with unit_of_work(engine) as session:
-        recusals = session.execute(select(review.Recusal, Application.reference).join(
-            Application, Application.id == review.Recusal.application_id)).all()
+        recusals = session.execute(select(Recusal, Application.reference).join(
+            Application, Application.id == Recusal.application_id)).all()
         for recusal, reference in recusals:
             say(f"   conflit d'intérêts : {recusal.reviewer.email} écarté de {reference} — "
                 f"{recusal.reason}")
@@ -127,35 +140,34 @@ def _run(folder: Path, console: Console, url: str) -> int:
         f"dossiers confiés à deux évaluateurs chacun.")
     policy = config.review
     criteria = list(policy.weights)
-    with unit_of_work(engine) as session:
-        in_review = session.scalars(select(Application).where(
+    with open_uow(engine, context) as uow:
+        in_review = uow.session.scalars(select(Application).where(
             Application.status == Status.in_review).order_by(Application.id)).all()
         for app in in_review:
-            for r in review.review_detail(session, app, policy)["reviews"]:
-                review.score(session, app.reference, r["reviewer"],
-                             notes(app.reference, r["reviewer"], criteria),
-                             "Évaluation de démonstration.", policy, actor=r["reviewer"],
-                             now=utcnow())
+            for r in scoring.review_detail(uow.session, app, policy)["reviews"]:
+                # each reviewer acts in their own name, in this one transaction
+                as_reviewer = replace(uow, context=replace(context, actor=r["reviewer"]))
+                scoring.score(as_reviewer, app.reference, r["reviewer"],
+                              notes(app.reference, r["reviewer"], criteria),
+                              "Évaluation de démonstration.")
     say(f"   {len(in_review) * 2} évaluations notées ; dossiers devant le comité.")
 
     say("\n[bold]3. Comité[/] (proposition, décisions enregistrées, appliquées par le flow)")
-    with unit_of_work(engine) as session:
-        proposal = review.proposal(session, alert_threshold=config.disbursement.alert_threshold,
-                                   policy=policy)
-        members = [m.email for m in session.scalars(
-            select(review.Reviewer).where(review.Reviewer.committee)
-            .order_by(review.Reviewer.email))][:COMMITTEE_PRESENT]
+    with open_uow(engine, replace(context, actor="comite")) as uow:
+        proposal = scoring.proposal(uow)
+        members = [m.email for m in uow.session.scalars(
+            select(Reviewer).where(Reviewer.committee)
+            .order_by(Reviewer.email))][:COMMITTEE_PRESENT]
         ranked = proposal["applications"]
         funded = [p for p in ranked if p["proposed"]]
         for item in funded[:-1]:
-            review.record_decision(session, item["reference"], "approve", present=members,
-                                   amount=None, motif="", actor="comite", now=utcnow())
+            committee.record_decision(uow, item["reference"], "approve", present=members,
+                                      amount=None, motif="")
         rejected = [p for p in ranked if not p["proposed"]][:2] or funded[-1:]
         for item in rejected:
-            review.record_decision(
-                session, item["reference"], "reject", present=members, amount=None,
-                motif="Le projet n'entre pas dans l'enveloppe restante au regard de son rang.",
-                actor="comite", now=utcnow())
+            committee.record_decision(
+                uow, item["reference"], "reject", present=members, amount=None,
+                motif="Le projet n'entre pas dans l'enveloppe restante au regard de son rang.")
     decisions = review_flow()
     say(f"   {len(funded) - 1} accords et {len(rejected)} refus motivés appliqués "
         f"({decisions['applied']} décisions ; présents : {', '.join(members)}).")

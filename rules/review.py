@@ -79,6 +79,33 @@ def conflicts(reviewer_siren: str | None, interests: Iterable[str],
     return reasons
 
 
+class ConflictIndex:
+    """Who, among many people, is conflicted on an application, without trying each one:
+    people are indexed by every SIREN that can conflict them (their organisation's and their
+    declared interests), then ``conflicts`` gives the reasons for those found. ``people``:
+    (id, SIREN, declared interests); results keep their order."""
+
+    def __init__(self, people: Iterable[tuple[int, str | None, Sequence[str]]]) -> None:
+        self._people: dict[int, tuple[int, str | None, Sequence[str]]] = {}
+        self._by_siren: dict[str, list[int]] = {}
+        for position, (key, siren, interests) in enumerate(people):
+            self._people[key] = (position, siren, interests)
+            for found in {siren, *(siren_of(i) for i in interests)} - {None}:
+                self._by_siren.setdefault(str(found), []).append(key)
+
+    def find(self, application_parties: Sequence[Party]) -> dict[int, str]:
+        """Person id -> every reason they are conflicted (joined by « ; »)."""
+        suspects = {key for party in application_parties
+                    for key in self._by_siren.get(party.siren, ())}
+        found = {}
+        for key in sorted(suspects, key=lambda k: self._people[k][0]):
+            _, siren, interests = self._people[key]
+            reasons = conflicts(siren, interests, application_parties)
+            if reasons:
+                found[key] = "; ".join(r.reason for r in reasons)
+        return found
+
+
 def collect_scores(pairs: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     """``criterion=note`` pairs as given -> the scores and what is wrong with them: a
     criterion given twice is refused, never silently replaced by its last note."""
@@ -156,7 +183,7 @@ def has_quorum(present: int, eligible_members: int) -> bool:
 
 def pick_reviewers(candidates: Sequence[tuple[str, int]], needed: int) -> list[str]:
     """Fewest current assignments first, then by email: deterministic."""
-    return [email for email, _ in sorted(candidates, key=lambda c: (c[1], c[0]))[:needed]]
+    return [email for _, email in sorted([(load, email) for email, load in candidates])[:needed]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,8 +242,10 @@ def test_every_event_from_the_flows(smtp: SmtpServer, engine: Engine, tmp_path: 
     from flows.eligibility import eligibility_flow
     from flows.intake import intake_flow
     from flows.review import review_flow
-    from odd17.services import review
+    from models import Application
+    from odd17.services import committee, scoring
     from tests.factories import jsonl, numbered
+    from tests.review_support import uow
 
     # 1.7 M€ committed up front: the next approval crosses the 10 % alert threshold
     fillers = in_committee(engine, 17, requested="100000.00", start=400)
@@ -261,22 +263,20 @@ def test_every_event_from_the_flows(smtp: SmtpServer, engine: Engine, tmp_path: 
     people(engine)
     review_flow()  # assigns
     now = dt.datetime.now(dt.UTC)
-    policy = review.ReviewPolicy()
-    with unit_of_work(engine) as s:
+    with uow(engine, now=now) as u:
+        s, policy = u.session, u.config.review
         refs = [r for r, in s.execute(select(OutboxMessage.reference)
                                       .where(OutboxMessage.event == "review_assigned")
                                       .distinct().order_by(OutboxMessage.reference))]
         for ref in refs:
-            app = s.scalars(select(review.Application)
-                            .where(review.Application.reference == ref)).one()
-            for r in review.review_detail(s, app)["reviews"]:
-                review.score(s, ref, r["reviewer"], dict.fromkeys(policy.weights, 4), "ok",
-                             policy, actor="t", now=now)
+            app = s.scalars(select(Application).where(Application.reference == ref)).one()
+            for r in scoring.review_detail(s, app, policy)["reviews"]:
+                scoring.score(u, ref, r["reviewer"], dict.fromkeys(policy.weights, 4), "ok")
         members = ["m0@comite.example.org", "m1@comite.example.org", "m2@comite.example.org"]
-        review.record_decision(s, refs[0], "approve", present=members, amount=None, motif="",
-                               actor="t", now=now)
-        review.record_decision(s, refs[1], "reject", present=members, amount=None,
-                               motif="Hors du champ du fonds.", actor="t", now=now)
+        committee.record_decision(u, refs[0], "approve", present=members, amount=None,
+                                  motif="")
+        committee.record_decision(u, refs[1], "reject", present=members, amount=None,
+                                  motif="Hors du champ du fonds.")
     review_flow()  # applies the decisions
     payments = tmp_path / "releve.jsonl"
     payments.write_text(f'{{"reference": "{refs[0]}", "tranche": 1, "payment_reference": '

@@ -21,9 +21,10 @@ from sqlalchemy import Engine, func, select
 
 from models import Application, Reviewer
 from odd17.db import unit_of_work
-from odd17.services import intake, ledger, payments, review, sources
+from odd17.services import intake, ledger, payments, reviewers, sources
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import in_committee, numbered
+from tests.review_support import uow
 from tests.test_cli import cli
 
 NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
@@ -216,11 +217,11 @@ def test_poison_reviewers_in_a_json_list(engine: Engine, tmp_path: Path,
             good.append(False)
     path = tmp_path / "evaluateurs.json"
     path.write_bytes(codecs.BOM_UTF8 + ("[\r\n" + ",\r\n".join(items) + "\r\n]").encode())
-    read = review.read_reviewers(path)
+    read = reviewers.read_reviewers(path)
     assert [source.split(" ")[0] for source, _ in read] == [
         f"{path}[{i}]" for i in range(len(rows))]
-    with unit_of_work(engine) as session:
-        report = review.import_reviewers(session, read, NOW)
+    with uow(engine, now=NOW) as u:
+        report = reviewers.import_reviewers(u, read)
     assert report.created == sum(good)
     assert [r["source"] for r in report.refused] == [
         source for (source, _), ok in zip(read, good, strict=True) if not ok]
@@ -256,7 +257,7 @@ def test_a_latin1_csv_is_refused_whole_with_what_to_do(tmp_path: Path) -> None:
 def test_a_tab_separated_utf16_reviewers_file(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "evaluateurs.csv"
     path.write_bytes("name\temail\r\nAnne\tanne@eval.example.org\r\n".encode("utf-16"))
-    read = review.read_reviewers(path)
+    read = reviewers.read_reviewers(path)
     assert read == [(f"{path}:2", {"name": "Anne", "email": "anne@eval.example.org"})]
 
 

@@ -30,10 +30,13 @@ from models import (
     StatusChange,
 )
 from odd17.db import make_engine, unit_of_work
-from odd17.services import review
+from odd17.services import assignment, scoring
 from odd17.services.audit import check as check_ledger
+from odd17.services.reviewers import ReviewerIn, add_reviewer
+from rules.review import ReviewPolicy
 from tests.conftest import ON_POSTGRES, _admin, _pg_url
 from tests.factories import eligible, in_committee, jsonl, numbered
+from tests.review_support import uow
 from tests.test_review import siren
 
 ODD17 = str(Path(sys.executable).parent / "odd17")
@@ -45,14 +48,14 @@ BAD = ("Traceback", "IntegrityError", "duplicate key", "psycopg", "sqlite3")
 
 def people(engine: Engine, reviewers: int = 4) -> None:
     now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
-    with unit_of_work(engine) as s:
+    with uow(engine, now=now) as u:
         for i in range(reviewers):
-            review.add_reviewer(s, review.ReviewerIn(
-                name=f"R{i}", email=f"r{i}@eval.example.org", siren=siren(600 + i)), now)
+            add_reviewer(u, ReviewerIn(
+                name=f"R{i}", email=f"r{i}@eval.example.org", siren=siren(600 + i)))
         for i in range(3):
-            review.add_reviewer(s, review.ReviewerIn(
+            add_reviewer(u, ReviewerIn(
                 name=f"M{i}", email=f"m{i}@comite.example.org", siren=siren(700 + i),
-                committee=True, reviews=False), now)
+                committee=True, reviews=False))
 
 
 def race(db_url: str, tmp_path: Path, workers: list[list[list[str]]]) -> list[list[dict]]:
@@ -139,17 +142,16 @@ def test_concurrent_last_scores_move_to_committee(engine: Engine, db_url: str,
     refs = eligible(engine, 10)
     people(engine, reviewers=2)  # so both reviewers are on every application
     now = dt.datetime.now(dt.UTC)
-    with unit_of_work(engine) as s:
-        review.assign(s, None, review.ReviewPolicy(), actor="t", now=now)
+    with uow(engine, now=now, policy=ReviewPolicy()) as u:
+        assignment.assign(u)
     go, plan = tmp_path / "go", tmp_path / "plan.json"
     go.touch()
     plan.write_text(json.dumps([["review", "score", ref, *NOTES, "--reviewer",
                                  "r0@eval.example.org", "--comment", "Solide."] for ref in refs]))
     scores = {n.split("=")[0]: int(n.split("=")[1]) for n in NOTES}
-    with unit_of_work(engine) as s:
+    with uow(engine, now=now, policy=ReviewPolicy()) as u:
         for ref in refs:
-            review.score(s, ref, "r1@eval.example.org", scores, "Solide.",
-                         review.ReviewPolicy(), actor="t", now=now)
+            scoring.score(u, ref, "r1@eval.example.org", scores, "Solide.")
         worker = subprocess.Popen(
             [sys.executable, "-m", "tests.race_worker", str(go), str(plan)], cwd=ROOT,
             env={**os.environ, "ODD17_DATABASE_URL": db_url}, text=True,

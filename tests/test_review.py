@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select, update
 
 from models import Application, Review, Reviewer
 from odd17.db import unit_of_work
-from odd17.services import review
+from odd17.services import assignment, reviewers, scoring
 from rules.review import ReviewPolicy, conflicts, has_quorum, parties, propose, weighted
 from tests.factories import application, eligible, make_siret
+from tests.review_support import uow
 from tests.test_cli import cli
 
 POLICY = ReviewPolicy()
-NOW = dt.datetime(2026, 12, 3, 9, tzinfo=dt.UTC)
 LEAD = application()["lead"]["siret"][:9]          # 526018155
 PARTNER = application()["partners"][0]["siret"][:9]  # 016613184
 
@@ -106,12 +107,13 @@ def test_import_keeps_good_rows_and_names_bad_ones(engine: Engine, tmp_path: Pat
 
 def add_reviewers(engine: Engine, count: int, committee: int = 0, **extra: object) -> list[str]:
     emails = []
-    with unit_of_work(engine) as s:
+    with uow(engine) as u:
         for i in range(count):
-            data = review.ReviewerIn(name=f"Évaluateur {i}", email=f"r{i:02d}@eval.example.org",
-                                     siren=siren(500 + i), committee=i < committee,
-                                     **extra)  # type: ignore[arg-type]
-            review.add_reviewer(s, data, NOW)
+            data = reviewers.ReviewerIn(name=f"Évaluateur {i}",
+                                        email=f"r{i:02d}@eval.example.org",
+                                        siren=siren(500 + i), committee=i < committee,
+                                        **extra)  # type: ignore[arg-type]
+            reviewers.add_reviewer(u, data)
             emails.append(data.email)
     return emails
 
@@ -122,15 +124,15 @@ def test_assignment_balances_and_excludes_conflicts(engine: Engine) -> None:
     with unit_of_work(engine) as s:  # r00 works for every lead's... partner: conflicted
         r00 = s.scalars(select(Reviewer).where(Reviewer.email == "r00@eval.example.org")).one()
         r00.interests = [PARTNER]
-    with unit_of_work(engine) as s:
-        result = review.assign(s, None, POLICY, actor="t", now=NOW)
+    with uow(engine) as u:
+        result = assignment.assign(u)
     assert len(result.assigned) == 300 and result.short == {}
     load = Counter(e for emails in result.assigned.values() for e in emails)
     assert "r00@eval.example.org" not in load
     assert sum(load.values()) == 600
     assert max(load.values()) - min(load.values()) <= 1, load  # 600 over 11: 54 or 55
     with unit_of_work(engine) as s:
-        detail = review.review_detail(s, s.scalars(select(Application)).first())  # type: ignore[arg-type]
+        detail = scoring.review_detail(s, s.scalars(select(Application)).first(), POLICY)  # type: ignore[arg-type]
         assert detail["recusals"][0]["reviewer"] == "r00@eval.example.org"
         assert "intérêt déclaré" in detail["recusals"][0]["reason"]
         assert {a.status for a in s.scalars(select(Application))} == {"in_review"}
@@ -139,11 +141,11 @@ def test_assignment_balances_and_excludes_conflicts(engine: Engine) -> None:
 
 def test_too_few_reviewers_keeps_the_application_eligible(engine: Engine) -> None:
     [ref] = eligible(engine, 1)
-    with unit_of_work(engine) as s:
-        review.add_reviewer(s, review.ReviewerIn(name="A", email="a@e.example.org",
-                                                 siren=PARTNER), NOW)
-        review.add_reviewer(s, review.ReviewerIn(name="B", email="b@e.example.org"), NOW)
-        result = review.assign(s, None, POLICY, actor="t", now=NOW)
+    with uow(engine) as u:
+        reviewers.add_reviewer(u, reviewers.ReviewerIn(name="A", email="a@e.example.org",
+                                                       siren=PARTNER))
+        reviewers.add_reviewer(u, reviewers.ReviewerIn(name="B", email="b@e.example.org"))
+        result = assignment.assign(u)
     assert result.short == {ref: 1} and result.assigned == {}
     with unit_of_work(engine) as s:
         assert s.scalars(select(Application.status)).one() == "eligible"
@@ -199,8 +201,8 @@ def test_four_and_three_point_three_three_average_to_3_67_not_3_666() -> None:
 def test_scores_through_the_cli_exact_and_in_french(engine: Engine) -> None:
     [ref] = eligible(engine, 1)
     add_reviewers(engine, 2)
-    with unit_of_work(engine) as s:
-        review.assign(s, None, POLICY, actor="t", now=NOW)
+    with uow(engine) as u:
+        assignment.assign(u)
     four = [f"{c}=4" for c in POLICY.weights]
     third = ["pertinence=4", "alliance=4", "impact=4", "innovation=2", "modele=2"]
     # a repeated criterion: refused, naming it, nothing recorded
@@ -227,3 +229,112 @@ def test_scores_through_the_cli_exact_and_in_french(engine: Engine) -> None:
         s.execute(update(Application).values(status="rejected"))
     code, out, _ = cli("show", ref)
     assert code == 0 and "note : 3,67" in out and "3,33" in out
+
+
+# --- assignment at scale: bulk writes, compare-and-set, conflicts by index -----------------
+
+PEOPLE_SIRENS = st.sampled_from([siren(n) for n in range(6)] + [LEAD, PARTNER])
+
+
+@given(people=st.lists(st.tuples(st.one_of(st.none(), PEOPLE_SIRENS),
+                                 st.lists(PEOPLE_SIRENS, max_size=3)), max_size=8),
+       cofunder=st.one_of(st.none(), PEOPLE_SIRENS))
+def test_the_conflict_index_finds_what_trying_everyone_finds(
+        people: list[tuple[str | None, list[str]]], cofunder: str | None) -> None:
+    from rules.review import ConflictIndex
+
+    doc = application(cofunding=[] if cofunder is None else [
+        {"funder": "Cofinanceur", "kind": "etat", "amount": "1000",
+         "siret": cofunder + "00017"}])
+    the_parties = parties(doc)
+    every = {}
+    for key, (own, interests) in enumerate(people):
+        reasons = conflicts(own, interests, the_parties)
+        if reasons:
+            every[key] = "; ".join(r.reason for r in reasons)
+    found = ConflictIndex((k, own, i) for k, (own, i) in enumerate(people)).find(the_parties)
+    assert list(found.items()) == list(every.items())  # the same, in the same order
+
+
+def count_statements(engine: Engine, references: list[str]) -> int:
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    with uow(engine) as u:
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            result = assignment.assign(u, references)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    assert set(result.assigned) == set(references)
+    return len(seen)
+
+
+def test_assignment_statements_do_not_grow_with_the_applications(engine: Engine) -> None:
+    """Per batch, one read of the documents and one bulk write per table, whatever the number
+    of applications (it used to flush and load each application's history one by one)."""
+    refs = eligible(engine, 45)
+    add_reviewers(engine, 6)
+    with unit_of_work(engine) as s:  # conflicts on every application: recusals are written
+        s.execute(update(Reviewer).where(Reviewer.email == "r00@eval.example.org")
+                  .values(interests=[PARTNER]))
+    few, many = count_statements(engine, refs[:3]), count_statements(engine, refs[3:])
+    assert few == many
+
+
+def test_assignment_writes_history_emails_and_recusals_once_each(engine: Engine) -> None:
+    from models import OutboxMessage, Recusal, StatusChange
+    from tests.review_support import NOW
+
+    refs = eligible(engine, 7)
+    add_reviewers(engine, 4)
+    with unit_of_work(engine) as s:
+        s.execute(update(Reviewer).where(Reviewer.email == "r00@eval.example.org")
+                  .values(interests=[PARTNER]))
+    with uow(engine, actor="secretariat") as u:
+        loaded = u.session.scalars(select(Application)).all()  # known to the session before
+        assert {a.status for a in loaded} == {"eligible"}
+        result = assignment.assign(u, None)
+        # what the session held is read again: it sees the move and its history row
+        assert {a.status for a in loaded} == {"in_review"}
+        assert all(a.history[-1].to_status == "in_review" for a in loaded)
+    assert sorted(result.assigned) == sorted(refs)
+    with unit_of_work(engine) as s:
+        history = s.execute(select(Application.reference, StatusChange).join(StatusChange)
+                            .where(StatusChange.to_status == "in_review")).all()
+        assert sorted(ref for ref, _ in history) == sorted(refs)
+        for ref, change in history:
+            assert (change.from_status, change.actor, change.at) == ("eligible", "secretariat",
+                                                                     NOW)
+            assert change.reason == f"évaluateurs désignés : {', '.join(result.assigned[ref])}"
+        mails = s.scalars(select(OutboxMessage).where(
+            OutboxMessage.event == "review_assigned")).all()
+        assert sorted((m.reference, m.recipient) for m in mails) == sorted(
+            (ref, email) for ref, emails in result.assigned.items() for email in emails)
+        assert len(s.scalars(select(Recusal)).all()) == 7  # r00 on each, recorded once
+    with uow(engine) as u:  # nothing eligible is left: a second run moves nothing
+        assert assignment.assign(u, None).assigned == {}
+
+
+def test_a_batch_move_is_a_compare_and_set(engine: Engine) -> None:
+    """One application of the batch moved meanwhile: the whole move is refused, nothing is
+    written (no status, no history row)."""
+    from models import ConcurrentChange, Status, StatusChange
+
+    eligible(engine, 3)
+    with unit_of_work(engine) as s:
+        ids = list(s.scalars(select(Application.id).order_by(Application.id)))
+        s.execute(update(Application).where(Application.id == ids[1]).values(status="withdrawn"))
+        before = len(s.scalars(select(StatusChange)).all())
+    with pytest.raises(ConcurrentChange, match="statut changé entre-temps"), uow(engine) as u:
+        assignment.move_all(u.session, dict.fromkeys(ids, "test"), Status.eligible,
+                            Status.in_review, actor="t", at=u.now)
+    with unit_of_work(engine) as s:
+        assert [str(x) for x in s.scalars(select(Application.status)
+                                          .order_by(Application.id))] == [
+            "eligible", "withdrawn", "eligible"]
+        assert len(s.scalars(select(StatusChange)).all()) == before

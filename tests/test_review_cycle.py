@@ -15,9 +15,10 @@ from sqlalchemy.exc import DBAPIError
 from flows.review import review_flow
 from models import Application, Decision, DecisionOutcome, DomainError
 from odd17.db import unit_of_work
-from odd17.services import audit, ledger, review, setup
+from odd17.services import audit, committee, ledger, reviewers, scoring, setup
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import dies_on_call, eligible, in_committee
+from tests.review_support import uow
 from tests.test_cli import cli
 from tests.test_review import PARTNER, siren
 
@@ -27,16 +28,16 @@ NOTES = ["pertinence=4", "alliance=5", "impact=3", "innovation=4", "modele=3"]
 def people(engine: Engine) -> None:
     """4 reviewers, 1 conflicted reviewer, 5 committee members of whom 1 is conflicted."""
     now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
-    with unit_of_work(engine) as s:
+    with uow(engine, now=now) as u:
         for i in range(4):
-            review.add_reviewer(s, review.ReviewerIn(
-                name=f"R{i}", email=f"r{i}@eval.example.org", siren=siren(600 + i)), now)
-        review.add_reviewer(s, review.ReviewerIn(
-            name="Conflit", email="conflit@eval.example.org", siren=PARTNER), now)
+            reviewers.add_reviewer(u, reviewers.ReviewerIn(
+                name=f"R{i}", email=f"r{i}@eval.example.org", siren=siren(600 + i)))
+        reviewers.add_reviewer(u, reviewers.ReviewerIn(
+            name="Conflit", email="conflit@eval.example.org", siren=PARTNER))
         for i in range(5):
-            review.add_reviewer(s, review.ReviewerIn(
+            reviewers.add_reviewer(u, reviewers.ReviewerIn(
                 name=f"M{i}", email=f"m{i}@comite.example.org", siren=siren(700 + i),
-                interests=[PARTNER] if i == 4 else [], committee=True, reviews=False), now)
+                interests=[PARTNER] if i == 4 else [], committee=True, reviews=False))
 
 
 def test_cli_cycle_to_approved_and_rejected(engine: Engine) -> None:
@@ -122,29 +123,31 @@ def test_review_flow_interrupted_then_rerun(engine: Engine,
     summary = review_flow()
     assert summary["assigned"] == 3 and summary["short"] == {}
     now = dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
-    policy = review.ReviewPolicy()
-    with unit_of_work(engine) as s:
-        for app in s.scalars(select(Application)):
-            for r in review.review_detail(s, app)["reviews"]:
-                review.score(s, app.reference, r["reviewer"], dict.fromkeys(policy.weights, 4),
-                             "ok", policy, actor="t", now=now)
+    with uow(engine, now=now) as u:
+        policy = u.config.review
+        for app in u.session.scalars(select(Application)):
+            for r in scoring.review_detail(u.session, app, policy)["reviews"]:
+                scoring.score(u, app.reference, r["reviewer"], dict.fromkeys(policy.weights, 4),
+                              "ok")
     members = ["m0@comite.example.org", "m1@comite.example.org", "m2@comite.example.org"]
-    with unit_of_work(engine) as s:  # decisions recorded by the secretary, not yet applied
+    # decisions recorded by the secretary, not yet applied
+    with uow(engine, actor="secretariat", now=now) as u:
         for ref in refs:
-            review.record_decision(s, ref, "approve", present=members, amount=None, motif="",
-                                   actor="secretariat", now=now)
-    real = review.apply_decision
-    monkeypatch.setattr(review, "apply_decision", dies_on_call(2, real, "worker killed"))
+            committee.record_decision(u, ref, "approve", present=members, amount=None,
+                                      motif="")
+    real = committee.apply_decision
+    monkeypatch.setattr(committee, "apply_decision", dies_on_call(2, real, "worker killed"))
     with pytest.raises(BaseException, match="worker killed"):
         review_flow()
-    monkeypatch.setattr(review, "apply_decision", real)
-    with unit_of_work(engine) as s:
-        assert len(review.pending_decisions(s)) == 2
+    monkeypatch.setattr(committee, "apply_decision", real)
+    with uow(engine) as u:
+        assert len(committee.pending_decisions(u)) == 2
     summary = review_flow()
     assert summary["applied"] == 2 and summary["failed"] == []
-    with unit_of_work(engine) as s:
+    with uow(engine) as u:
+        s = u.session
         assert set(s.scalars(select(Application.status))) == {"approved"}
-        assert review.pending_decisions(s) == []
+        assert committee.pending_decisions(u) == []
         assert all(d.applied_at for d in s.scalars(select(Decision)))
         assert audit.check(s) == []
     assert review_flow()["applied"] == 0  # nothing left: the next run does nothing
@@ -156,12 +159,10 @@ def test_decision_outcome_is_one_of_three_in_the_code_and_the_database(engine: E
     now = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
     present = ["m0@comite.example.org", "m1@comite.example.org", "m2@comite.example.org"]
     with pytest.raises(DomainError, match="décision inconnue « approuver »"), \
-            unit_of_work(engine) as s:
-        review.record_decision(s, ref, "approuver", present=present, amount=None, motif="",
-                               actor="t", now=now)
-    with unit_of_work(engine) as s:
-        review.record_decision(s, ref, "defer", present=present, amount=None, motif="",
-                               actor="t", now=now)
+            uow(engine, now=now) as u:
+        committee.record_decision(u, ref, "approuver", present=present, amount=None, motif="")
+    with uow(engine, now=now) as u:
+        committee.record_decision(u, ref, "defer", present=present, amount=None, motif="")
     # the CHECK the migration adds survives a round trip, and so does the recorded decision
     cfg = setup.alembic_config()
     with engine.begin() as conn:

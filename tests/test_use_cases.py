@@ -11,9 +11,10 @@ from sqlalchemy import Engine, select
 
 from models import Application, Decision, DomainError, Status
 from odd17.db import unit_of_work
-from odd17.services import audit, committee, finance, ledger, mail, review
+from odd17.services import audit, committee, finance, ledger, mail, reviewers
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import in_committee
+from tests.review_support import runner, uow
 from tests.test_review import siren
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -22,18 +23,17 @@ MEMBERS = [f"m{i}@comite.example.org" for i in range(3)]
 
 
 def members(engine: Engine) -> None:
-    with unit_of_work(engine) as s:
+    with uow(engine, now=NOW) as u:
         for i, email in enumerate(MEMBERS):
-            review.add_reviewer(s, review.ReviewerIn(
+            reviewers.add_reviewer(u, reviewers.ReviewerIn(
                 name=f"M{i}", email=email, siren=siren(700 + i), committee=True,
-                reviews=False), NOW)
+                reviews=False))
 
 
 def decide(engine: Engine, reference: str, outcome: str = "approve",
            motif: str = "") -> ledger.Result | None:
-    return committee.decide(engine, reference, outcome, present=MEMBERS, amount=None,
-                            motif=motif, plan=DEFAULT_PLAN, alert_threshold=T, actor="t",
-                            now=NOW)
+    return committee.decide(runner(engine, now=NOW), reference, outcome, present=MEMBERS,
+                            amount=None, motif=motif)
 
 
 def test_decide_records_then_applies_and_notes_what_the_envelope_refuses(
@@ -54,7 +54,9 @@ def test_decide_records_then_applies_and_notes_what_the_envelope_refuses(
         [last] = s.scalars(select(Decision).join(Application)
                            .where(Application.reference == c)).all()
         assert last.applied_at is None and last.error == str(refused.value)
-        assert review.pending_decisions(s) == []  # noted as failed: not retried by the flow
+    with uow(engine) as u:  # noted as failed: not retried by the flow
+        assert committee.pending_decisions(u) == []
+    with unit_of_work(engine) as s:
         assert audit.check(s) == []
 
 
@@ -87,10 +89,10 @@ def test_record_topup_derives_its_key_from_amount_and_motif(engine: Engine) -> N
 
 def test_list_reviewers_is_sorted_by_email(engine: Engine) -> None:
     members(engine)
-    with unit_of_work(engine) as s:
-        review.add_reviewer(s, review.ReviewerIn(name="A", email="a@eval.example.org",
-                                                 interests=[siren(1)]), NOW)
-        rows = review.list_reviewers(s)
+    with uow(engine, now=NOW) as u:
+        reviewers.add_reviewer(u, reviewers.ReviewerIn(name="A", email="a@eval.example.org",
+                                                       interests=[siren(1)]))
+        rows = reviewers.list_reviewers(u)
     assert [r["email"] for r in rows] == ["a@eval.example.org", *MEMBERS]
     assert rows[0] == {"email": "a@eval.example.org", "name": "A", "siren": None,
                        "interests": [siren(1)], "committee": False, "reviews": True}

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from notifications.dispatch import Report
     from notifications.render import Rendered
     from odd17.services import intake
+    from odd17.services.assignment import Assignment
     from odd17.services.eligibility import Verdict
-    from odd17.services.review import Assignment, ImportReport, Ranking
+    from odd17.services.reviewers import ImportReport
+    from odd17.services.scoring import Ranking
 
 
 def outcomes(done: list[intake.Outcome]) -> None:
@@ -50,7 +52,7 @@ def outcomes(done: list[intake.Outcome]) -> None:
 
 
 def scores(detail: dict[str, Any]) -> None:
-    from odd17.services.review import exact_review_scores
+    from odd17.services.scoring import exact_review_scores
     from odd17.settings import get_fund_config
     from rules.review import mean, score_fr
 

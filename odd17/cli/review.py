@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,13 +16,17 @@ from odd17.cli._common import (
     fail,
     out,
     parse_amount_option,
-    policy_threshold,
     print_json,
     ready_engine,
     user_errors,
 )
 from odd17.display import line
 from rules.money import as_str, eur
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from odd17.uow import Runner, UnitOfWork
 
 reviewers_app = typer.Typer(help="Évaluateurs et membres du comité.", no_args_is_help=True)
 app.add_typer(reviewers_app, name="reviewers")
@@ -32,6 +37,17 @@ committee_app = typer.Typer(help="Comité : proposition et décisions.", no_args
 app.add_typer(committee_app, name="committee")
 
 
+def _runner(engine: Engine) -> Runner:
+    """The CLI's runner: its actor (ODD17_ACTOR, else cli:<login>) and the configured fund."""
+    from odd17.runtime import actor
+    from odd17.uow import Context, Runner
+
+    return Runner(engine, Context.from_settings(actor("cli")))
+
+
+def _uow(engine: Engine) -> AbstractContextManager[UnitOfWork]:
+    """One transaction for one use case (committed at the end of the block)."""
+    return _runner(engine).uow()
 
 @reviewers_app.command("add")
 def reviewers_add(
@@ -49,18 +65,16 @@ def reviewers_add(
     """Ajoute ou met à jour (par e-mail) un évaluateur ou membre du comité."""
     from pydantic import ValidationError
 
-    from odd17.db import unit_of_work
-    from odd17.runtime import utcnow
-    from odd17.services import review
+    from odd17.services import reviewers
     from rules.document import explain
 
     try:
-        data = review.ReviewerIn(name=name, email=email, siren=siren, interests=interest or [],
+        data = reviewers.ReviewerIn(name=name, email=email, siren=siren, interests=interest or [],
                                  committee=committee, reviews=not no_reviews)
     except ValidationError as exc:
         fail("; ".join(f"{e['field']} : {e['message']}" for e in explain(exc)))
-    with user_errors(), unit_of_work(ready_engine()) as session:
-        _, created = review.add_reviewer(session, data, utcnow())
+    with user_errors(), _uow(ready_engine()) as uow:
+        _, created = reviewers.add_reviewer(uow, data)
     if as_json:
         print_json({"email": data.email, "created": created})
         return
@@ -70,14 +84,12 @@ def reviewers_add(
 @reviewers_app.command("import")
 def reviewers_import(file: Path, as_json: JsonFlag = False) -> None:
     """Importe des évaluateurs (CSV : name,email,siren,interests,committee ; ou JSON)."""
-    from odd17.db import unit_of_work
-    from odd17.runtime import utcnow
-    from odd17.services import review
+    from odd17.services import reviewers
 
     with user_errors():
-        rows = review.read_reviewers(file)
-        with unit_of_work(ready_engine()) as session:
-            report = review.import_reviewers(session, rows, utcnow())
+        rows = reviewers.read_reviewers(file)
+        with _uow(ready_engine()) as uow:
+            report = reviewers.import_reviewers(uow, rows)
     if as_json:
         print_json({"created": report.created, "updated": report.updated,
                     "refused": report.refused})
@@ -89,11 +101,10 @@ def reviewers_import(file: Path, as_json: JsonFlag = False) -> None:
 @reviewers_app.command("list")
 def reviewers_list(as_json: JsonFlag = False) -> None:
     """Liste les évaluateurs et membres du comité."""
-    from odd17.db import unit_of_work
-    from odd17.services import review
+    from odd17.services import reviewers
 
-    with user_errors(), unit_of_work(existing_engine()) as session:
-        rows = review.list_reviewers(session)
+    with user_errors(), _uow(existing_engine()) as uow:
+        rows = reviewers.list_reviewers(uow)
     if as_json:
         print_json(rows)
         return
@@ -108,19 +119,15 @@ def review_assign(
 ) -> None:
     """Désigne les évaluateurs (sans conflit d'intérêts, les moins chargés d'abord)."""
     from models import Status
-    from odd17.db import unit_of_work
-    from odd17.runtime import actor, utcnow
-    from odd17.services import review
-    from odd17.settings import get_fund_config
+    from odd17.services import assignment
 
     if not references and not all_:
         fail("précisez des références ou --all")
-    with user_errors(), unit_of_work(ready_engine()) as session:
+    with user_errors(), _uow(ready_engine()) as uow:
         if references and not all_:
-            check_references(session, references, allowed=[Status.eligible],
+            check_references(uow.session, references, allowed=[Status.eligible],
                              why="seuls les dossiers éligibles reçoivent des évaluateurs")
-        result = review.assign(session, None if all_ else references,
-                               get_fund_config().review, actor=actor("cli"), now=utcnow())
+        result = assignment.assign(uow, None if all_ else references)
     if as_json:
         print_json({"assigned": result.assigned, "short": result.short})
         return
@@ -135,10 +142,7 @@ def review_score(
     comment: Annotated[str, typer.Option("--comment", help="Commentaire motivé.")],
 ) -> None:
     """Enregistre les notes d'un évaluateur (grille : entiers de 0 à 5)."""
-    from odd17.db import unit_of_work
-    from odd17.runtime import actor, utcnow
-    from odd17.services import review
-    from odd17.settings import get_fund_config
+    from odd17.services import scoring
     from rules.review import collect_scores, score_fr
 
     pairs: list[tuple[str, Any]] = []
@@ -153,9 +157,8 @@ def review_score(
     scores, repeated = collect_scores(pairs)
     if repeated:
         fail(f"{reference.upper()} : grille invalide : {'; '.join(repeated)}")
-    with user_errors(), unit_of_work(ready_engine()) as session:
-        value_ = review.score(session, reference, reviewer, scores, comment,
-                              get_fund_config().review, actor=actor("cli"), now=utcnow())
+    with user_errors(), _uow(ready_engine()) as uow:
+        value_ = scoring.score(uow, reference, reviewer, scores, comment)
     out.print(line(f"{reference.upper()} : note pondérée {score_fr(value_)} enregistrée pour "
                    f"{reviewer}."))
 
@@ -164,17 +167,13 @@ def review_score(
 def committee_propose(as_json: JsonFlag = False) -> None:
     """Propose, par note décroissante, les dossiers finançables dans l'enveloppe restante
     (ne modifie rien)."""
-    from odd17.db import unit_of_work
-    from odd17.services import review
-    from odd17.settings import get_fund_config
+    from odd17.services import scoring
 
-    policy = get_fund_config().review
-    with user_errors(), unit_of_work(existing_engine()) as session:
+    with user_errors(), _uow(existing_engine()) as uow:
         if as_json:
-            print_json(review.proposal(session, alert_threshold=policy_threshold(),
-                                       policy=policy))
+            print_json(scoring.proposal(uow))
             return
-        ranked = review.ranking(session, alert_threshold=policy_threshold(), policy=policy)
+        ranked = scoring.ranking(uow)
     render.proposal(ranked)
 
 
@@ -193,22 +192,16 @@ def committee_decide(
     as_json: JsonFlag = False,
 ) -> None:
     """Décision du comité : accord (réserve le montant), refus motivé, ou report."""
-    from odd17.runtime import actor, utcnow
     from odd17.services import committee
-    from odd17.settings import get_fund_config
 
     if approve + reject + defer != 1:
         fail("choisissez exactement une décision : --approve, --reject ou --defer")
     outcome = "approve" if approve else "reject" if reject else "defer"
-    config = get_fund_config()
     members = [e for e in present.split(",") if e.strip()]
+    granted = parse_amount_option(amount, "--amount")
     with user_errors():
-        result = committee.decide(
-            ready_engine(), reference, outcome, present=members,
-            amount=parse_amount_option(amount, "--amount"), motif=motif,
-            plan=config.disbursement.plan(),
-            alert_threshold=config.disbursement.alert_threshold, actor=actor("cli"),
-            now=utcnow())
+        result = committee.decide(_runner(ready_engine()), reference, outcome,
+                                  present=members, amount=granted, motif=motif)
     if as_json:
         print_json({"reference": reference.upper(), "outcome": outcome,
                     "amount": as_str(result.amount) if result else None})

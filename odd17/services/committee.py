@@ -1,36 +1,193 @@
-"""The committee's decision as one use case (CLI ``committee decide``, and the web's): record
-it, apply it, and when applying is refused, say why on the decision."""
+"""Committee decisions (README, « Committee review »): record one, apply it, and when applying
+is refused, say why on the decision.
+
+A decision is recorded in one transaction and applied in a second, so that a killed applier
+leaves a pending decision the review flow applies (``apply_pending``), never a half-applied
+one. ``apply_recorded`` is the one place that applies a decision or, when the ledger refuses
+it, notes the refusal on it (a third transaction, the compensation): ``decide`` (CLI ``committee
+decide``, the web) and ``apply_pending`` (flows/review.py) both go through it."""
 
 from __future__ import annotations
 
-import datetime as dt
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from models import DomainError
-from odd17.db import unit_of_work
-from odd17.services import ledger, review
-from rules.tranches import TranchePlan
+from models import Application, Decision, DecisionOutcome, DomainError, Reviewer, Status
+from models.lifecycle import DECIDED
+from notifications.outbox import enqueue, message
+from odd17.services import finance, ledger
+from odd17.services.assignment import conflicted, find_application
+from odd17.uow import Runner, UnitOfWork
+from rules.money import eur
+from rules.review import has_quorum
 
 
-def decide(engine: Engine, reference: str, outcome: str, *, present: list[str],
-           amount: Decimal | None, motif: str, plan: TranchePlan, alert_threshold: Decimal,
-           actor: str, now: dt.datetime) -> ledger.Result | None:
-    """Record the decision in one transaction, apply it in a second: the decision stays
-    recorded when the envelope refuses the approval, with the refusal noted on it (a third
-    transaction, the compensation) and the DomainError raised for the caller to show. Two
-    transactions so that a killed applier leaves a pending decision the review flow applies
-    (flows/review.py), never a half-applied one."""
-    with unit_of_work(engine) as session:
-        decision_id = review.record_decision(session, reference, outcome, present=present,
-                                             amount=amount, motif=motif, actor=actor,
-                                             now=now).id
+def record_decision(uow: UnitOfWork, reference: str, outcome: str, *, present: list[str],
+                    amount: Decimal | None, motif: str) -> Decision:
+    """Check and record a committee decision (pending until applied). The application row
+    is locked first, so two deciders at once are serialised and the second is told it is
+    already decided (or being applied) and records nothing."""
+    session = uow.session
+    app = find_application(session, reference, lock=True)
+    if app.status in DECIDED:
+        raise DomainError(f"déjà décidé : {app.reference} est au statut « {app.status} » ; "
+                          "rien n'a été enregistré")
+    if app.status != Status.committee:
+        raise DomainError(f"{app.reference} : dossier au statut « {app.status} », il n'est pas "
+                          "devant le comité")
+    pending = session.scalar(select(Decision).where(
+        Decision.application_id == app.id, Decision.applied_at.is_(None),
+        Decision.error.is_(None)).order_by(Decision.id).limit(1))
+    if pending is not None:
+        raise DomainError(f"déjà décidé : {app.reference} a une décision « {pending.outcome} » "
+                          f"en cours d'application (n°{pending.id}) ; rien n'a été enregistré")
     try:
-        with unit_of_work(engine) as session:
-            return review.apply_decision(session, decision_id, plan=plan,
-                                         alert_threshold=alert_threshold, actor=actor, now=now)
+        kind = DecisionOutcome(outcome)
+    except ValueError:
+        raise DomainError(f"décision inconnue « {outcome} »") from None
+    if kind is DecisionOutcome.reject and not motif.strip():
+        raise DomainError(f"{app.reference} : un refus doit être motivé (--motif)")
+    if kind is DecisionOutcome.approve:
+        amount = app.requested_amount if amount is None else amount
+        if amount <= 0 or amount > app.requested_amount:
+            raise DomainError(f"{app.reference} : le montant accordé doit être positif et au "
+                              f"plus le montant demandé ({eur(app.requested_amount)})")
+    voting, recused = _voters(uow, app, present)
+    decision = Decision(application_id=app.id, outcome=kind,
+                        amount=amount if kind is DecisionOutcome.approve else None,
+                        motif=motif.strip(), present=voting, recused=recused,
+                        recorded_by=uow.actor, recorded_at=uow.now)
+    session.add(decision)
+    session.flush()
+    return decision
+
+
+def _voters(uow: UnitOfWork, app: Application, present: list[str]) -> tuple[list[str],
+                                                                              list[str]]:
+    """The present members who vote and those recused, checked for quorum."""
+    members = uow.session.scalars(select(Reviewer).where(Reviewer.committee,
+                                                         Reviewer.active)).all()
+    emails = {e.strip().lower() for e in present}
+    unknown = sorted(emails - {m.email for m in members})
+    if unknown:
+        raise DomainError(f"ne sont pas membres du comité : {', '.join(unknown)}")
+    recused_ids = conflicted(uow, app, list(members))
+    eligible = [m for m in members if m.id not in recused_ids]
+    voting = sorted(m.email for m in eligible if m.email in emails)
+    recused = sorted(m.email for m in members if m.id in recused_ids and m.email in emails)
+    if not has_quorum(len(voting), len(eligible)):
+        raise DomainError(
+            f"{app.reference} : quorum non atteint : {len(voting)} membre(s) présent(s) non "
+            f"récusé(s) sur {len(eligible)} ; il en faut plus de la moitié"
+            + (f" (récusés : {', '.join(recused)})" if recused else ""))
+    return voting, recused
+
+
+def apply_decision(uow: UnitOfWork, decision_id: int) -> ledger.Result | None:
+    """Apply a recorded decision: an approval reserves through the ledger (refused, with no
+    change, when the envelope cannot bear it); a refusal moves to ``rejected``; a deferral keeps
+    the application before the committee."""
+    session, now, actor = uow.session, uow.now, uow.actor
+    decision = _locked_decision(session, decision_id)
+    if decision is None or decision.applied_at is not None:
+        return None  # applied meanwhile by another run (the lock made us wait for it)
+    app = session.get_one(Application, decision.application_id)
+    result = None
+    if decision.outcome == DecisionOutcome.approve:
+        assert decision.amount is not None
+        result = ledger.approve(
+            session, app.reference, decision.amount, plan=uow.config.disbursement.plan(),
+            actor=actor, now=now, alert_threshold=uow.context.alert_threshold,
+            key=f"decision:{decision.id}",
+            reason=f"décision du comité : accord de {eur(decision.amount)} "
+                   f"(présents : {', '.join(decision.present)})")
+        grant = finance.grant_detail(session, app)
+        assert grant is not None
+        enqueue(session, [message("decision_approved", app.contact_email, {
+            **_applicant(app), "amount": grant["awarded"],
+            "tranches": [{k: t[k] for k in ("number", "label", "amount", "due_on")}
+                         for t in grant["tranches"]],
+        }, key=f"decision_approved:{app.reference}:{decision.id}", now=now,
+            reference=app.reference)])
+    elif decision.outcome == DecisionOutcome.reject:
+        app.transition_to(Status.rejected, actor=actor, at=now,
+                          reason=f"décision du comité : refus — {decision.motif}")
+        enqueue(session, [message("decision_rejected", app.contact_email, {
+            **_applicant(app), "motif": decision.motif,
+        }, key=f"decision_rejected:{app.reference}:{decision.id}", now=now,
+            reference=app.reference)])
+    decision.applied_at = now
+    session.flush()
+    return result
+
+
+def _applicant(app: Application) -> dict[str, Any]:
+    lead = app.document["lead"]
+    return {"reference": app.reference, "title": app.title, "lead_name": lead["name"],
+            "contact_name": lead.get("contact_name")}
+
+
+def pending_decisions(uow: UnitOfWork) -> list[int]:
+    return list(uow.session.scalars(select(Decision.id).where(
+        Decision.applied_at.is_(None), Decision.error.is_(None)).order_by(Decision.id)))
+
+
+def _locked_decision(session: Session, decision_id: int) -> Decision | None:
+    return session.scalars(select(Decision).where(Decision.id == decision_id)
+                           .with_for_update().execution_options(populate_existing=True)).first()
+
+
+def mark_failed(uow: UnitOfWork, decision_id: int, error: str) -> None:
+    """Record why a decision could not be applied (never on one another run applied)."""
+    decision = _locked_decision(uow.session, decision_id)
+    if decision is not None and decision.applied_at is None:
+        decision.error = error
+
+
+def apply_recorded(runner: Runner, decision_id: int) -> ledger.Result | None:
+    """Apply a recorded decision in a transaction of its own; when it is refused, note why on
+    the decision (another transaction: the compensation, so the flow does not retry it) and
+    raise the DomainError for the caller to show."""
+    try:
+        with runner.uow() as uow:
+            return apply_decision(uow, decision_id)
     except DomainError as exc:
-        with unit_of_work(engine) as session:
-            review.mark_failed(session, decision_id, str(exc))
+        with runner.uow() as uow:
+            mark_failed(uow, decision_id, str(exc))
         raise
+
+
+def decide(runner: Runner, reference: str, outcome: str, *, present: list[str],
+           amount: Decimal | None, motif: str) -> ledger.Result | None:
+    """The committee's decision as one use case: recorded in one transaction, then applied
+    (``apply_recorded``). The decision stays recorded when the envelope refuses the approval,
+    with the refusal noted on it, and the DomainError is raised."""
+    with runner.uow() as uow:
+        decision_id = record_decision(uow, reference, outcome, present=present,
+                                      amount=amount, motif=motif).id
+    return apply_recorded(runner, decision_id)
+
+
+@dataclass(slots=True)
+class Applied:
+    applied: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)  # {"decision", "error"}
+
+
+def apply_pending(runner: Runner) -> Applied:
+    """Apply every pending decision, each in its own transaction: a refusal never undoes the
+    others (it is noted on its decision, which is then no longer pending)."""
+    with runner.uow() as uow:
+        pending = pending_decisions(uow)
+    result = Applied()
+    for decision_id in pending:
+        try:
+            apply_recorded(runner, decision_id)
+            result.applied += 1
+        except DomainError as exc:
+            result.failed.append({"decision": decision_id, "error": str(exc)})
+    return result

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from models import Application, NotFound, Status
 from odd17.services.finance import grant_detail
-from odd17.services.review import review_detail
+from odd17.services.scoring import review_detail
+from odd17.settings import get_fund_config
 from rules.money import as_str
 from rules.review import ReviewPolicy
 
@@ -61,7 +62,7 @@ def application_detail(session: Session, reference: str,
         "eligibility_ruleset": latest.ruleset if latest else None,
         "eligibility_policy": latest.policy_digest if latest else None,
         "evaluated_at": _iso(latest.evaluated_at) if latest else None,
-        **review_detail(session, app, review_policy),
+        **review_detail(session, app, review_policy or get_fund_config().review),
         "grant": grant_detail(session, app),
         "history": [
             {
