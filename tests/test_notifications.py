@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select, update
 
 from models import MessageStatus, OutboxMessage
 from notifications.dispatch import LEASE, expire_stale
-from notifications.events import EVENTS, EXAMPLES
+from notifications.events import EVENTS, EXAMPLES, SAMPLES
 from notifications.outbox import enqueue, message
 from notifications.render import render
 from odd17.db import unit_of_work
@@ -142,7 +142,7 @@ def queue(engine: Engine, recipients: list[str], event: str = "application_eligi
     """Messages straight into the outbox, one per recipient, with the event's example facts."""
     now = dt.datetime.now(dt.UTC)
     with unit_of_work(engine) as s:
-        enqueue(s, [message(event, r, EXAMPLES[event], key=f"{prefix}:{i}", now=now,
+        enqueue(s, [message(SAMPLES[event], r, key=f"{prefix}:{i}", now=now,
                             reference=EXAMPLES[event].get("reference"))
                     for i, r in enumerate(recipients)])
 

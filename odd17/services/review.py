@@ -30,7 +30,9 @@ from models import (
     Reviewer,
     Status,
 )
+from models.ledger import Grant
 from models.lifecycle import DECIDED
+from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.services import finance, ledger, sources
 from odd17.settings import get_fund_config
@@ -237,12 +239,10 @@ def assign(session: Session, references: list[str] | None, policy: ReviewPolicy,
             reviewer = by_email[email]
             session.add(Review(application_id=app.id, reviewer_id=reviewer.id, assigned_at=now))
             load[reviewer.id] = load.get(reviewer.id, 0) + 1
-        enqueue(session, [message("review_assigned", email, {
-            "reference": app.reference, "title": app.title,
-            "reviewer_name": by_email[email].name, "reviewer_email": email,
-            "region": app.region, "requested_amount": as_str(app.requested_amount),
-        }, key=f"review_assigned:{app.reference}:{email}", now=now, reference=app.reference)
-            for email in chosen])
+        enqueue(session, [message(payloads.ReviewAssigned.from_assignment(app, by_email[email]),
+                                  email, key=f"review_assigned:{app.reference}:{email}",
+                                  now=now, reference=app.reference)
+                          for email in chosen])
         app.transition_to(Status.in_review, actor=actor, at=now,
                           reason=f"évaluateurs désignés : {', '.join(chosen)}")
         result.assigned[app.reference] = chosen
@@ -436,30 +436,21 @@ def apply_decision(session: Session, decision_id: int, *, plan: TranchePlan,
             alert_threshold=alert_threshold, key=f"decision:{decision.id}",
             reason=f"décision du comité : accord de {eur(decision.amount)} "
                    f"(présents : {', '.join(decision.present)})")
-        grant = finance.grant_detail(session, app)
-        assert grant is not None
-        enqueue(session, [message("decision_approved", app.contact_email, {
-            **_applicant(app), "amount": grant["awarded"],
-            "tranches": [{k: t[k] for k in ("number", "label", "amount", "due_on")}
-                         for t in grant["tranches"]],
-        }, key=f"decision_approved:{app.reference}:{decision.id}", now=now,
+        grant = session.scalars(select(Grant).where(Grant.application_id == app.id)).one()
+        enqueue(session, [message(
+            payloads.DecisionApproved.from_grant(app, grant), app.contact_email,
+            key=f"decision_approved:{app.reference}:{decision.id}", now=now,
             reference=app.reference)])
     elif decision.outcome == DecisionOutcome.reject:
         app.transition_to(Status.rejected, actor=actor, at=now,
                           reason=f"décision du comité : refus — {decision.motif}")
-        enqueue(session, [message("decision_rejected", app.contact_email, {
-            **_applicant(app), "motif": decision.motif,
-        }, key=f"decision_rejected:{app.reference}:{decision.id}", now=now,
+        enqueue(session, [message(
+            payloads.DecisionRejected.from_decision(app, decision), app.contact_email,
+            key=f"decision_rejected:{app.reference}:{decision.id}", now=now,
             reference=app.reference)])
     decision.applied_at = now
     session.flush()
     return result
-
-
-def _applicant(app: Application) -> dict[str, Any]:
-    lead = app.document["lead"]
-    return {"reference": app.reference, "title": app.title, "lead_name": lead["name"],
-            "contact_name": lead.get("contact_name")}
 
 
 def pending_decisions(session: Session) -> list[int]:
