@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, literal, select, update
+from sqlalchemy.orm import Session
 
 from models import DomainError, MessageStatus, OutboxMessage
 from models.base import rows_matched
 from notifications.render import build_message, message_id, render
 from notifications.transports import Interrupted, Outgoing, Refused, Transport, Unreachable
-from odd17.db import unit_of_work
 
 LEASE = dt.timedelta(minutes=15)
 TABLE = OutboxMessage.__table__
@@ -73,8 +73,8 @@ class Outcome:
 
 def expire_stale(engine: Engine, now: dt.datetime) -> int:
     """``sending`` for longer than the lease: its dispatcher died mid-send. Failed, not resent."""
-    with unit_of_work(engine) as s:
-        result = s.execute(
+    with engine.begin() as conn:
+        result = conn.execute(
             update(OutboxMessage)
             .where(OutboxMessage.status == MessageStatus.sending,
                    OutboxMessage.claimed_at < now - LEASE)
@@ -87,8 +87,8 @@ def expire_old(engine: Engine, now: dt.datetime, lifetime: dt.timedelta) -> int:
     days = lifetime / dt.timedelta(days=1)
     reason = f"expiré : non envoyé en {days:g} jour(s) (ODD17_MAIL_EXPIRY_DAYS)"
     queued = func.coalesce(OutboxMessage.requeued_at, OutboxMessage.created_at)
-    with unit_of_work(engine) as s:
-        result = s.execute(
+    with engine.begin() as conn:
+        result = conn.execute(
             update(OutboxMessage)
             .where(OutboxMessage.status == MessageStatus.pending, queued < now - lifetime)
             .values(status=MessageStatus.failed,
@@ -295,25 +295,25 @@ def dispatch(
     return dispatcher.run(transport, batch)
 
 
-def retry(engine: Engine, ids: list[int] | None, now: dt.datetime) -> int:
+def requeue(s: Session, ids: list[int] | None, now: dt.datetime) -> int:
     """Requeue failed messages (all, or the given ids) for an immediate attempt, with a fresh
-    lifetime. An id that is unknown or not ``failed`` is an error, and nothing is requeued."""
-    with unit_of_work(engine) as s:
-        query = update(OutboxMessage).where(OutboxMessage.status == MessageStatus.failed)
-        if ids:
-            wanted = sorted(set(ids))
-            found = dict(s.execute(select(OutboxMessage.id, OutboxMessage.status)
-                                   .where(OutboxMessage.id.in_(wanted))).tuples().all())
-            problems = [f"message {i} inconnu" for i in wanted if i not in found]
-            problems += [f"message {i} : {_NOT_FAILED[found[i]]}" for i in wanted
-                         if i in found and found[i] != MessageStatus.failed]
-            if problems:
-                raise DomainError("rien n'est remis en file : " + " ; ".join(problems))
-            query = query.where(OutboxMessage.id.in_(wanted))
-        result = s.execute(query.values(status=MessageStatus.pending, next_attempt_at=now,
-                                        attempts=0, claimed_by=None, claimed_at=None,
-                                        send_started_at=None, requeued_at=now))
-        return rows_matched(result)
+    lifetime, in the caller's transaction. An id that is unknown or not ``failed`` is an error,
+    and nothing is requeued."""
+    query = update(OutboxMessage).where(OutboxMessage.status == MessageStatus.failed)
+    if ids:
+        wanted = sorted(set(ids))
+        found = dict(s.execute(select(OutboxMessage.id, OutboxMessage.status)
+                               .where(OutboxMessage.id.in_(wanted))).tuples().all())
+        problems = [f"message {i} inconnu" for i in wanted if i not in found]
+        problems += [f"message {i} : {_NOT_FAILED[found[i]]}" for i in wanted
+                     if i in found and found[i] != MessageStatus.failed]
+        if problems:
+            raise DomainError("rien n'est remis en file : " + " ; ".join(problems))
+        query = query.where(OutboxMessage.id.in_(wanted))
+    result = s.execute(query.values(status=MessageStatus.pending, next_attempt_at=now,
+                                    attempts=0, claimed_by=None, claimed_at=None,
+                                    send_started_at=None, requeued_at=now))
+    return rows_matched(result)
 
 
 _NOT_FAILED = {

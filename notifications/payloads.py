@@ -140,7 +140,8 @@ class DecisionRejected(Applicant):
 
     @classmethod
     def from_decision(cls, app: Application, decision: Decision) -> DecisionRejected:
-        return cls(**cls.of(app), motif=decision.motif)
+        # a refusal without its motif (None) fails validation here, before the commit
+        return cls.model_validate({**cls.of(app), "motif": decision.motif})
 
 
 class TranchePaid(Applicant):

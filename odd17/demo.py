@@ -75,16 +75,17 @@ def _run(folder: Path, console: Console, url: str) -> int:
     from sqlalchemy import select
 
     from flows.disbursement import disbursement_flow
-    from flows.dispatch import outbox_flow
     from flows.eligibility import eligibility_flow
     from flows.intake import intake_flow
+    from flows.outbox import outbox_flow
     from flows.review import review_flow
     from models import Application, Status
     from odd17 import reports
     from odd17.db import dispose_engines, get_engine, unit_of_work
     from odd17.runtime import utcnow
-    from odd17.services import audit, exports, finance, mail, queries, review, setup
+    from odd17.services import audit, exports, finance, outbox, queries, review, setup
     from odd17.settings import get_fund_config, redact_url, reset_caches
+    from odd17.uow import Context, open_uow
     from rules.money import eur
 
     reset_caches()
@@ -190,7 +191,8 @@ def _run(folder: Path, console: Console, url: str) -> int:
         counts = queries.count_by_status(session)
         exports.write_scdl(session, config, scdl)
         exports.write_360giving(session, config, giving, now=utcnow())
-        mails = mail.counts(session)
+    with open_uow(engine, Context.from_settings("demo", config=config)) as uow:
+        mails = outbox.counts(uow)
     reports.write_html(report, report_path, fund_name=config.fund.name, now=utcnow())
 
     console.rule("[bold]Situation de l'enveloppe[/]")

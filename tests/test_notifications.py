@@ -12,13 +12,15 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from models import MessageStatus, OutboxMessage
-from notifications.dispatch import LEASE, expire_stale
+from notifications.dispatch import LEASE, Report, expire_stale
 from notifications.events import EVENTS, EXAMPLES, SAMPLES
 from notifications.outbox import enqueue, message
 from notifications.render import render
 from odd17.db import unit_of_work
-from odd17.services import ledger, mail
-from odd17.settings import reset_caches
+from odd17.services import ledger
+from odd17.services import outbox as outbox_service
+from odd17.settings import get_settings, reset_caches
+from odd17.uow import Context, Runner
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import application, eligible, in_committee
 from tests.smtp import SmtpServer, free_port
@@ -125,16 +127,23 @@ def test_gives_up_after_max_attempts_of_refusals_then_retry_requeues(
     eligible(engine, 1)
     lead = outbox(engine)[0].recipient
     smtp.inbox.refuse[lead] = "450 4.2.1 Mailbox busy, try later"
-    first = mail.send_pending(engine)
+    first = send_pending(engine)
     assert (first.sent, first.retried, first.failed) == (0, 2, 0)
-    mail.send_pending(engine)
+    send_pending(engine)
     assert {(m.status, m.attempts) for m in outbox(engine)} == {(MessageStatus.failed, 2)}
     assert "450 4.2.1 Mailbox busy" in (outbox(engine)[0].last_error or "")
     code, out, _ = cli("outbox", "list", "--status", "failed", "--json")
     assert code == 0 and len(json_loads(out)) == 2
     del smtp.inbox.refuse[lead]
     assert "2 message(s) remis en file" in cli("outbox", "retry")[1]
-    assert mail.send_pending(engine).sent == 2
+    assert send_pending(engine).sent == 2
+
+
+def send_pending(engine: Engine, *, worker: str | None = None) -> Report:
+    """``odd17 outbox send`` as the entrypoints run it: mail settings from the environment."""
+    runner = Runner(engine, Context.from_settings("test"))
+    return outbox_service.send(runner, outbox_service.MailSettings.from_settings(get_settings()),
+                               worker=worker)
 
 
 def queue(engine: Engine, recipients: list[str], event: str = "application_eligible",
@@ -170,7 +179,7 @@ def test_two_dispatchers_never_send_the_same_message(smtp: SmtpServer, engine: E
     reports = []
 
     def run(name: str) -> None:
-        reports.append(mail.send_pending(engine, worker=name))
+        reports.append(send_pending(engine, worker=name))
 
     threads = [threading.Thread(target=run, args=(f"d{i}",)) for i in range(2)]
     for t in threads:
@@ -215,7 +224,7 @@ def test_eml_transport_writes_real_files(engine: Engine, tmp_path: Path,
     monkeypatch.setenv("ODD17_MAIL_DIR", str(tmp_path / "mails"))
     reset_caches()
     eligible(engine, 1)
-    assert mail.send_pending(engine).sent == 2
+    assert send_pending(engine).sent == 2
     files = sorted((tmp_path / "mails").glob("*.eml"))
     assert [f.name.split("-", 1)[1] for f in files] == ["application_received.eml",
                                                         "application_eligible.eml"]
@@ -228,9 +237,9 @@ def test_eml_transport_writes_real_files(engine: Engine, tmp_path: Path,
 @pytest.mark.usefixtures("prefect_server")
 def test_every_event_from_the_flows(smtp: SmtpServer, engine: Engine, tmp_path: Path) -> None:
     from flows.disbursement import disbursement_flow
-    from flows.dispatch import outbox_flow
     from flows.eligibility import eligibility_flow
     from flows.intake import intake_flow
+    from flows.outbox import outbox_flow
     from flows.review import review_flow
     from odd17.services import review
     from tests.factories import jsonl, numbered
