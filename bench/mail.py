@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from notifications.dispatch import dispatch
-from notifications.events import EVENTS, EXAMPLES
+from notifications.events import EVENTS, EXAMPLES, SAMPLES
 from notifications.outbox import enqueue, message
 from notifications.render import build_message, render
 from notifications.transports import Smtp
@@ -83,7 +83,7 @@ def send_all(items: list[tuple[str, str, str]], now: dt.datetime, port: int) -> 
     engine = make_engine(f"sqlite:///{work / 'mail.db'}")
     init_database(engine, load_fund_config(None), now)
     with unit_of_work(engine) as s:
-        enqueue(s, [message(event, recipient, EXAMPLES[event], key=key, now=now)
+        enqueue(s, [message(SAMPLES[event], recipient, key=key, now=now)
                     for event, recipient, key in items])
     start = time.perf_counter()
     report = dispatch(

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, literal, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from models import DomainError, MessageStatus, OutboxMessage
 from models.base import rows_matched
-from notifications.render import build_message, message_id, render
+from notifications.render import Renderer, build_message, message_id
 from notifications.transports import Interrupted, Outgoing, Refused, Transport, Unreachable
 
 LEASE = dt.timedelta(minutes=15)
@@ -155,12 +155,19 @@ class Dispatcher:
     backoff: dt.timedelta
     templates: Path | None
     report: Report = field(default_factory=Report)
+    renderer: Renderer = field(init=False)
+    conn: Connection | None = field(default=None, init=False)  # held for the run
+
+    def __post_init__(self) -> None:
+        self.renderer = Renderer.for_run(self.templates)  # each template compiled once a run
 
     def step(self, done: Outcome | None, claim: Candidate | None) -> bool:
         """One transaction: record the message just handled, claim the next one if still free
         (compare-and-set: pending, as read, and due)."""
         now = self.clock()
-        with self.engine.begin() as conn:
+        assert self.conn is not None
+        conn = self.conn
+        with conn.begin():
             if done is not None:
                 recorded = conn.execute(_RECORD[done.kind], {
                     "b_id": done.id, "b_worker": self.worker, **done.values}).rowcount == 1
@@ -185,8 +192,8 @@ class Dispatcher:
 
     def prepare(self, message: Candidate) -> Prepared:
         try:
-            rendered = render(message.event, message.context, fund_name=self.fund_name,
-                              override=self.templates)
+            rendered = self.renderer.render(message.event, message.context,
+                                            fund_name=self.fund_name)
             email = build_message(rendered, sender=self.sender, recipient=message.recipient,
                                   key=message.key, now=self.clock())
         except DomainError as exc:  # a broken template or address will not mend by waiting
@@ -257,7 +264,8 @@ class Dispatcher:
         if not candidates:
             return self.report
         try:
-            with transport() as connection, ThreadPoolExecutor(1, "odd17-smtp") as wire:
+            with (transport() as connection, ThreadPoolExecutor(1, "odd17-smtp") as wire,
+                  self.engine.connect() as self.conn):
                 while candidates and not self.report.unreachable:
                     self.walk(connection, candidates, wire)
                     after = candidates[-1].id
