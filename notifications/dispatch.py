@@ -234,25 +234,52 @@ class Dispatcher:
         return Outcome(message.id, {"b_error": reason, "b_attempts": attempts,
                                     "b_next": self.clock() + delay}, "retried")
 
+    @staticmethod
+    def announce(connection: Transport, email: Outgoing) -> Exception | None:
+        """The envelope (SMTP MAIL and RCPT), sent while the claim commits: nothing is handed
+        over before DATA, which waits for the claim."""
+        try:
+            connection.begin(email)
+        except Exception as exc:  # judged once the claim is known
+            return exc
+        return None
+
+    def unannounced(self, message: Candidate, problem: Exception) -> Outcome:
+        """A claimed message whose envelope failed: not handed over."""
+        if isinstance(problem, Refused):
+            return self.failure(message, problem.reason, permanent=problem.permanent)
+        self.report.unreachable = (problem.reason if isinstance(problem, Unreachable) else
+                                   f"serveur injoignable : {problem.__class__.__name__} {problem}")
+        return Outcome(message.id, {}, "back")
+
     def walk(self, connection: Transport, queue: list[Candidate], wire: Executor) -> None:
         """Send the candidates in turn. Each outcome is committed in the transaction that
-        claims the next message; the next message is rendered while this one is on the wire."""
+        claims the next message, while the wire announces that message; its DATA follows the
+        claim, and the message after it is rendered meanwhile."""
         done: Outcome | None = None
         ready = self.prepare(queue[0])
         for following in [*queue[1:], None]:
             sending: Future[Outcome] | None = None
+            announcing = (None if ready.email is None
+                          else wire.submit(self.announce, connection, ready.email))
             claimed, done = self.step(done, ready.candidate), None
-            if claimed:
-                if ready.email is None:
-                    done = self.failure(ready.candidate, ready.failure, permanent=True)
-                else:
-                    sending = wire.submit(self.hand_over, connection, ready)
-            upcoming = self.prepare(following) if following is not None else None
+            problem = announcing.result() if announcing is not None else None
+            if not claimed:  # another dispatcher has it: withdraw the envelope
+                if isinstance(problem, Unreachable):
+                    self.report.unreachable = problem.reason
+                elif announcing is not None and problem is None:
+                    wire.submit(connection.cancel)
+            elif ready.email is None:
+                done = self.failure(ready.candidate, ready.failure, permanent=True)
+            elif problem is not None:
+                done = self.unannounced(ready.candidate, problem)
+            else:
+                sending = wire.submit(self.hand_over, connection, ready)
+            upcoming = (self.prepare(following) if following is not None
+                        and not self.report.unreachable else None)
             if sending is not None:
                 done = sending.result()
-                if self.report.unreachable:  # record it, claim nothing more
-                    break
-            if upcoming is None:
+            if self.report.unreachable or upcoming is None:  # record it, claim nothing more
                 break
             ready = upcoming
         if done is not None:

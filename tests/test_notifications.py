@@ -289,3 +289,37 @@ def test_every_event_from_the_flows(smtp: SmtpServer, engine: Engine, tmp_path: 
     assert any("Alerte" in s for s in subjects)
     assert any("Versement de la tranche 1" in s for s in subjects)
     assert len(subjects) == len(set(r.message["X-Odd17-Key"] for r in smtp.inbox.received))
+
+
+def test_a_message_taken_meanwhile_is_announced_but_never_handed_over(
+        smtp: SmtpServer, engine: Engine) -> None:
+    """The envelope (MAIL, RCPT) goes out while the claim commits; a claim that fails (the
+    message was taken by another dispatcher since the queue was read) withdraws it: the server
+    never gets that message's DATA, and the next messages go on over the same connection."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from notifications.dispatch import Dispatcher, due
+    from notifications.transports import Smtp
+
+    recipients = [f"p{i}@exemple.example.org" for i in range(4)]
+    queue(engine, recipients)
+    now = dt.datetime.now(dt.UTC)
+    candidates = due(engine, now, 0, 10)
+    taken = {candidates[1].id}
+    with engine.begin() as conn:
+        conn.execute(update(OutboxMessage).where(OutboxMessage.id.in_(taken))
+                     .values(status=MessageStatus.sending, claimed_by="other"))
+    sender = "Fonds <f@example.org>"
+    dispatcher = Dispatcher(engine, "me", sender, "F", lambda: now, 8,
+                            dt.timedelta(seconds=0), None)
+    with (Smtp(host="127.0.0.1", port=smtp.port, user=None, password=None, starttls=False,
+               ssl=False, sender=sender) as connection,
+          ThreadPoolExecutor(1) as wire, engine.connect() as dispatcher.conn):
+        dispatcher.walk(connection, candidates, wire)
+    # each delivered with its own envelope only: the withdrawn ones were reset
+    assert sorted(m.recipients for m in smtp.inbox.received) == [
+        [recipients[0]], [recipients[2]], [recipients[3]]]
+    assert dispatcher.report.sent == 3 and not dispatcher.report.errors
+    assert [(m.status, m.claimed_by) for m in outbox(engine)] == [
+        (MessageStatus.sent, "me"), (MessageStatus.sending, "other"),
+        (MessageStatus.sent, "me"), (MessageStatus.sent, "me")]
