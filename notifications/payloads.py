@@ -91,7 +91,7 @@ class _Evaluated(Applicant):
 
 class ApplicationEligible(_Evaluated):
     event = "application_eligible"
-    reasons: list[Reason] = Field(default_factory=list, max_length=0)
+    reasons: list[Reason] = Field(default_factory=list)  # none: every rule passed
 
 
 class ApplicationIneligible(_Evaluated):
