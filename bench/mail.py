@@ -126,7 +126,9 @@ def main() -> None:
     server = context.Process(target=serve, args=(port, stop, counts))
     server.start()
     wait_for_port(port)
-    renderings, sendings, cpus = [], [], []
+    renderings: list[float] = []
+    sendings: list[float] = []
+    cpus: list[float] = []
     try:
         for r in range(repeats):  # distinct keys per round: every message is a new one
             items = [(EVENTS[i % len(EVENTS)], f"porteur{i}@example.org", f"bench:{r}:{i}")

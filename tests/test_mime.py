@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from email.errors import HeaderParseError
 from email.header import Header
+from email.message import EmailMessage
 from email.mime.multipart import MIMEMultipart
 from email.policy import Policy
 
@@ -62,5 +63,7 @@ def test_the_boundary_from_the_key_never_cuts_a_body(text: str, html: str, key: 
     rendered = render.Rendered("Objet", text, html)
     data = render.build_message(rendered, sender="F <f@example.org>", recipient="a@example.org",
                                 key=key, now=dt.datetime(2027, 1, 1, tzinfo=dt.UTC)).data
-    parts = email.message_from_bytes(data, policy=email.policy.default).get_payload()
-    assert [p.get_content().replace("\r\n", "\n") for p in parts] == [text, html]
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    parts = [part.get_content().replace("\r\n", "\n") for part in parsed.iter_parts()]
+    assert parts == [text, html]
