@@ -9,9 +9,9 @@ from typing import Any
 from prefect.schedules import Cron
 
 from flows.disbursement import disbursement_flow
-from flows.dispatch import outbox_flow
 from flows.eligibility import eligibility_flow
 from flows.intake import intake_flow
+from flows.outbox import outbox_flow
 from flows.review import review_flow
 
 

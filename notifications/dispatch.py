@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, literal, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, literal, select, update
+from sqlalchemy.orm import Session
 
 from models import DomainError, MessageStatus, OutboxMessage
 from models.base import rows_matched
-from notifications.render import build_message, message_id, render
+from notifications.render import Renderer, build_message, message_id
 from notifications.transports import Interrupted, Outgoing, Refused, Transport, Unreachable
-from odd17.db import unit_of_work
 
 LEASE = dt.timedelta(minutes=15)
 TABLE = OutboxMessage.__table__
@@ -73,8 +73,8 @@ class Outcome:
 
 def expire_stale(engine: Engine, now: dt.datetime) -> int:
     """``sending`` for longer than the lease: its dispatcher died mid-send. Failed, not resent."""
-    with unit_of_work(engine) as s:
-        result = s.execute(
+    with engine.begin() as conn:
+        result = conn.execute(
             update(OutboxMessage)
             .where(OutboxMessage.status == MessageStatus.sending,
                    OutboxMessage.claimed_at < now - LEASE)
@@ -87,8 +87,8 @@ def expire_old(engine: Engine, now: dt.datetime, lifetime: dt.timedelta) -> int:
     days = lifetime / dt.timedelta(days=1)
     reason = f"expiré : non envoyé en {days:g} jour(s) (ODD17_MAIL_EXPIRY_DAYS)"
     queued = func.coalesce(OutboxMessage.requeued_at, OutboxMessage.created_at)
-    with unit_of_work(engine) as s:
-        result = s.execute(
+    with engine.begin() as conn:
+        result = conn.execute(
             update(OutboxMessage)
             .where(OutboxMessage.status == MessageStatus.pending, queued < now - lifetime)
             .values(status=MessageStatus.failed,
@@ -155,12 +155,19 @@ class Dispatcher:
     backoff: dt.timedelta
     templates: Path | None
     report: Report = field(default_factory=Report)
+    renderer: Renderer = field(init=False)
+    conn: Connection | None = field(default=None, init=False)  # held for the run
+
+    def __post_init__(self) -> None:
+        self.renderer = Renderer.for_run(self.templates)  # each template compiled once a run
 
     def step(self, done: Outcome | None, claim: Candidate | None) -> bool:
         """One transaction: record the message just handled, claim the next one if still free
         (compare-and-set: pending, as read, and due)."""
         now = self.clock()
-        with self.engine.begin() as conn:
+        assert self.conn is not None
+        conn = self.conn
+        with conn.begin():
             if done is not None:
                 recorded = conn.execute(_RECORD[done.kind], {
                     "b_id": done.id, "b_worker": self.worker, **done.values}).rowcount == 1
@@ -185,8 +192,8 @@ class Dispatcher:
 
     def prepare(self, message: Candidate) -> Prepared:
         try:
-            rendered = render(message.event, message.context, fund_name=self.fund_name,
-                              override=self.templates)
+            rendered = self.renderer.render(message.event, message.context,
+                                            fund_name=self.fund_name)
             email = build_message(rendered, sender=self.sender, recipient=message.recipient,
                                   key=message.key, now=self.clock())
         except DomainError as exc:  # a broken template or address will not mend by waiting
@@ -227,25 +234,52 @@ class Dispatcher:
         return Outcome(message.id, {"b_error": reason, "b_attempts": attempts,
                                     "b_next": self.clock() + delay}, "retried")
 
+    @staticmethod
+    def announce(connection: Transport, email: Outgoing) -> Exception | None:
+        """The envelope (SMTP MAIL and RCPT), sent while the claim commits: nothing is handed
+        over before DATA, which waits for the claim."""
+        try:
+            connection.begin(email)
+        except Exception as exc:  # judged once the claim is known
+            return exc
+        return None
+
+    def unannounced(self, message: Candidate, problem: Exception) -> Outcome:
+        """A claimed message whose envelope failed: not handed over."""
+        if isinstance(problem, Refused):
+            return self.failure(message, problem.reason, permanent=problem.permanent)
+        self.report.unreachable = (problem.reason if isinstance(problem, Unreachable) else
+                                   f"serveur injoignable : {problem.__class__.__name__} {problem}")
+        return Outcome(message.id, {}, "back")
+
     def walk(self, connection: Transport, queue: list[Candidate], wire: Executor) -> None:
         """Send the candidates in turn. Each outcome is committed in the transaction that
-        claims the next message; the next message is rendered while this one is on the wire."""
+        claims the next message, while the wire announces that message; its DATA follows the
+        claim, and the message after it is rendered meanwhile."""
         done: Outcome | None = None
         ready = self.prepare(queue[0])
         for following in [*queue[1:], None]:
             sending: Future[Outcome] | None = None
+            announcing = (None if ready.email is None
+                          else wire.submit(self.announce, connection, ready.email))
             claimed, done = self.step(done, ready.candidate), None
-            if claimed:
-                if ready.email is None:
-                    done = self.failure(ready.candidate, ready.failure, permanent=True)
-                else:
-                    sending = wire.submit(self.hand_over, connection, ready)
-            upcoming = self.prepare(following) if following is not None else None
+            problem = announcing.result() if announcing is not None else None
+            if not claimed:  # another dispatcher has it: withdraw the envelope
+                if isinstance(problem, Unreachable):
+                    self.report.unreachable = problem.reason
+                elif announcing is not None and problem is None:
+                    wire.submit(connection.cancel)
+            elif ready.email is None:
+                done = self.failure(ready.candidate, ready.failure, permanent=True)
+            elif problem is not None:
+                done = self.unannounced(ready.candidate, problem)
+            else:
+                sending = wire.submit(self.hand_over, connection, ready)
+            upcoming = (self.prepare(following) if following is not None
+                        and not self.report.unreachable else None)
             if sending is not None:
                 done = sending.result()
-                if self.report.unreachable:  # record it, claim nothing more
-                    break
-            if upcoming is None:
+            if self.report.unreachable or upcoming is None:  # record it, claim nothing more
                 break
             ready = upcoming
         if done is not None:
@@ -257,7 +291,8 @@ class Dispatcher:
         if not candidates:
             return self.report
         try:
-            with transport() as connection, ThreadPoolExecutor(1, "odd17-smtp") as wire:
+            with (transport() as connection, ThreadPoolExecutor(1, "odd17-smtp") as wire,
+                  self.engine.connect() as self.conn):
                 while candidates and not self.report.unreachable:
                     self.walk(connection, candidates, wire)
                     after = candidates[-1].id
@@ -295,25 +330,25 @@ def dispatch(
     return dispatcher.run(transport, batch)
 
 
-def retry(engine: Engine, ids: list[int] | None, now: dt.datetime) -> int:
+def requeue(s: Session, ids: list[int] | None, now: dt.datetime) -> int:
     """Requeue failed messages (all, or the given ids) for an immediate attempt, with a fresh
-    lifetime. An id that is unknown or not ``failed`` is an error, and nothing is requeued."""
-    with unit_of_work(engine) as s:
-        query = update(OutboxMessage).where(OutboxMessage.status == MessageStatus.failed)
-        if ids:
-            wanted = sorted(set(ids))
-            found = dict(s.execute(select(OutboxMessage.id, OutboxMessage.status)
-                                   .where(OutboxMessage.id.in_(wanted))).tuples().all())
-            problems = [f"message {i} inconnu" for i in wanted if i not in found]
-            problems += [f"message {i} : {_NOT_FAILED[found[i]]}" for i in wanted
-                         if i in found and found[i] != MessageStatus.failed]
-            if problems:
-                raise DomainError("rien n'est remis en file : " + " ; ".join(problems))
-            query = query.where(OutboxMessage.id.in_(wanted))
-        result = s.execute(query.values(status=MessageStatus.pending, next_attempt_at=now,
-                                        attempts=0, claimed_by=None, claimed_at=None,
-                                        send_started_at=None, requeued_at=now))
-        return rows_matched(result)
+    lifetime, in the caller's transaction. An id that is unknown or not ``failed`` is an error,
+    and nothing is requeued."""
+    query = update(OutboxMessage).where(OutboxMessage.status == MessageStatus.failed)
+    if ids:
+        wanted = sorted(set(ids))
+        found = dict(s.execute(select(OutboxMessage.id, OutboxMessage.status)
+                               .where(OutboxMessage.id.in_(wanted))).tuples().all())
+        problems = [f"message {i} inconnu" for i in wanted if i not in found]
+        problems += [f"message {i} : {_NOT_FAILED[found[i]]}" for i in wanted
+                     if i in found and found[i] != MessageStatus.failed]
+        if problems:
+            raise DomainError("rien n'est remis en file : " + " ; ".join(problems))
+        query = query.where(OutboxMessage.id.in_(wanted))
+    result = s.execute(query.values(status=MessageStatus.pending, next_attempt_at=now,
+                                    attempts=0, claimed_by=None, claimed_at=None,
+                                    send_started_at=None, requeued_at=now))
+    return rows_matched(result)
 
 
 _NOT_FAILED = {

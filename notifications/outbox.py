@@ -1,5 +1,6 @@
 """Writing to the outbox: always inside the caller's transaction, so that a message exists
-if and only if the change that causes it was committed."""
+if and only if the change that causes it was committed. A message carries a typed payload
+(``notifications/payloads.py``), validated when it is built, before the commit."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from models import MessageStatus, OutboxMessage
+from notifications.payloads import Payload
 
 
-def message(event: str, recipient: str, context: dict[str, Any], *, key: str,
-            now: dt.datetime, reference: str | None = None) -> dict[str, Any]:
-    return {"event": event, "idempotency_key": key, "recipient": recipient,
-            "reference": reference, "context": context, "status": MessageStatus.pending,
-            "attempts": 0, "next_attempt_at": now, "created_at": now}
+def message(payload: Payload, recipient: str, *, key: str, now: dt.datetime,
+            reference: str | None = None) -> dict[str, Any]:
+    """The outbox row of one email: ``key`` is unique per occurrence (a retry adds nothing)."""
+    if not isinstance(payload, Payload):  # an untyped dict would reach the templates unchecked
+        raise TypeError(f"message: a notifications.payloads model expected, not {payload!r}")
+    return {"event": payload.event, "idempotency_key": key, "recipient": recipient,
+            "reference": reference, "context": payload.context(),
+            "status": MessageStatus.pending, "attempts": 0, "next_attempt_at": now,
+            "created_at": now}
 
 
 def enqueue(session: Session, rows: list[dict[str, Any]]) -> None:

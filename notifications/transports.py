@@ -56,7 +56,12 @@ class Outgoing:
 class Transport(Protocol):
     def __enter__(self) -> Transport: ...
     def __exit__(self, *exc: object) -> None: ...
-    def send(self, message: Outgoing, name: str) -> None: ...
+    def begin(self, message: Outgoing) -> None:
+        """Announce the message without handing it over (SMTP: MAIL and RCPT); ``cancel``
+        undoes it. Lets the dispatcher do it while the message's claim commits."""
+    def cancel(self) -> None: ...
+    def send(self, message: Outgoing, name: str) -> None:
+        """Hand the message over (after ``begin`` for it, or not)."""
 
 
 class EmlFolder:
@@ -74,6 +79,12 @@ class EmlFolder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        return None
+
+    def begin(self, message: Outgoing) -> None:
+        return None
+
+    def cancel(self) -> None:
         return None
 
     def send(self, message: Outgoing, name: str) -> None:
@@ -110,6 +121,7 @@ class Smtp:
         self.user, self.password, self.sender = user or sender, password, sender
         self.where = f"{host}:{port}"
         self.yag: yagmail.SMTP | None = None
+        self.opened: Outgoing | None = None  # the message whose MAIL and RCPT were accepted
 
     def __enter__(self) -> Smtp:
         try:
@@ -129,9 +141,11 @@ class Smtp:
                 self.yag.close()
         self.yag = None
 
-    def send(self, message: Outgoing, name: str) -> None:
+    def begin(self, message: Outgoing) -> None:
+        """MAIL and RCPT: the server knows the envelope, nothing is handed over until DATA."""
         assert self.yag is not None
         smtp = self.yag.smtp
+        self.cancel()  # one open transaction at a time
         options: list[str] = []
         if message.smtputf8:
             if not smtp.has_extn("smtputf8"):
@@ -144,6 +158,19 @@ class Smtp:
             self._expect(smtp, smtp.rcpt(message.recipient), "destinataire")
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             raise Unreachable(f"serveur injoignable ({self.where}) : {_describe(exc)}") from exc
+        self.opened = message
+
+    def cancel(self) -> None:
+        if self.opened is not None and self.yag is not None:
+            self.opened = None
+            self._rset(self.yag.smtp)
+
+    def send(self, message: Outgoing, name: str) -> None:
+        assert self.yag is not None
+        smtp = self.yag.smtp
+        if self.opened is not message:
+            self.begin(message)
+        self.opened = None
         try:
             code, text = smtp.data(message.data)
         except smtplib.SMTPDataError as exc:  # DATA itself refused: nothing was handed over

@@ -76,9 +76,9 @@ def _run(folder: Path, console: Console, url: str) -> int:
     from sqlalchemy import select
 
     from flows.disbursement import disbursement_flow
-    from flows.dispatch import outbox_flow
     from flows.eligibility import eligibility_flow
     from flows.intake import intake_flow
+    from flows.outbox import outbox_flow
     from flows.review import review_flow
     from models import Application, Recusal, Reviewer, Status
     from odd17 import reports
@@ -89,7 +89,7 @@ def _run(folder: Path, console: Console, url: str) -> int:
         committee,
         exports,
         finance,
-        mail,
+        outbox,
         queries,
         reviewers,
         scoring,
@@ -202,7 +202,8 @@ def _run(folder: Path, console: Console, url: str) -> int:
         counts = queries.count_by_status(session)
         exports.write_scdl(session, config, scdl)
         exports.write_360giving(session, config, giving, now=utcnow())
-        mails = mail.counts(session)
+    with open_uow(engine, Context.from_settings("demo", config=config)) as uow:
+        mails = outbox.counts(uow)
     reports.write_html(report, report_path, fund_name=config.fund.name, now=utcnow())
 
     console.rule("[bold]Situation de l'enveloppe[/]")

@@ -19,9 +19,9 @@ from sqlalchemy import Engine
 
 from flows.common import local_runs
 from flows.disbursement import disbursement_flow
-from flows.dispatch import outbox_flow
 from flows.eligibility import eligibility_flow
 from flows.intake import intake_flow
+from flows.outbox import outbox_flow
 from flows.review import review_flow
 from odd17.services import intake
 from tests.factories import numbered

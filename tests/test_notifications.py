@@ -12,13 +12,15 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from models import MessageStatus, OutboxMessage
-from notifications.dispatch import LEASE, expire_stale
-from notifications.events import EVENTS, EXAMPLES
+from notifications.dispatch import LEASE, Report, expire_stale
+from notifications.events import EVENTS, EXAMPLES, SAMPLES
 from notifications.outbox import enqueue, message
 from notifications.render import render
 from odd17.db import unit_of_work
-from odd17.services import ledger, mail
-from odd17.settings import reset_caches
+from odd17.services import ledger
+from odd17.services import outbox as outbox_service
+from odd17.settings import get_settings, reset_caches
+from odd17.uow import Context, Runner
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import application, eligible, in_committee
 from tests.smtp import SmtpServer, free_port
@@ -135,16 +137,23 @@ def test_gives_up_after_max_attempts_of_refusals_then_retry_requeues(
     eligible(engine, 1)
     lead = outbox(engine)[0].recipient
     smtp.inbox.refuse[lead] = "450 4.2.1 Mailbox busy, try later"
-    first = mail.send_pending(engine)
+    first = send_pending(engine)
     assert (first.sent, first.retried, first.failed) == (0, 2, 0)
-    mail.send_pending(engine)
+    send_pending(engine)
     assert {(m.status, m.attempts) for m in outbox(engine)} == {(MessageStatus.failed, 2)}
     assert "450 4.2.1 Mailbox busy" in (outbox(engine)[0].last_error or "")
     code, out, _ = cli("outbox", "list", "--status", "failed", "--json")
     assert code == 0 and len(json_loads(out)) == 2
     del smtp.inbox.refuse[lead]
     assert "2 message(s) remis en file" in cli("outbox", "retry")[1]
-    assert mail.send_pending(engine).sent == 2
+    assert send_pending(engine).sent == 2
+
+
+def send_pending(engine: Engine, *, worker: str | None = None) -> Report:
+    """``odd17 outbox send`` as the entrypoints run it: mail settings from the environment."""
+    runner = Runner(engine, Context.from_settings("test"))
+    return outbox_service.send(runner, outbox_service.MailSettings.from_settings(get_settings()),
+                               worker=worker)
 
 
 def queue(engine: Engine, recipients: list[str], event: str = "application_eligible",
@@ -152,7 +161,7 @@ def queue(engine: Engine, recipients: list[str], event: str = "application_eligi
     """Messages straight into the outbox, one per recipient, with the event's example facts."""
     now = dt.datetime.now(dt.UTC)
     with unit_of_work(engine) as s:
-        enqueue(s, [message(event, r, EXAMPLES[event], key=f"{prefix}:{i}", now=now,
+        enqueue(s, [message(SAMPLES[event], r, key=f"{prefix}:{i}", now=now,
                             reference=EXAMPLES[event].get("reference"))
                     for i, r in enumerate(recipients)])
 
@@ -180,7 +189,7 @@ def test_two_dispatchers_never_send_the_same_message(smtp: SmtpServer, engine: E
     reports = []
 
     def run(name: str) -> None:
-        reports.append(mail.send_pending(engine, worker=name))
+        reports.append(send_pending(engine, worker=name))
 
     threads = [threading.Thread(target=run, args=(f"d{i}",)) for i in range(2)]
     for t in threads:
@@ -225,7 +234,7 @@ def test_eml_transport_writes_real_files(engine: Engine, tmp_path: Path,
     monkeypatch.setenv("ODD17_MAIL_DIR", str(tmp_path / "mails"))
     reset_caches()
     eligible(engine, 1)
-    assert mail.send_pending(engine).sent == 2
+    assert send_pending(engine).sent == 2
     files = sorted((tmp_path / "mails").glob("*.eml"))
     assert [f.name.split("-", 1)[1] for f in files] == ["application_received.eml",
                                                         "application_eligible.eml"]
@@ -238,9 +247,9 @@ def test_eml_transport_writes_real_files(engine: Engine, tmp_path: Path,
 @pytest.mark.usefixtures("prefect_server")
 def test_every_event_from_the_flows(smtp: SmtpServer, engine: Engine, tmp_path: Path) -> None:
     from flows.disbursement import disbursement_flow
-    from flows.dispatch import outbox_flow
     from flows.eligibility import eligibility_flow
     from flows.intake import intake_flow
+    from flows.outbox import outbox_flow
     from flows.review import review_flow
     from models import Application
     from odd17.services import committee, scoring
@@ -291,3 +300,37 @@ def test_every_event_from_the_flows(smtp: SmtpServer, engine: Engine, tmp_path: 
     assert any("Alerte" in s for s in subjects)
     assert any("Versement de la tranche 1" in s for s in subjects)
     assert len(subjects) == len(set(r.message["X-Odd17-Key"] for r in smtp.inbox.received))
+
+
+def test_a_message_taken_meanwhile_is_announced_but_never_handed_over(
+        smtp: SmtpServer, engine: Engine) -> None:
+    """The envelope (MAIL, RCPT) goes out while the claim commits; a claim that fails (the
+    message was taken by another dispatcher since the queue was read) withdraws it: the server
+    never gets that message's DATA, and the next messages go on over the same connection."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from notifications.dispatch import Dispatcher, due
+    from notifications.transports import Smtp
+
+    recipients = [f"p{i}@exemple.example.org" for i in range(4)]
+    queue(engine, recipients)
+    now = dt.datetime.now(dt.UTC)
+    candidates = due(engine, now, 0, 10)
+    taken = {candidates[1].id}
+    with engine.begin() as conn:
+        conn.execute(update(OutboxMessage).where(OutboxMessage.id.in_(taken))
+                     .values(status=MessageStatus.sending, claimed_by="other"))
+    sender = "Fonds <f@example.org>"
+    dispatcher = Dispatcher(engine, "me", sender, "F", lambda: now, 8,
+                            dt.timedelta(seconds=0), None)
+    with (Smtp(host="127.0.0.1", port=smtp.port, user=None, password=None, starttls=False,
+               ssl=False, sender=sender) as connection,
+          ThreadPoolExecutor(1) as wire, engine.connect() as dispatcher.conn):
+        dispatcher.walk(connection, candidates, wire)
+    # each delivered with its own envelope only: the withdrawn ones were reset
+    assert sorted(m.recipients for m in smtp.inbox.received) == [
+        [recipients[0]], [recipients[2]], [recipients[3]]]
+    assert dispatcher.report.sent == 3 and not dispatcher.report.errors
+    assert [(m.status, m.claimed_by) for m in outbox(engine)] == [
+        (MessageStatus.sent, "me"), (MessageStatus.sending, "other"),
+        (MessageStatus.sent, "me"), (MessageStatus.sent, "me")]

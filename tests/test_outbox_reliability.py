@@ -21,11 +21,10 @@ from notifications.dispatch import LEASE, expire_stale
 from notifications.events import EXAMPLES
 from notifications.render import build_message, message_id, render
 from odd17.db import unit_of_work
-from odd17.services import mail
 from odd17.settings import reset_caches
 from tests.smtp import SmtpProcess, SmtpServer, free_port
 from tests.test_cli import ODD17, cli
-from tests.test_notifications import outbox, queue
+from tests.test_notifications import outbox, queue, send_pending
 
 SENDER = "Fonds ODD 17 <contact@fonds-odd17.example.org>"
 
@@ -254,7 +253,7 @@ def test_kill_9_leaves_at_most_one_message_in_doubt(engine: Engine, db_url: str,
             == len(in_doubt)
         if in_doubt:
             assert cli("outbox", "retry", *[str(m.id) for m in in_doubt])[0] == 0
-            assert mail.send_pending(engine).sent == len(in_doubt)
+            assert send_pending(engine).sent == len(in_doubt)
         rows = outbox(engine)
         assert {m.status for m in rows} == {MessageStatus.sent}  # none stuck
         received = Counter(m["Message-ID"].strip() for m in smtp.messages())

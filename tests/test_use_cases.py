@@ -11,7 +11,8 @@ from sqlalchemy import Engine, select
 
 from models import Application, Decision, DomainError, Status
 from odd17.db import unit_of_work
-from odd17.services import audit, committee, finance, ledger, mail, reviewers
+from odd17.services import audit, committee, finance, ledger, outbox, reviewers
+from odd17.uow import Context, open_uow
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import in_committee
 from tests.review_support import runner, uow
@@ -99,9 +100,11 @@ def test_list_reviewers_is_sorted_by_email(engine: Engine) -> None:
 
 
 def test_preview_renders_the_example_or_the_stored_message(engine: Engine) -> None:
-    assert "ODD17-2026-0007" in mail.preview("application_received").text
-    with unit_of_work(engine) as s, pytest.raises(DomainError, match="aucun message"):
-        mail.preview("application_received", s, "ODD17-2026-9999")
+    context = Context.from_settings("test")
+    assert "ODD17-2026-0007" in outbox.preview(context, "application_received").text
+    with open_uow(engine, context) as uow, pytest.raises(DomainError, match="aucun message"):
+        outbox.preview(context, "application_received", uow=uow, reference="ODD17-2026-9999")
     [a] = in_committee(engine, 1)  # intake enqueued its acknowledgement
-    with unit_of_work(engine) as s:
-        assert a in mail.preview("application_received", s, a.lower()).text
+    with open_uow(engine, context) as uow:
+        assert a in outbox.preview(context, "application_received", uow=uow,
+                                   reference=a.lower()).text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,8 +19,18 @@ from odd17.cli._common import (
     user_errors,
 )
 
+if TYPE_CHECKING:
+    from odd17.uow import Context
+
 outbox_app = typer.Typer(help="Courriels : file d'envoi (outbox).", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
+
+
+def _context() -> Context:
+    from odd17.runtime import actor
+    from odd17.uow import Context
+
+    return Context.from_settings(actor("cli"))
 
 
 @outbox_app.command("list")
@@ -31,16 +41,16 @@ def outbox_list(
 ) -> None:
     """Liste les messages de la file (les plus récents d'abord)."""
     from models import MessageStatus
-    from odd17.db import unit_of_work
-    from odd17.services import mail
+    from odd17.services import outbox
+    from odd17.uow import open_uow
 
     try:
         wanted = MessageStatus(status) if status else None
     except ValueError:
         fail(f"--status : « {status} » inconnu (pending, sending, sent, failed)")
-    with user_errors(), unit_of_work(existing_engine()) as session:
-        rows = mail.list_messages(session, wanted)
-        counts = mail.counts(session)
+    with user_errors(), open_uow(existing_engine(), _context()) as uow:
+        rows = outbox.list_messages(uow, wanted)
+        counts = outbox.counts(uow)
     if as_json:
         print_json(rows)
         return
@@ -54,10 +64,13 @@ def outbox_send(as_json: JsonFlag = False) -> None:
     Code de sortie : 0 tout est parti (ou rien n'était dû) ; 1 des messages sont en échec
     définitif ; 2 le serveur est injoignable (les messages attendent) ou la commande n'a pu
     s'exécuter."""
-    from odd17.services import mail
+    from odd17.services import outbox
+    from odd17.settings import get_settings
+    from odd17.uow import Runner
 
     with user_errors():
-        report = mail.send_pending(ready_engine())
+        runner = Runner(ready_engine(), _context())
+        report = outbox.send(runner, outbox.MailSettings.from_settings(get_settings()))
     if as_json:
         print_json({"sent": report.sent, "retried": report.retried, "failed": report.failed,
                     "errors": report.errors, "unreachable": report.unreachable,
@@ -73,11 +86,11 @@ def outbox_send(as_json: JsonFlag = False) -> None:
 @outbox_app.command("retry")
 def outbox_retry(ids: Annotated[list[int] | None, typer.Argument()] = None) -> None:
     """Remet en file les messages en échec (tous, ou ceux dont on donne les numéros)."""
-    from notifications.dispatch import retry
-    from odd17.runtime import utcnow
+    from odd17.services import outbox
+    from odd17.uow import open_uow
 
-    with user_errors():
-        count = retry(ready_engine(), ids, utcnow())
+    with user_errors(), open_uow(ready_engine(), _context()) as uow:
+        count = outbox.retry(uow, ids)
     out.print(f"{count} message(s) remis en file.")
 
 
@@ -90,15 +103,18 @@ def outbox_preview(
                                               "fichier.")] = None,
 ) -> None:
     """Affiche un courriel rendu : exemple fictif, ou le dernier de ce dossier."""
-    from odd17.db import unit_of_work
-    from odd17.services import mail
+    from odd17.services import outbox
+    from odd17.settings import get_settings
+    from odd17.uow import open_uow
 
     with user_errors():
+        context, templates = _context(), get_settings().templates_dir
         if reference:
-            with unit_of_work(existing_engine()) as session:
-                rendered = mail.preview(event, session, reference)
+            with open_uow(existing_engine(), context) as uow:
+                rendered = outbox.preview(context, event, templates=templates, uow=uow,
+                                          reference=reference)
         else:
-            rendered = mail.preview(event)
+            rendered = outbox.preview(context, event, templates=templates)
     render.email(rendered)
     if html is not None:
         html.write_text(rendered.html, "utf-8")

@@ -32,9 +32,9 @@ from models import (
 )
 from models.base import rows_matched
 from models.lifecycle import check_transition
+from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.uow import UnitOfWork
-from rules.money import as_str
 from rules.review import ConflictIndex, parties, pick_reviewers
 
 BATCH = 500  # applications per read and per bulk write: bounded memory, few statements
@@ -170,11 +170,11 @@ class _Batch:
         session.execute(insert(REVIEWS), [
             {"application_id": row.id, "reviewer_id": self.ids[email],
              "assigned_at": now} for row, chosen in chosen_by_app for email in chosen])
-        enqueue(session, [message("review_assigned", email, {
-            "reference": row.reference, "title": row.title,
-            "reviewer_name": self.by_email[email].name, "reviewer_email": email,
-            "region": row.region, "requested_amount": as_str(row.requested_amount),
-        }, key=f"review_assigned:{row.reference}:{email}", now=now, reference=row.reference)
+        enqueue(session, [message(payloads.ReviewAssigned(
+            reference=row.reference, title=row.title, reviewer_name=self.by_email[email].name,
+            reviewer_email=email, region=row.region, requested_amount=row.requested_amount),
+            email, key=f"review_assigned:{row.reference}:{email}", now=now,
+            reference=row.reference)
             for row, chosen in chosen_by_app for email in chosen])
         move_all(session, {row.id: f"évaluateurs désignés : {', '.join(chosen)}"
                            for row, chosen in chosen_by_app},

@@ -17,9 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Application, Decision, DecisionOutcome, DomainError, Reviewer, Status
+from models.ledger import Grant
 from models.lifecycle import DECIDED
+from notifications import payloads
 from notifications.outbox import enqueue, message
-from odd17.services import finance, ledger
+from odd17.services import ledger
 from odd17.services.assignment import conflicted, find_application
 from odd17.uow import Runner, UnitOfWork
 from rules.money import eur
@@ -105,30 +107,21 @@ def apply_decision(uow: UnitOfWork, decision_id: int) -> ledger.Result | None:
             key=f"decision:{decision.id}",
             reason=f"décision du comité : accord de {eur(decision.amount)} "
                    f"(présents : {', '.join(decision.present)})")
-        grant = finance.grant_detail(session, app)
-        assert grant is not None
-        enqueue(session, [message("decision_approved", app.contact_email, {
-            **_applicant(app), "amount": grant["awarded"],
-            "tranches": [{k: t[k] for k in ("number", "label", "amount", "due_on")}
-                         for t in grant["tranches"]],
-        }, key=f"decision_approved:{app.reference}:{decision.id}", now=now,
+        grant = session.scalars(select(Grant).where(Grant.application_id == app.id)).one()
+        enqueue(session, [message(
+            payloads.DecisionApproved.from_grant(app, grant), app.contact_email,
+            key=f"decision_approved:{app.reference}:{decision.id}", now=now,
             reference=app.reference)])
     elif decision.outcome == DecisionOutcome.reject:
         app.transition_to(Status.rejected, actor=actor, at=now,
                           reason=f"décision du comité : refus — {decision.motif}")
-        enqueue(session, [message("decision_rejected", app.contact_email, {
-            **_applicant(app), "motif": decision.motif,
-        }, key=f"decision_rejected:{app.reference}:{decision.id}", now=now,
+        enqueue(session, [message(
+            payloads.DecisionRejected.from_decision(app, decision), app.contact_email,
+            key=f"decision_rejected:{app.reference}:{decision.id}", now=now,
             reference=app.reference)])
     decision.applied_at = now
     session.flush()
     return result
-
-
-def _applicant(app: Application) -> dict[str, Any]:
-    lead = app.document["lead"]
-    return {"reference": app.reference, "title": app.title, "lead_name": lead["name"],
-            "contact_name": lead.get("contact_name")}
 
 
 def pending_decisions(uow: UnitOfWork) -> list[int]:

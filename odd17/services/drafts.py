@@ -27,6 +27,7 @@ from models import (
     DraftMember,
     NotFound,
 )
+from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.services.access import draft_for, is_draft_lead, normalise_email
 from odd17.uow import UnitOfWork
@@ -276,10 +277,10 @@ def invite(uow: UnitOfWork, draft_id: int, email: str, invitee: str, *,
     draft.members.append(member)
     uow.session.flush()
     enqueue(uow.session, [message(
-        "invitation_coapplicant", address,
-        {"inviter": draft.lead_email, "invitee": address,
-         "title": _title(draft.document) or "(sans titre)", "call": draft.call_id,
-         "link": draft_link(public_url, draft.id)},
+        payloads.InvitationCoapplicant(
+            inviter=draft.lead_email, invitee=address,
+            title=_title(draft.document) or "(sans titre)", call=draft.call_id,
+            link=draft_link(public_url, draft.id)), address,
         key=f"invitation_coapplicant:{draft.id}:{member.id}", now=uow.now)])
     return {"email": address, "invited_at": uow.now.isoformat(), "accepted": False}
 

@@ -24,6 +24,7 @@ from models import (
 )
 from models.base import rows_matched
 from models.lifecycle import check_transition
+from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.db import unit_of_work
 from odd17.services.batching import gc_paused
@@ -147,14 +148,12 @@ def plan(
                 "application_id": app_id, "from_status": status, "to_status": target,
                 "actor": actor, "reason": why, "at": now,
             })
-            lead = document["lead"]
-            event = "application_eligible" if eligible else "application_ineligible"
-            result.messages.append(message(event, lead["email"], {
-                "reference": reference, "title": document["title"], "lead_name": lead["name"],
-                "contact_name": lead.get("contact_name"),
-                "reasons": [{"rule": r.rule, "reason": r.reason} for r in results
-                            if not r.passed],
-            }, key=f"{event}:{reference}:{now.isoformat()}", now=now, reference=reference))
+            outcome = (payloads.ApplicationEligible if eligible
+                       else payloads.ApplicationIneligible).from_evaluation(
+                reference, document, [(r.rule, r.reason) for r in results if not r.passed])
+            result.messages.append(message(
+                outcome, document["lead"]["email"], key=f"{outcome.event}:{reference}:"
+                f"{now.isoformat()}", now=now, reference=reference))
         result.verdicts.append(Verdict(reference, target.value, str(status), failing))
     return result
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from models import Application, Call, Organisation, ReferenceCounter, Status, StatusChange
 from models.lifecycle import INITIAL
+from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.db import unit_of_work
 from odd17.services import sources
@@ -413,11 +414,10 @@ def store_documents(
             ],
         )
         enqueue(session, [
-            message("application_received", str(doc.lead.email), {
-                "reference": reference, "title": doc.title, "lead_name": doc.lead.name,
-                "contact_name": doc.lead.contact_name, "submitted_at": now.date().isoformat(),
-                "call": call.id}, key=f"application_received:{reference}",
-                now=now, reference=reference)
+            message(payloads.ApplicationReceived.from_submission(reference, doc, call=call.id,
+                                                                 at=now),
+                    str(doc.lead.email), key=f"application_received:{reference}", now=now,
+                    reference=reference)
             for reference, _, doc, call, _ in fresh
         ])
         session.execute(

@@ -38,6 +38,7 @@ from models import (
 from models.base import Money
 from models.ledger import TOTAL
 from models.lifecycle import check_transition
+from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.settings import get_fund_config, get_settings
 from rules.money import as_str, eur
@@ -159,11 +160,10 @@ def _record(
         _bump_dimensions(session, fund, grant, committed=committed, disbursed=disbursed,
                          grants=grants)
     if moved.alert_raised:
-        enqueue(session, [message("envelope_alert", get_settings().finance_email, {
-            "envelope": as_str(moved.envelope), "committed": as_str(moved.committed),
-            "disbursed": as_str(moved.disbursed), "available": as_str(moved.available),
-            "threshold": f"{get_fund_config().disbursement.alert_threshold * 100:.0f} %",
-            "at": now.date().isoformat()}, key=f"envelope_alert:{key}", now=now)])
+        enqueue(session, [message(payloads.EnvelopeAlert.from_balances(
+            envelope=moved.envelope, committed=moved.committed, disbursed=moved.disbursed,
+            threshold=get_fund_config().disbursement.alert_threshold, at=now),
+            get_settings().finance_email, key=f"envelope_alert:{key}", now=now)])
     day = insert(LedgerDay.__table__).values(
         fund_id=fund, day=now.date(), envelope=moved.envelope, committed=moved.committed,
         disbursed=moved.disbursed)
@@ -460,13 +460,10 @@ def pay(
     if app.status == Status.approved:
         app.transition_to(Status.active, actor=actor, at=now,
                           reason=f"premier versement ({payment_reference})")
-    lead = app.document["lead"]
-    enqueue(session, [message("tranche_paid", app.contact_email, {
-        "reference": app.reference, "title": app.title, "lead_name": lead["name"],
-        "contact_name": lead.get("contact_name"), "tranche": tranche_number,
-        "label": tranche.label, "amount": as_str(amount), "paid_on": paid_on.isoformat(),
-        "payment_reference": payment_reference, "remaining": as_str(grant.outstanding),
-    }, key=f"tranche_paid:{payment_reference}", now=now, reference=app.reference)])
+    enqueue(session, [message(payloads.TranchePaid.from_payment(
+        app, grant, tranche, amount=amount, paid_on=paid_on,
+        payment_reference=payment_reference), app.contact_email,
+        key=f"tranche_paid:{payment_reference}", now=now, reference=app.reference)])
     return Result(app.reference, True, amount, moved)
 
 

@@ -9,13 +9,17 @@ from prefect.cache_policies import NONE
 
 from flows.common import FLOW_DEFAULTS
 from odd17.db import get_engine
-from odd17.services import mail
+from odd17.runtime import actor
+from odd17.services import outbox
+from odd17.settings import get_settings
+from odd17.uow import Context, Runner
 
 
 # No task retries here: the dispatcher keeps its own per-message attempts and backoff.
 @task(name="dispatch-outbox", cache_policy=NONE, persist_result=False)
 def dispatch_outbox() -> dict[str, Any]:
-    report = mail.send_pending(get_engine())
+    runner = Runner(get_engine(), Context.from_settings(actor("prefect:outbox")))
+    report = outbox.send(runner, outbox.MailSettings.from_settings(get_settings()))
     return {"sent": report.sent, "retried": report.retried, "failed": report.failed,
             "errors": report.errors[:50], "unreachable": report.unreachable,
             "waiting": report.waiting}

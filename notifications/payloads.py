@@ -1,0 +1,195 @@
+"""One typed payload per email event, and its builder from the domain objects.
+
+A service builds the payload (``payloads.TranchePaid.from_payment(app, …)``) and queues it with
+``notifications.outbox.message``: a missing or ill-typed value fails there, before the commit,
+instead of when the dispatcher renders the message. What is stored in the outbox row is the
+payload's JSON form (``context()``), with the keys the templates use; rows queued before these
+models existed have the same keys, so the dispatcher renders them alike.
+
+``PAYLOADS`` maps each event to its model; ``notifications/events.py`` holds a sample of each
+(``odd17 outbox preview`` and the template tests render them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+from models import Application, Reviewer
+from models.ledger import Grant, Tranche
+from models.review import Decision
+from rules.document import ApplicationDocument
+from rules.money import as_str
+
+# Amounts travel as strings with two decimals ("120000.00"), as they always have in the outbox.
+Amount = Annotated[Decimal, PlainSerializer(as_str, return_type=str, when_used="json")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class Payload(_Model):
+    """The values one email's templates use (``fund_name`` is added at rendering)."""
+
+    event: ClassVar[str]
+
+    def context(self) -> dict[str, Any]:
+        """The JSON stored in the outbox row."""
+        return self.model_dump(mode="json")
+
+
+class Applicant(Payload):
+    """The fields every email to an applicant starts with."""
+
+    reference: str = Field(min_length=1)
+    title: str
+    lead_name: str
+    contact_name: str | None = None
+
+    @staticmethod
+    def of(app: Application) -> dict[str, Any]:
+        return Applicant.of_document(app.reference, app.document) | {"title": app.title}
+
+    @staticmethod
+    def of_document(reference: str, document: Mapping[str, Any]) -> dict[str, Any]:
+        lead = document["lead"]
+        return {"reference": reference, "title": document["title"], "lead_name": lead["name"],
+                "contact_name": lead.get("contact_name")}
+
+
+class ApplicationReceived(Applicant):
+    event = "application_received"
+    submitted_at: dt.date
+    call: str
+
+    @classmethod
+    def from_submission(cls, reference: str, document: ApplicationDocument, *, call: str,
+                        at: dt.datetime) -> ApplicationReceived:
+        return cls(reference=reference, title=document.title, lead_name=document.lead.name,
+                   contact_name=document.lead.contact_name, submitted_at=at.date(), call=call)
+
+
+class Reason(_Model):
+    rule: str
+    reason: str
+
+
+class _Evaluated(Applicant):
+    reasons: list[Reason]
+
+    @classmethod
+    def from_evaluation(cls, reference: str, document: Mapping[str, Any],
+                        failing: Iterable[tuple[str, str]]) -> _Evaluated:
+        """``failing``: (rule, reason) of the rules not passed."""
+        return cls(**cls.of_document(reference, document),
+                   reasons=[Reason(rule=rule, reason=reason) for rule, reason in failing])
+
+
+class ApplicationEligible(_Evaluated):
+    event = "application_eligible"
+    reasons: list[Reason] = Field(default_factory=list)  # none: every rule passed
+
+
+class ApplicationIneligible(_Evaluated):
+    event = "application_ineligible"
+    reasons: list[Reason] = Field(min_length=1)
+
+
+class ReviewAssigned(Payload):
+    event = "review_assigned"
+    reference: str = Field(min_length=1)
+    title: str
+    reviewer_name: str
+    reviewer_email: str
+    region: str
+    requested_amount: Amount
+
+    @classmethod
+    def from_assignment(cls, app: Application, reviewer: Reviewer) -> ReviewAssigned:
+        return cls(reference=app.reference, title=app.title, reviewer_name=reviewer.name,
+                   reviewer_email=reviewer.email, region=app.region,
+                   requested_amount=app.requested_amount)
+
+
+class TrancheDue(_Model):
+    number: int
+    label: str
+    amount: Amount
+    due_on: dt.date
+
+
+class DecisionApproved(Applicant):
+    event = "decision_approved"
+    amount: Amount
+    tranches: list[TrancheDue] = Field(min_length=1)
+
+    @classmethod
+    def from_grant(cls, app: Application, grant: Grant) -> DecisionApproved:
+        return cls(**cls.of(app), amount=grant.awarded, tranches=[
+            TrancheDue(number=t.number, label=t.label, amount=t.amount, due_on=t.due_on)
+            for t in grant.tranches])
+
+
+class DecisionRejected(Applicant):
+    event = "decision_rejected"
+    motif: str = Field(min_length=1)
+
+    @classmethod
+    def from_decision(cls, app: Application, decision: Decision) -> DecisionRejected:
+        # a refusal without its motif (None) fails validation here, before the commit
+        return cls.model_validate({**cls.of(app), "motif": decision.motif})
+
+
+class TranchePaid(Applicant):
+    event = "tranche_paid"
+    tranche: int
+    label: str
+    amount: Amount
+    paid_on: dt.date
+    payment_reference: str
+    remaining: Amount
+
+    @classmethod
+    def from_payment(cls, app: Application, grant: Grant, tranche: Tranche, *, amount: Decimal,
+                     paid_on: dt.date, payment_reference: str) -> TranchePaid:
+        return cls(**cls.of(app), tranche=tranche.number, label=tranche.label, amount=amount,
+                   paid_on=paid_on, payment_reference=payment_reference,
+                   remaining=grant.outstanding)
+
+
+class EnvelopeAlert(Payload):
+    event = "envelope_alert"
+    envelope: Amount
+    committed: Amount
+    disbursed: Amount
+    available: Amount
+    threshold: str  # "10 %"
+    at: dt.date
+
+    @classmethod
+    def from_balances(cls, *, envelope: Decimal, committed: Decimal, disbursed: Decimal,
+                      threshold: Decimal, at: dt.datetime) -> EnvelopeAlert:
+        """``threshold``: the alert threshold as a fraction of the envelope (0.10)."""
+        return cls(envelope=envelope, committed=committed, disbursed=disbursed,
+                   available=envelope - committed - disbursed,
+                   threshold=f"{threshold * 100:.0f} %", at=at.date())
+
+
+class InvitationCoapplicant(Payload):
+    """The lead of a draft invites a partner of the alliance to edit it with them."""
+
+    event = "invitation_coapplicant"
+    inviter: str
+    invitee: str
+    title: str
+    call: str
+    link: str
+
+
+PAYLOADS: dict[str, type[Payload]] = {model.event: model for model in (
+    ApplicationReceived, ApplicationIneligible, ApplicationEligible, ReviewAssigned,
+    DecisionApproved, DecisionRejected, TranchePaid, EnvelopeAlert, InvitationCoapplicant)}
