@@ -8,7 +8,7 @@ from typing import Any
 EVENTS = (
     "application_received", "application_ineligible", "application_eligible",
     "review_assigned", "decision_approved", "decision_rejected", "tranche_paid",
-    "envelope_alert",
+    "envelope_alert", "connexion",
 )
 
 _APPLICANT = {"reference": "ODD17-2026-0007", "title": "Alliance pour l'emploi des jeunes",
@@ -38,4 +38,6 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "envelope_alert": {"envelope": "2000000.00", "committed": "1450000.00",
                        "disbursed": "380000.00", "available": "170000.00", "threshold": "10 %",
                        "at": "2027-06-30"},
+    "connexion": {"link": "https://portail.fonds-odd17.example.org/connexion/exemple-de-jeton",
+                  "minutes": 15, "email": "claire.martin@passerelles.example.org"},
 }

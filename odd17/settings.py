@@ -70,8 +70,44 @@ class Settings(BaseSettings):
     serve_review_minutes: float = Field(5, gt=0, allow_inf_nan=False)
     serve_outbox_seconds: float = Field(60, gt=0, allow_inf_nan=False)
     serve_nightly_cron: str = "0 2 * * *"
+    # Web portal (README, « Portail web : connexion »). Links in emails start with this URL; an
+    # https URL makes the session cookie Secure.
+    public_base_url: str = "http://127.0.0.1:8017"
+    session_lifetime_hours: float = Field(12, gt=0, allow_inf_nan=False)
+    # Sign-in links asked for, per address and per client (IP), in a sliding window.
+    sign_in_max_per_address: int = Field(5, ge=1)
+    sign_in_max_per_client: int = Field(20, ge=1)
+    sign_in_window_minutes: float = Field(15, gt=0, allow_inf_nan=False)
+    totp_required_for_staff: bool = False
+    # Signs the anti-CSRF token of anonymous forms; unset: a random key per process (set it
+    # when several processes serve the portal).
+    secret_key: str | None = None
 
     # The messages of the ValueErrors below say what is allowed: settings_error shows them.
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value.strip())
+            valid = (parts.scheme in ("http", "https") and bool(parts.hostname)
+                     and not parts.query and not parts.fragment and not parts.username
+                     and not _CONTROL.search(value) and " " not in value.strip())
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError("une URL http:// ou https:// sans paramètres, par exemple "
+                             "https://portail.fonds-odd17.fr")
+        return value.strip().rstrip("/")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) < 32 or _CONTROL.search(value)):
+            raise ValueError("une clé d'au moins 32 caractères, sur une ligne")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, url: str) -> str:
@@ -196,7 +232,7 @@ _NAME_ADDRESS = re.compile(r"\s*(?:[^<>]*<(?P<address>[^<>]+)>|(?P<bare>[^<>\s]+
 _CRON_NICKNAMES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
                    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
                    "@hourly": "0 * * * *"}
-_SECRET_FIELDS = {"smtp_password"}
+_SECRET_FIELDS = {"smtp_password", "secret_key"}
 _SEE_README = "une valeur décrite dans le README, section Configuration"
 
 
