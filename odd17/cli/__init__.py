@@ -4,7 +4,7 @@ Every failure the user can cause ends with a clear message and a non-zero exit, 
 traceback: exit 1 when some documents were refused, 2 for a command that could not run, 3 when
 ``submit`` met an unexpected error (one line, the details in a log file).
 
-One module per command group (applications, finance, exports, review, outbox, serve), the
+One module per command group (applications, finance, exports, review, outbox, serve, users), the
 shared error policy and options in ``_common``, the human output in ``render``. The modules
 register their commands on ``app`` when imported below, in the order of ``odd17 --help``."""
 
