@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from models import OutboxMessage, SignInRequest, WebSession
 from odd17.services import accounts
+from odd17.services.access import Principal, Role
 from odd17.settings import reset_caches
 from odd17.web.app import create_app, route_table
 from odd17.web.policy import ROUTE_POLICY, Who
@@ -436,7 +437,7 @@ def expected(rule, who: str):  # type: ignore[no-untyped-def]
         return to_sign_in
     if who == "totp_pending":
         return to_code
-    if rule.roles and who not in {r.value for r in rule.roles}:
+    if not rule.permits(Principal(ADDRESSES[who], frozenset({Role(who)}))):
         return lambda s, loc: s == 403
     return let_in
 
@@ -447,3 +448,29 @@ def test_a_session_of_an_address_without_role_is_nobody(engine: Engine, clock: C
         assert with_cookie(browser, cookie).get("/mon-espace").status_code == 303
     with uow_at(engine, clock) as uow:
         assert uow.session.scalar(select(func.count()).select_from(WebSession)) == 1
+
+
+def test_require_role_for_the_routes_to_come(engine: Engine, clock: Clock) -> None:
+    from fastapi import Depends
+
+    from odd17.web.deps import require_role
+
+    people(engine, clock)
+    app = create_app(engine=engine, clock=clock)
+
+    @app.get("/essai-finance")
+    def finance_only(user: Principal = Depends(require_role(Role.finance, Role.admin))) -> str:
+        return user.email
+
+    answers = {}
+    for who in ("anonymous", "applicant", "manager", "finance", "admin", "totp_pending"):
+        with TestClient(app, follow_redirects=False) as browser:
+            if who != "anonymous":
+                with_cookie(browser, open_session(engine, clock, ADDRESSES[who],
+                                                  pending=who == "totp_pending")[0])
+            answer = browser.get("/essai-finance")
+            location = answer.headers.get("location", "")
+            answers[who] = answer.status_code, location.replace("http://testserver", "")
+    assert answers == {"anonymous": (303, "/connexion"), "applicant": (403, ""),
+                       "manager": (403, ""), "finance": (200, ""), "admin": (200, ""),
+                       "totp_pending": (303, "/connexion/code")}

@@ -81,9 +81,10 @@ def guard(route: str) -> Callable[[Request], Principal | None]:
             if state is None or not state.totp_pending:
                 raise SignInRequired
             return state.principal
-        if rule.roles:
-            return require_role(*rule.roles)(request)
-        return current_user(request)
+        principal = current_user(request)
+        if not rule.permits(principal):
+            raise Forbidden
+        return principal
 
     return dependency
 

@@ -4,10 +4,12 @@ fails for a route that has no rule here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from odd17.services.access import Role
+from odd17.services import access
+from odd17.services.access import Principal, Role
 
 
 class Who(StrEnum):
@@ -20,10 +22,17 @@ class Who(StrEnum):
 class Rule:
     who: Who
     roles: frozenset[Role] = field(default_factory=frozenset)  # empty: any role
+    # the use case's own authorisation function (odd17/services/access.py), for signed_in
+    allows: Callable[[Principal | None], bool] | None = None
+
+    def permits(self, principal: Principal) -> bool:
+        """Whether a signed-in ``principal`` passes this rule (else 403)."""
+        if self.roles and not access.has_any(principal, self.roles):
+            return False
+        return self.allows is None or self.allows(principal)
 
 
 PUBLIC = Rule(Who.public)
-SIGNED_IN = Rule(Who.signed_in)
 
 ROUTE_POLICY: dict[str, Rule] = {
     "home": PUBLIC,
@@ -33,7 +42,7 @@ ROUTE_POLICY: dict[str, Rule] = {
     "sign_in_confirm": PUBLIC,
     "totp_form": Rule(Who.totp_pending),
     "totp_submit": Rule(Who.totp_pending),
-    "sign_out": SIGNED_IN,
-    "sign_out_everywhere": SIGNED_IN,
-    "my_space": SIGNED_IN,
+    "sign_out": Rule(Who.signed_in, allows=access.may_sign_out),
+    "sign_out_everywhere": Rule(Who.signed_in, allows=access.may_sign_out),
+    "my_space": Rule(Who.signed_in, allows=access.may_view_own_space),
 }
