@@ -10,10 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Enum, Index, Integer, String
+from sqlalchemy import Boolean, Enum, Index, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from models.application import Application, Organisation
 from models.base import Base, UTCDateTime
+
+# access.roles_for looks an address up among the applications at every page view: without
+# these, a scan (~100 ms for 50,000 applications on SQLite).
+Index("ix_applications_contact_email_lower", func.lower(Application.__table__.c.contact_email))
+Index("ix_organisations_email_lower", func.lower(Organisation.__table__.c.email))
 
 
 class StaffRole(StrEnum):

