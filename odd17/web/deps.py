@@ -77,6 +77,10 @@ def guard(route: str) -> Callable[[Request], Principal | None]:
         state = load_session(request)
         if rule.who is Who.public:
             return state.principal if state and not state.totp_pending else None
+        if rule.who is Who.any_session:
+            if state is None or not rule.permits(state.principal):
+                raise SignInRequired
+            return state.principal
         if rule.who is Who.totp_pending:
             if state is None or not state.totp_pending:
                 raise SignInRequired

@@ -15,6 +15,7 @@ from odd17.services.access import Principal, Role
 class Who(StrEnum):
     public = "public"            # anybody, signed in or not
     totp_pending = "totp_pending"  # a session that waits for its TOTP code (and only it)
+    any_session = "any_session"  # a session, waiting for its code or not (to sign out)
     signed_in = "signed_in"      # a full session; with ``roles``, one of them
 
 
@@ -42,7 +43,7 @@ ROUTE_POLICY: dict[str, Rule] = {
     "sign_in_confirm": PUBLIC,
     "totp_form": Rule(Who.totp_pending),
     "totp_submit": Rule(Who.totp_pending),
-    "sign_out": Rule(Who.signed_in, allows=access.may_sign_out),
+    "sign_out": Rule(Who.any_session, allows=access.may_sign_out),
     "sign_out_everywhere": Rule(Who.signed_in, allows=access.may_sign_out),
     "my_space": Rule(Who.signed_in, allows=access.may_view_own_space),
 }
