@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 # table, as an eager import did, so the mapper registry is complete before any query.
 if TYPE_CHECKING:
     from models.account import SignInRequest, SignInToken, StaffRole, User, WebSession
+    from models.applicant import Attachment, AttachmentKind, Draft, DraftChange, DraftMember
     from models.application import Application, EligibilityEvaluation, Organisation, StatusChange
     from models.base import Base
     from models.errors import ConcurrentChange, DomainError, IllegalTransition, NotFound
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = [
     "TRANSITIONS",
     "Application",
+    "Attachment",
+    "AttachmentKind",
     "Balance",
     "Base",
     "Call",
@@ -29,6 +32,9 @@ __all__ = [
     "Decision",
     "DecisionOutcome",
     "DomainError",
+    "Draft",
+    "DraftChange",
+    "DraftMember",
     "EligibilityEvaluation",
     "EntryKind",
     "Fund",
@@ -55,8 +61,8 @@ __all__ = [
     "check_transition",
 ]
 
-_SUBMODULES = ("account", "application", "base", "errors", "fund", "ledger", "lifecycle", "outbox",
-               "review")
+_SUBMODULES = ("account", "applicant", "application", "base", "errors", "fund", "ledger",
+               "lifecycle", "outbox", "review")
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 EVENTS = (
     "application_received", "application_ineligible", "application_eligible",
     "review_assigned", "decision_approved", "decision_rejected", "tranche_paid",
-    "envelope_alert", "connexion",
+    "envelope_alert", "invitation_coapplicant", "connexion",
 )
 
 _APPLICANT = {"reference": "ODD17-2026-0007", "title": "Alliance pour l'emploi des jeunes",
@@ -38,6 +38,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "envelope_alert": {"envelope": "2000000.00", "committed": "1450000.00",
                        "disbursed": "380000.00", "available": "170000.00", "threshold": "10 %",
                        "at": "2027-06-30"},
+    "invitation_coapplicant": {"inviter": "direction@passerelles.example.org",
+                               "invitee": "contact@seine-aval.example.org",
+                               "title": _APPLICANT["title"], "call": "aap-2026",
+                               "link": "http://127.0.0.1:8017/brouillons/12"},
     "connexion": {"link": "https://portail.fonds-odd17.example.org/connexion/exemple-de-jeton",
                   "minutes": 15, "email": "claire.martin@passerelles.example.org"},
 }

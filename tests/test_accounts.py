@@ -180,3 +180,20 @@ def test_role_lookups_have_their_indexes(engine: Engine) -> None:
             rows = conn.execute(text(plan + "SELECT id FROM applications "
                                      "WHERE lower(contact_email) = 'x'")).all()
         assert "ix_applications_contact_email_lower" in str(rows)
+
+
+def test_a_draft_lead_and_its_co_applicants_are_applicants(engine: Engine) -> None:
+    """Before any application exists: the lead of a draft and whom they invited sign in."""
+    import datetime as dt
+
+    from odd17.services import drafts
+    from tests.applicant_helpers import LEAD, MEMBER, PUBLIC, STRANGER, uow
+
+    with uow(engine, dt.datetime.now(dt.UTC)) as u:
+        assert roles_for(u.session, MEMBER) == frozenset()
+        draft = drafts.create_draft(u, LEAD, document={"title": "Alliance"})
+        drafts.invite(u, draft, LEAD, MEMBER, public_url=PUBLIC)
+    with uow(engine, dt.datetime.now(dt.UTC)) as u:
+        assert roles_for(u.session, LEAD) == {Role.applicant}
+        assert roles_for(u.session, MEMBER) == {Role.applicant}
+        assert roles_for(u.session, STRANGER) == frozenset()

@@ -4,9 +4,11 @@ no scheduler), registers the deployments with their schedules, and a scheduled r
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
@@ -21,13 +23,14 @@ from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tests.smtp import free_port
+from tests.test_cli import cli
 
 ODD17 = str(Path(sys.executable).parent / "odd17")
 
 
 def test_serve_registers_deployments_and_runs_them_on_schedule(db_url: str,
                                                                tmp_path: Path) -> None:
-    port = free_port()
+    port, web_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
     env.update({
@@ -37,9 +40,10 @@ def test_serve_registers_deployments_and_runs_them_on_schedule(db_url: str,
         "ODD17_MAIL_DIR": str(tmp_path / "mails"),
     })
     log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([ODD17, "serve", "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([ODD17, "serve", "--port", str(port), "--web-port", str(web_port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     completed: list = []
+    home = ""
     names: set[str] = set()
     try:
         deadline = time.monotonic() + 240
@@ -48,6 +52,10 @@ def test_serve_registers_deployments_and_runs_them_on_schedule(db_url: str,
                 assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
                 time.sleep(2)
                 try:
+                    if not home:  # the web portal, served by the same process
+                        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/",
+                                                    timeout=5) as page:
+                            home = page.read().decode()
                     with get_client(sync_client=True) as client:
                         names = {d.name for d in client.read_deployments()}
                         completed = client.read_flow_runs(
@@ -69,3 +77,17 @@ def test_serve_registers_deployments_and_runs_them_on_schedule(db_url: str,
     assert completed, "no scheduled outbox run completed: " + \
         (tmp_path / "serve.log").read_text()[-3000:]
     assert completed[0].auto_scheduled  # created by the scheduler, not by hand
+    assert '<html lang="fr">' in home
+
+
+def test_serve_stops_at_once_when_the_web_port_is_taken(db_url: str) -> None:
+    """Before any Prefect server is started: one French line and exit 2, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        web_port = taken.getsockname()[1]
+        code, _, err = cli("serve", "--api-url", "http://127.0.0.1:9/api",
+                           "--web-port", str(web_port))
+    assert code == 2
+    assert f"le portail web ne peut pas écouter sur 127.0.0.1:{web_port}" in err
+    assert "Traceback" not in err

@@ -148,7 +148,7 @@ def test_a_forged_link_is_refused(portal: TestClient) -> None:
 
 def test_https_base_url_makes_the_cookie_secure(engine: Engine, clock: Clock, mail_dir: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    configure(monkeypatch, public_base_url="https://portail.example.org/")
+    configure(monkeypatch, public_url="https://portail.example.org/")
     people(engine, clock)
     with TestClient(create_app(engine=engine, clock=clock), base_url="https://testserver",
                     follow_redirects=False) as browser:

@@ -17,8 +17,14 @@ def serve(
                                                 "utiliser (défaut : PREFECT_API_URL, sinon un "
                                                 "serveur local démarré ici).")] = None,
     port: Annotated[int, typer.Option("--port", help="Port du serveur Prefect local.")] = 4200,
+    web_host: Annotated[str, typer.Option("--web-host", help="Adresse d'écoute du portail "
+                                          "web.")] = "127.0.0.1",
+    web_port: Annotated[int, typer.Option("--web-port", min=0, max=65535,
+                                          help="Port du portail web (0 : pas de portail)."
+                                          )] = 8017,
 ) -> None:
-    """Production : enregistre les déploiements et leurs planifications, et les exécute."""
+    """Production : sert le portail web, enregistre les déploiements et leurs planifications,
+    et les exécute."""
     import os
     import subprocess
 
@@ -30,6 +36,7 @@ def serve(
     settings = get_settings()
     with user_errors():
         ready_engine()  # the application database exists and is up to date
+    portal = _start_web(web_host, web_port) if web_port else None
     server = None
     url = api_url or os.environ.get("PREFECT_API_URL")
     if not url:
@@ -54,6 +61,24 @@ def serve(
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
+        if portal is not None:
+            portal.stop()
+
+
+def _start_web(host: str, port: int) -> Any:
+    """The web portal in a thread of this process (bound before Prefect starts, so that a port
+    already taken stops ``serve`` at once)."""
+    from odd17.web.app import create_app
+    from odd17.web.server import ThreadedServer
+
+    try:
+        portal = ThreadedServer(create_app(), host, port)
+    except OSError as exc:
+        fail(f"le portail web ne peut pas écouter sur {host}:{port} : {exc.strerror or exc} "
+             "(--web-port 0 pour s'en passer)")
+    portal.start()
+    err.print(f"Portail web : {portal.url}/")
+    return portal
 
 
 def _wait_for(url: str, server: Any, seconds: float = 120) -> None:

@@ -1,8 +1,12 @@
-"""Who may do what on the web portal: roles, and one authorisation function per use case.
+"""Who may do what on the web portal, in one place: the roles of an address, one authorisation
+function per use case of the sign-in, and who may see what in the applicant's space (issue 13).
 
 A role is not stored on a session: :func:`roles_for` computes it from the tables at each
-request (staff accounts, reviewers, applications), so a disabled account or a reviewer set
-inactive loses access at once. The web layer asks these functions, never a template."""
+request (staff accounts, reviewers, applications, drafts), so a disabled account or a reviewer
+set inactive loses access at once. The web layer asks these functions, never a template.
+
+In the applicant's space, anyone not allowed gets the same ``NotFound`` as for an object that
+does not exist, so guessing identifiers reveals nothing (no enumeration)."""
 
 from __future__ import annotations
 
@@ -10,11 +14,99 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import Application, Organisation, Reviewer, User
+from models import (
+    Application,
+    DomainError,
+    Draft,
+    DraftMember,
+    NotFound,
+    Organisation,
+    Reviewer,
+    User,
+)
+from rules.document import Email
 
+_EMAIL: TypeAdapter[str] = TypeAdapter(Email)
+DRAFT_NOT_FOUND = "brouillon introuvable"
+
+
+def normalise_email(value: str) -> str:
+    """The address as the applicant's space compares it: checked, then lower-cased (the
+    portal signs people in by address, whatever its case)."""
+    try:
+        return _EMAIL.validate_python(value).lower()
+    except ValidationError:
+        raise DomainError(f"adresse e-mail invalide : « {value[:320]} »") from None
+
+
+def _same(a: str, b: str) -> bool:
+    return a.strip().lower() == b.strip().lower()
+
+
+def is_draft_lead(draft: Draft, email: str) -> bool:
+    return _same(draft.lead_email, email)
+
+
+def is_draft_member(session: Session, draft: Draft, email: str) -> bool:
+    return session.scalar(select(DraftMember.id).where(
+        DraftMember.draft_id == draft.id, DraftMember.email == email.strip().lower())) is not None
+
+
+def draft_for(session: Session, draft_id: int, email: str, *, lead_only: bool = False,
+              lock: bool = False) -> Draft:
+    """The draft if ``email`` is its lead (or, unless ``lead_only``, a co-applicant); the
+    same ``NotFound`` otherwise. ``lock``: take the row lock first (PostgreSQL)."""
+    draft = session.get(Draft, draft_id, with_for_update=lock or None)
+    if draft is None:
+        raise NotFound(DRAFT_NOT_FOUND)
+    if is_draft_lead(draft, email):
+        return draft
+    if not lead_only and is_draft_member(session, draft, email):
+        return draft
+    raise NotFound(DRAFT_NOT_FOUND)
+
+
+def can_view_application(session: Session, email: str, application: Application) -> bool:
+    """The lead's address (the document's ``lead.email``, or the lead of the draft it came
+    from) or a co-applicant of that draft."""
+    if _same(application.contact_email, email):
+        return True
+    return is_application_lead(session, email, application) or session.scalar(
+        select(DraftMember.id).join(Draft, Draft.id == DraftMember.draft_id).where(
+            Draft.application_id == application.id,
+            DraftMember.email == email.strip().lower())) is not None
+
+
+def is_application_lead(session: Session, email: str, application: Application) -> bool:
+    """Those who may act for the application (withdraw it): its contact or its draft's lead."""
+    if _same(application.contact_email, email):
+        return True
+    return session.scalar(select(Draft.id).where(
+        Draft.application_id == application.id,
+        Draft.lead_email == email.strip().lower())) is not None
+
+
+def application_for(session: Session, reference: str, email: str, *,
+                    lead_only: bool = False, lock: bool = False) -> Application:
+    """The application if ``email`` may see it (act on it, with ``lead_only``); the same
+    ``NotFound`` otherwise."""
+    query = select(Application).where(Application.reference == reference.strip().upper())
+    if lock:
+        query = query.with_for_update(of=Application.__table__)
+    app = session.scalars(query).first()
+    allowed = app is not None and (
+        is_application_lead(session, email, app) if lead_only
+        else can_view_application(session, email, app))
+    if app is None or not allowed:
+        raise NotFound(f"aucun dossier de référence « {reference[:30]} »")
+    return app
+
+
+# --- roles of the portal --------------------------------------------------------------------------
 
 class Role(StrEnum):
     applicant = "applicant"    # lead's or co-applicant's address of an application
@@ -60,9 +152,16 @@ def _is_lead(session: Session, email: str) -> bool:
         or session.execute(by_lead.limit(1)).first() is not None
 
 
-# Each says whether ``email`` (lower-case) is an applicant's address. Co-applicants of drafts
-# add their check here.
-APPLICANT_CHECKS: list[Callable[[Session, str], bool]] = [_is_lead]
+def _in_a_draft(session: Session, email: str) -> bool:
+    """The lead or a co-applicant of a draft (both stored lower-case)."""
+    as_lead = select(Draft.id).where(Draft.lead_email == email)
+    as_member = select(DraftMember.id).where(DraftMember.email == email)
+    return session.execute(as_lead.limit(1)).first() is not None \
+        or session.execute(as_member.limit(1)).first() is not None
+
+
+# Each says whether ``email`` (lower-case) is an applicant's address.
+APPLICANT_CHECKS: list[Callable[[Session, str], bool]] = [_is_lead, _in_a_draft]
 
 
 def roles_for(session: Session, email: str) -> frozenset[Role]:

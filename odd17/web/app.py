@@ -30,7 +30,7 @@ _STATUS_TEXT = {404: ("Page introuvable", "Cette page n'existe pas, ou vous n'y 
 
 def account_policy(settings: Settings) -> AccountPolicy:
     return AccountPolicy(
-        base_url=settings.public_base_url,
+        base_url=settings.public_url,
         session_lifetime=dt.timedelta(hours=settings.session_lifetime_hours),
         max_per_address=settings.sign_in_max_per_address,
         max_per_client=settings.sign_in_max_per_client,
@@ -50,7 +50,7 @@ def create_app(*, engine: Engine | None = None,
     app.state.engine = engine or get_engine()
     app.state.clock = clock
     app.state.policy = account_policy(settings)
-    app.state.secure = is_https(settings.public_base_url)
+    app.state.secure = is_https(settings.public_url)
     app.state.secret = (settings.secret_key or secrets.token_urlsafe(32)).encode("utf-8")
     app.middleware("http")(security_middleware(app.state.secure))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

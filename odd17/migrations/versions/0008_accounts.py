@@ -1,7 +1,7 @@
 """accounts
 
 Revision ID: 0008_accounts
-Revises: 0007_decision_outcome
+Revises: 0008_applicant_space
 Create Date: 2026-11-23
 
 Web portal accounts: staff users, sign-in links (hashed), sign-in requests (rate limits) and
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_accounts"
-down_revision: str | None = "0007_decision_outcome"
+down_revision: str | None = "0008_applicant_space"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
