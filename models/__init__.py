@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 # ``odd17 --help`` shows) comes without SQLAlchemy. Any name taken from ``models`` loads every
 # table, as an eager import did, so the mapper registry is complete before any query.
 if TYPE_CHECKING:
+    from models.account import SignInRequest, SignInToken, StaffRole, User, WebSession
     from models.applicant import Attachment, AttachmentKind, Draft, DraftChange, DraftMember
     from models.application import Application, EligibilityEvaluation, Organisation, StatusChange
     from models.base import Base
@@ -49,14 +50,19 @@ __all__ = [
     "ReferenceCounter",
     "Review",
     "Reviewer",
+    "SignInRequest",
+    "SignInToken",
+    "StaffRole",
     "Status",
     "StatusChange",
     "Tranche",
+    "User",
+    "WebSession",
     "check_transition",
 ]
 
-_SUBMODULES = ("applicant", "application", "base", "errors", "fund", "ledger", "lifecycle",
-               "outbox", "review")
+_SUBMODULES = ("account", "applicant", "application", "base", "errors", "fund", "ledger",
+               "lifecycle", "outbox", "review")
 
 
 def __getattr__(name: str) -> Any:

@@ -20,6 +20,7 @@ from notifications.payloads import (
     Payload,
     Reason,
     ReviewAssigned,
+    SignInLink,
     TrancheDue,
     TranchePaid,
 )
@@ -57,6 +58,8 @@ _SAMPLES: tuple[Payload, ...] = (
     InvitationCoapplicant(inviter="direction@passerelles.example.org",
                           invitee="contact@seine-aval.example.org", title=_APPLICANT["title"],
                           call="aap-2026", link="http://127.0.0.1:8017/brouillons/12"),
+    SignInLink(link="https://portail.fonds-odd17.example.org/connexion/exemple-de-jeton",
+               minutes=15, email="claire.martin@passerelles.example.org"),
 )
 SAMPLES: dict[str, Payload] = {sample.event: sample for sample in _SAMPLES}
 

@@ -190,6 +190,16 @@ class InvitationCoapplicant(Payload):
     link: str
 
 
+class SignInLink(Payload):
+    """A single-use sign-in link to the web portal (``odd17/services/signin.py``)."""
+
+    event = "connexion"
+    link: str
+    minutes: int = Field(gt=0)
+    email: str
+
+
 PAYLOADS: dict[str, type[Payload]] = {model.event: model for model in (
     ApplicationReceived, ApplicationIneligible, ApplicationEligible, ReviewAssigned,
-    DecisionApproved, DecisionRejected, TranchePaid, EnvelopeAlert, InvitationCoapplicant)}
+    DecisionApproved, DecisionRejected, TranchePaid, EnvelopeAlert, InvitationCoapplicant,
+    SignInLink)}

@@ -75,8 +75,24 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8017"
     upload_dir: Path = Path("uploads")
     upload_max_bytes: int = Field(10 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
+    session_lifetime_hours: float = Field(12, gt=0, allow_inf_nan=False)
+    # Sign-in links asked for, per address and per client (IP), in a sliding window.
+    sign_in_max_per_address: int = Field(5, ge=1)
+    sign_in_max_per_client: int = Field(20, ge=1)
+    sign_in_window_minutes: float = Field(15, gt=0, allow_inf_nan=False)
+    totp_required_for_staff: bool = False
+    # Signs the anti-CSRF token of anonymous forms; unset: a random key per process (set it
+    # when several processes serve the portal).
+    secret_key: str | None = None
 
     # The messages of the ValueErrors below say what is allowed: settings_error shows them.
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) < 32 or _CONTROL.search(value)):
+            raise ValueError("une clé d'au moins 32 caractères, sur une ligne")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, url: str) -> str:
@@ -210,7 +226,7 @@ _NAME_ADDRESS = re.compile(r"\s*(?:[^<>]*<(?P<address>[^<>]+)>|(?P<bare>[^<>\s]+
 _CRON_NICKNAMES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
                    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
                    "@hourly": "0 * * * *"}
-_SECRET_FIELDS = {"smtp_password"}
+_SECRET_FIELDS = {"smtp_password", "secret_key"}
 _SEE_README = "une valeur décrite dans le README, section Configuration"
 
 

@@ -52,6 +52,12 @@ CASES: dict[str, tuple[str, dict[str, str], str]] = {
     "public_url": ("javascript:alert(1)", {}, "http:// ou https://"),
     "upload_dir": ("{file}", {}, "pas un fichier"),
     "upload_max_bytes": ("0", {}, "nombre entier entre 1 et 1073741824"),
+    "session_lifetime_hours": ("0", {}, "nombre strictement positif"),
+    "sign_in_max_per_address": ("0", {}, "nombre entier supérieur ou égal à 1"),
+    "sign_in_max_per_client": ("beaucoup", {}, "nombre entier supérieur ou égal à 1"),
+    "sign_in_window_minutes": ("-1", {}, "nombre strictement positif"),
+    "totp_required_for_staff": ("peut-être", {}, "true ou false"),
+    "secret_key": ("s3cret", {}, "au moins 32 caractères"),
 }
 # The cases, run through the installed console script (the others through CliRunner).
 THROUGH_SCRIPT = {"smtp_port", "mail_transport", "language", "batch_size", "mail_max_attempts",

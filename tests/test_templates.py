@@ -114,6 +114,8 @@ LEGACY: dict[str, dict[str, Any]] = {
     "invitation_coapplicant": {"inviter": "a@example.org", "invitee": "b@example.org",
                                "title": "T", "call": "aap-2026",
                                "link": "http://127.0.0.1:8017/brouillons/1"},
+    "connexion": {"link": "http://127.0.0.1:8017/connexion/x", "minutes": 15,
+                  "email": "a@example.org"},
 }
 
 

@@ -4,7 +4,7 @@ Every failure the user can cause ends with a clear message and a non-zero exit, 
 traceback: exit 1 when some documents were refused, 2 for a command that could not run, 3 when
 ``submit`` met an unexpected error (one line, the details in a log file).
 
-One module per command group (applications, finance, exports, review, outbox, serve), the
+One module per command group (applications, finance, exports, review, outbox, serve, users), the
 shared error policy and options in ``_common``, the human output in ``render``. The modules
 register their commands on ``app`` when imported below, in the order of ``odd17 --help``."""
 
@@ -55,7 +55,7 @@ def _check_settings(ctx: typer.Context) -> None:
 
 
 # Imported for their commands, after ``app`` exists; the order is the order of the help.
-from odd17.cli import applications, finance, exports, review, outbox, serve  # noqa: E402, F401, I001
+from odd17.cli import applications, finance, exports, review, outbox, serve, users  # noqa: E402, F401, I001
 
 
 def main() -> None:

@@ -102,9 +102,12 @@ class Mailbox:
         self.engine = engine
 
     def deliver(self) -> None:
-        from odd17.services.mail import send_pending
+        from odd17.services.outbox import MailSettings, send
+        from odd17.settings import get_settings
+        from odd17.uow import Context, Runner
 
-        report = send_pending(self.engine)
+        report = send(Runner(self.engine, Context.from_settings("test:outbox")),
+                      MailSettings.from_settings(get_settings()))
         assert not report.errors and report.unreachable is None, report
 
     def messages(self, address: str | None = None) -> list[EmailMessage]:

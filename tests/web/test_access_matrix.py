@@ -5,8 +5,10 @@ route table, so a route added without its line in ``RULES`` fails ``test_every_r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from tests.web.conftest import LiveServer
+from tests.webutil import APPLICANT, REVIEWER, STAFF
 
 ROLES = ("anonymous", "applicant", "reviewer", "manager", "finance", "admin")
 
@@ -30,23 +33,76 @@ class Rule:
     answers: dict[str, int]
     path: str | None = None
     form: dict[str, str] = field(default_factory=dict)
+    # sign in again first: an earlier route of the matrix (a sign-out) may have ended the session
+    fresh_session: bool = False
+
+
+def signed_in(status: int, anonymous: int = 303) -> dict[str, int]:
+    """``status`` for every signed-in role; anonymous users are sent to sign in (303)."""
+    return {**everyone(status), "anonymous": anonymous}
+
+
+UNKNOWN_LINK = "/connexion/" + "x" * 43
 
 
 # (method, route path) -> Rule. Every role must have its answer.
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): Rule(everyone(200)),
+    # sign-in (odd17/web/auth.py, rules in odd17/web/policy.py)
+    ("GET", "/connexion"): Rule(everyone(200)),
+    ("POST", "/connexion"): Rule(everyone(200), form={"email": "matrice@example.org"}),
+    ("GET", "/connexion/{token}"): Rule(everyone(410), path=UNKNOWN_LINK),
+    ("POST", "/connexion/{token}"): Rule(everyone(410), path=UNKNOWN_LINK),
+    ("GET", "/connexion/code"): Rule(everyone(303)),   # no session waits for a code
+    ("POST", "/connexion/code"): Rule(everyone(303), form={"code": "000000"}),
+    ("GET", "/mon-espace"): Rule(signed_in(200)),
+    ("POST", "/deconnexion"): Rule(signed_in(200), fresh_session=True),
+    ("POST", "/deconnexion/partout"): Rule(signed_in(200), fresh_session=True),
 }
 
 # How a client becomes each role on the live server; None: the portal has no sign-in for that
 # role, so its column is skipped (with this reason) until one is written here.
 SignIn = Callable[[LiveServer, httpx.Client], None]
+def _csrf(client: httpx.Client) -> str:
+    """The anti-CSRF token of this browser's forms (the page's ``csrf-token`` meta)."""
+    found = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").text)
+    assert found
+    return found.group(1)
+
+
+def _people(server: LiveServer) -> None:
+    """An application (its lead is the applicant), a reviewer and the staff, once."""
+    from sqlalchemy import func, select
+
+    from models import User
+    from tests.webutil import Clock, people
+
+    with server.engine.connect() as conn:
+        if conn.execute(select(func.count()).select_from(User)).scalar():
+            return
+    people(server.engine, Clock())
+
+
+def _signed_in_as(address: str) -> SignIn:
+    """The real sign-in: ask for a link, read it from the mailbox, confirm it."""
+    def sign_in(server: LiveServer, client: httpx.Client) -> None:
+        _people(server)
+        asked = client.post("/connexion", data={"email": address, "csrf_token": _csrf(client)})
+        assert asked.status_code == 200, asked.text
+        path = urlsplit(server.mailbox.link(address, "/connexion/")).path
+        assert client.get(path).status_code == 200
+        done = client.post(path, data={"csrf_token": _csrf(client)})
+        assert done.status_code == 303 and done.headers["location"].endswith("/mon-espace")
+    return sign_in
+
+
 SIGN_IN: dict[str, SignIn | None] = {
     "anonymous": lambda server, client: None,
-    "applicant": None,
-    "reviewer": None,
-    "manager": None,
-    "finance": None,
-    "admin": None,
+    "applicant": _signed_in_as(APPLICANT),
+    "reviewer": _signed_in_as(REVIEWER),
+    "manager": _signed_in_as(STAFF["manager"]),
+    "finance": _signed_in_as(STAFF["finance"]),
+    "admin": _signed_in_as(STAFF["admin"]),
 }
 
 
@@ -59,6 +115,8 @@ def _walk(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]
         elif isinstance(route, Route):
             for method in sorted((route.methods or set()) - {"HEAD"}):
                 yield method, prefix + route.path
+        elif hasattr(route, "original_router"):  # include_router: FastAPI keeps it as one entry
+            yield from _walk(route.original_router.routes, prefix)
         elif isinstance(route, WebSocketRoute):
             yield "WEBSOCKET", prefix + route.path
         else:
@@ -116,7 +174,11 @@ def test_each_role_gets_the_expected_answer_on_every_route(role: str,
         for method, path in sorted(route_table(create_app())):
             rule = RULES[method, path]
             url = rule.path or path
-            response = client.request(method, url, data=rule.form or None)
+            if rule.fresh_session:
+                client.cookies.clear()
+                sign_in(live_server, client)
+            form = {**rule.form, "csrf_token": _csrf(client)} if method == "POST" else None
+            response = client.request(method, url, data=form)
             if response.status_code != rule.answers[role]:
                 wrong.append(f"{method} {url}: expected {rule.answers[role]}, "
                              f"got {response.status_code}")

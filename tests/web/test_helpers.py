@@ -9,7 +9,7 @@ from email.message import EmailMessage
 import pytest
 from playwright.sync_api import Page
 
-from notifications.events import EXAMPLES
+from notifications.events import SAMPLES
 from notifications.outbox import enqueue, message
 from odd17.db import unit_of_work
 from tests.web.conftest import LiveServer
@@ -40,11 +40,11 @@ def test_mailbox_reads_what_the_outbox_sends(live_server: LiveServer) -> None:
         mailbox.latest("a@example.org")
     now = dt.datetime.now(dt.UTC)
     with unit_of_work(live_server.engine) as session:  # queued, not yet sent: latest() sends
-        enqueue(session, [message(event, "A@Example.org", EXAMPLES[event], key=f"k{i}", now=now)
+        enqueue(session, [message(SAMPLES[event], "A@Example.org", key=f"k{i}", now=now)
                           for i, event in enumerate(["application_received",
                                                      "application_eligible"])]
-                + [message("application_received", "b@example.org",
-                           EXAMPLES["application_received"], key="kb", now=now)])
+                + [message(SAMPLES["application_received"], "b@example.org", key="kb",
+                           now=now)])
     assert [m["To"] for m in mailbox.messages("a@example.org")] == ["A@Example.org"] * 2
     latest = mailbox.latest("a@example.org")
     assert latest["Subject"].endswith("Votre dossier est éligible")  # the last one queued

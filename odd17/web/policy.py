@@ -1,0 +1,49 @@
+"""Who may open each route of the portal: one rule per route name, enforced by
+``deps.guard(name)`` and read by the authorisation matrix test (tests/test_web_auth.py), which
+fails for a route that has no rule here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from odd17.services import access
+from odd17.services.access import Principal, Role
+
+
+class Who(StrEnum):
+    public = "public"            # anybody, signed in or not
+    totp_pending = "totp_pending"  # a session that waits for its TOTP code (and only it)
+    any_session = "any_session"  # a session, waiting for its code or not (to sign out)
+    signed_in = "signed_in"      # a full session; with ``roles``, one of them
+
+
+@dataclass(frozen=True)
+class Rule:
+    who: Who
+    roles: frozenset[Role] = field(default_factory=frozenset)  # empty: any role
+    # the use case's own authorisation function (odd17/services/access.py), for signed_in
+    allows: Callable[[Principal | None], bool] | None = None
+
+    def permits(self, principal: Principal) -> bool:
+        """Whether a signed-in ``principal`` passes this rule (else 403)."""
+        if self.roles and not access.has_any(principal, self.roles):
+            return False
+        return self.allows is None or self.allows(principal)
+
+
+PUBLIC = Rule(Who.public)
+
+ROUTE_POLICY: dict[str, Rule] = {
+    "home": PUBLIC,
+    "sign_in_form": PUBLIC,
+    "sign_in_request": PUBLIC,
+    "sign_in_link": PUBLIC,
+    "sign_in_confirm": PUBLIC,
+    "totp_form": Rule(Who.totp_pending),
+    "totp_submit": Rule(Who.totp_pending),
+    "sign_out": Rule(Who.any_session, allows=access.may_sign_out),
+    "sign_out_everywhere": Rule(Who.signed_in, allows=access.may_sign_out),
+    "my_space": Rule(Who.signed_in, allows=access.may_view_own_space),
+}

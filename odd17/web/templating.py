@@ -1,0 +1,24 @@
+"""The Jinja2 environment of the pages (autoescaped) and ``page``, which renders one with what
+every page needs: the signed-in user and the anti-CSRF token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from odd17.web.security import CSRF_FIELD, expected_token
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def page(request: Request, name: str, context: dict[str, Any],
+         status_code: int = 200) -> HTMLResponse:
+    session = getattr(request.state, "session", None)
+    values = {"signed_in": session.principal if session and not session.totp_pending else None,
+              "csrf_token": expected_token(request), "csrf_field": CSRF_FIELD, **context}
+    return templates.TemplateResponse(request, name, values, status_code=status_code)
