@@ -85,6 +85,7 @@ def _run(folder: Path, console: Console, url: str) -> int:
     from odd17.runtime import utcnow
     from odd17.services import audit, exports, finance, mail, queries, review, setup
     from odd17.settings import get_fund_config, redact_url, reset_caches
+    from odd17.uow import Context, open_uow
     from rules.money import eur
 
     reset_caches()
@@ -188,9 +189,10 @@ def _run(folder: Path, console: Console, url: str) -> int:
                                        on=utcnow().date())
         breaches = audit.check(session)
         counts = queries.count_by_status(session)
-        exports.write_scdl(session, config, scdl)
-        exports.write_360giving(session, config, giving, now=utcnow())
         mails = mail.counts(session)
+    with open_uow(engine, Context.from_settings("odd17 demo", config=config)) as uow:
+        exports.write_scdl(uow, scdl)
+        exports.write_360giving(uow, giving)
     reports.write_html(report, report_path, fund_name=config.fund.name, now=utcnow())
 
     console.rule("[bold]Situation de l'enveloppe[/]")

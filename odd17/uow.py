@@ -20,13 +20,17 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from odd17.runtime import utcnow
-from odd17.settings import FundConfig, get_fund_config, get_settings
+from odd17.settings import get_settings
+
+if TYPE_CHECKING:
+    from odd17.config import FundConfig
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class Context:
     @classmethod
     def from_settings(cls, actor: str, *, clock: Callable[[], dt.datetime] = utcnow,
                       config: FundConfig | None = None) -> Context:
+        from odd17.config import get_fund_config  # the rule-set models: only when needed
+
         settings = get_settings()
         return cls(actor=actor, config=config or get_fund_config(),
                    finance_email=settings.finance_email, timezone=settings.timezone,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from models import Status
+    from odd17.uow import UnitOfWork
 
 out = console()  # markup off: user text is printed as it is (odd17/display.py)
 err = console(stderr=True)
@@ -133,12 +134,24 @@ def existing_engine() -> Engine:
         fail(f"base de données introuvable ({redact_url(settings.database_url)}) : {hint}")
     engine = get_engine()
     with user_errors():
-        initialised = setup.is_initialised(engine)
-    if not initialised:
+        revision = setup.current_revision(engine)
+    if revision is None:
         fail(f"la base {redact_url(settings.database_url)} n'a pas de schéma odd17 : {hint}")
-    if setup.current_revision(engine) != setup.head_revision():
+    if not setup.is_head(revision):
         fail("le schéma de la base n'est pas à jour : lancez « odd17 init »")
     return engine
+
+
+@contextmanager
+def read_uow() -> Iterator[UnitOfWork]:
+    """A unit of work on the existing database (refused when absent or outdated, see
+    existing_engine), for the commands that only read; actor and configuration from the
+    settings."""
+    from odd17.runtime import actor
+    from odd17.uow import Context, open_uow
+
+    with open_uow(existing_engine(), Context.from_settings(actor("cli"))) as uow:
+        yield uow
 
 
 def ready_engine() -> Engine:
@@ -151,7 +164,7 @@ def ready_engine() -> Engine:
     engine = get_engine()
     if setup.ensure_initialised(engine, get_fund_config(), utcnow()):
         err.print("Base de données absente : initialisation (odd17 init) effectuée.")
-    elif setup.current_revision(engine) != setup.head_revision():
+    elif not setup.is_head(setup.current_revision(engine)):
         fail("le schéma de la base n'est pas à jour : lancez « odd17 init »")
     return engine
 

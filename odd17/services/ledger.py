@@ -38,6 +38,7 @@ from models import (
 from models.base import Money
 from models.ledger import TOTAL
 from models.lifecycle import check_transition
+from models.lookup import application_by_reference
 from notifications.outbox import enqueue, message
 from odd17.settings import get_fund_config, get_settings
 from rules.money import as_str, eur
@@ -200,13 +201,7 @@ def _entry(session: Session, key: str) -> LedgerEntry | None:
 
 
 def _application(session: Session, reference: str) -> Application:
-    app = session.scalars(
-        select(Application).where(Application.reference == reference.strip().upper())
-        .execution_options(populate_existing=True)
-    ).first()
-    if app is None:
-        raise NotFound(f"aucun dossier de référence « {reference} »")
-    return app
+    return application_by_reference(session, reference, fresh=True)
 
 
 def _grant(session: Session, app: Application) -> Grant:

@@ -31,6 +31,7 @@ from models import (
     Status,
 )
 from models.lifecycle import DECIDED
+from models.lookup import application_by_reference
 from notifications.outbox import enqueue, message
 from odd17.services import finance, ledger, sources
 from odd17.settings import get_fund_config
@@ -166,16 +167,7 @@ def import_reviewers(session: Session, rows: list[tuple[str, Any]],
 # --- conflicts ---------------------------------------------------------------------------
 
 def _app(session: Session, reference: str, *, lock: bool = False) -> Application:
-    """The application by reference. ``lock``: read it fresh under its row lock (PostgreSQL;
-    SQLite's BEGIN IMMEDIATE already serialises writers), so that what is checked stays true
-    until this transaction ends."""
-    query = select(Application).where(Application.reference == reference.strip().upper())
-    if lock:
-        query = query.with_for_update(of=Application).execution_options(populate_existing=True)
-    app = session.scalars(query).first()
-    if app is None:
-        raise NotFound(f"aucun dossier de référence « {reference} »")
-    return app
+    return application_by_reference(session, reference, lock=lock)
 
 
 def conflicted(session: Session, app: Application, people: list[Reviewer],
