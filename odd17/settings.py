@@ -130,18 +130,10 @@ class Settings(BaseSettings):
 
     @field_validator("mail_from", "finance_email")
     @classmethod
-    def _address(cls, value: str) -> str:
-        from email_validator import EmailNotValidError, validate_email  # only when one is set
-
-        match = _NAME_ADDRESS.fullmatch(value)
-        try:
-            if match is None or _CONTROL.search(value):
-                raise EmailNotValidError
-            validate_email(match["address"] or match["bare"], check_deliverability=False)
-        except EmailNotValidError:
-            raise ValueError("une adresse e-mail, éventuellement précédée d'un nom : "
-                             "Nom <adresse@domaine.fr>") from None
-        return value
+    def _address(cls, value: str, info: ValidationInfo) -> str:
+        # The defaults pass (tests/test_settings.py): not checked, which spares every command
+        # the import of email_validator.
+        return value if _is_default(cls, info, value) else check_address(value)
 
     @field_validator("smtp_host")
     @classmethod
@@ -176,16 +168,39 @@ class Settings(BaseSettings):
 
     @field_validator("serve_nightly_cron")
     @classmethod
-    def _cron(cls, value: str) -> str:
-        from cronsim import CronSim, CronSimError  # only when one is set
+    def _cron(cls, value: str, info: ValidationInfo) -> str:
+        return value if _is_default(cls, info, value) else check_cron(value)
 
-        expression = _CRON_NICKNAMES.get(value.strip().lower(), value)
-        try:
-            CronSim(expression, dt.datetime(2000, 1, 1))
-        except CronSimError:
-            raise ValueError("une expression cron à cinq champs, par exemple « 0 2 * * * », "
-                             "ou @daily, @hourly…") from None
-        return value
+
+def check_address(value: str) -> str:
+    from email_validator import EmailNotValidError, validate_email
+
+    match = _NAME_ADDRESS.fullmatch(value)
+    try:
+        if match is None or _CONTROL.search(value):
+            raise EmailNotValidError
+        validate_email(match["address"] or match["bare"], check_deliverability=False)
+    except EmailNotValidError:
+        raise ValueError("une adresse e-mail, éventuellement précédée d'un nom : "
+                         "Nom <adresse@domaine.fr>") from None
+    return value
+
+
+def check_cron(value: str) -> str:
+    from cronsim import CronSim, CronSimError
+
+    expression = _CRON_NICKNAMES.get(value.strip().lower(), value)
+    try:
+        CronSim(expression, dt.datetime(2000, 1, 1))
+    except CronSimError:
+        raise ValueError("une expression cron à cinq champs, par exemple « 0 2 * * * », "
+                         "ou @daily, @hourly…") from None
+    return value
+
+
+def _is_default(model: type[Settings], info: ValidationInfo, value: object) -> bool:
+    """Whether ``value`` is the field's default (checked once by a test, not at every run)."""
+    return info.field_name is not None and model.model_fields[info.field_name].default == value
 
 
 DATABASE_URL_ALLOWED = ("une URL sqlite:///chemin/du/fichier.db ou "
@@ -291,8 +306,8 @@ _CONFIG_NAMES = ("CallConfig", "Classification", "DisbursementConfig", "FundConf
                  "OpenDataConfig", "get_fund_config", "load_fund_config")
 __all__ = ["DATABASE_URL_ALLOWED", "CallConfig", "Classification", "ConfigError",
            "DisbursementConfig", "FundConfig", "FundInfo", "OpenDataConfig", "Settings",
-           "get_fund_config", "get_settings", "hide_secrets", "load_fund_config", "redact_url",
-           "reset_caches", "settings_error"]
+           "check_address", "check_cron", "get_fund_config", "get_settings", "hide_secrets",
+           "load_fund_config", "redact_url", "reset_caches", "settings_error"]
 
 
 def __getattr__(name: str) -> object:

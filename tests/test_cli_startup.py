@@ -5,8 +5,10 @@ the only place where "was this module imported" means something."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,25 @@ def test_any_name_from_models_maps_every_table() -> None:
 
     assert proc.stdout.strip() == str(sorted(Base.metadata.tables))
     assert len(Base.metadata.tables) >= 10
+
+
+LIST_UNNEEDED = ("alembic", "prefect", "email_validator", "rules.document", "jinja2",
+                 "odd17.services.ledger", "odd17.services.review", "odd17.services.intake",
+                 "sqlalchemy.dialects.postgresql", "click")
+
+
+def test_list_on_an_initialised_base_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """``odd17 list`` (issue 12, ≤ 0.5 s): the schema check reads the stored revision without
+    Alembic, the settings skip the checks of their defaults, the fund configuration comes
+    without the documents' models, and the queries without the write-side services."""
+    env = {**os.environ, "ODD17_DATABASE_URL": f"sqlite:///{tmp_path / 'odd17.db'}"}
+    subprocess.run([str(Path(sys.executable).with_name("odd17")), "init"], env=env, check=True,
+                   capture_output=True)
+    probe = ("import sys, json\nfrom odd17.cli import app\n"
+             "try:\n    app(['list'])\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
+             f"print(json.dumps(sorted({{h for m in sys.modules for h in {LIST_UNNEEDED!r} "
+             "if m == h or m.startswith(h + '.')})))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, check=True)
+    assert "0 dossier(s)" in proc.stdout
+    assert json.loads(proc.stdout.splitlines()[-1]) == []

@@ -1,4 +1,5 @@
-"""The ``odd17`` command line (DESIGN.md §9). Thin: parse, call a use case, render.
+"""The ``odd17`` command line (README: the commands by role, and « `--json` shapes »).
+Thin: parse, call a use case, render.
 
 Every failure the user can cause ends with a clear message and a non-zero exit, never a
 traceback: exit 1 when some documents were refused, 2 for a command that could not run, 3 when
@@ -10,15 +11,19 @@ register their commands on ``app`` when imported below, in the order of ``odd17 
 
 from __future__ import annotations
 
-import click
+from typing import TYPE_CHECKING
+
 import typer
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from typer._click import Context as ClickContext  # the click Typer vendors and calls
 
 
 class _Group(TyperGroup):
     """Notes whether help was asked for anywhere on the line, before the settings check."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         ctx.meta["odd17.help"] = "--help" in args
         return super().parse_args(ctx, args)
 

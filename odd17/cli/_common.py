@@ -15,7 +15,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import click
 import typer
 
 from odd17.display import console, line
@@ -65,7 +64,8 @@ def crash_guard(command: str) -> Iterator[None]:
     traceback, and exit code CRASH (a script can tell it from refusals and usage errors)."""
     try:
         yield
-    except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+    # TyperException: the click errors (BadParameter, UsageError…) of the click Typer vendors
+    except (typer.Exit, typer.Abort, typer.TyperException):
         raise
     except Exception as exc:  # the point is to catch what nobody expected
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
