@@ -36,6 +36,7 @@ from notifications.outbox import enqueue, message
 from odd17.services import finance, ledger, sources
 from odd17.settings import get_fund_config
 from rules.document import Email, explain
+from rules.identifiers import siren_of
 from rules.money import as_str, eur
 from rules.review import (
     Proposal,
@@ -91,7 +92,7 @@ class ReviewerIn(BaseModel):
     def _valid_sirens(cls, values: list[str]) -> list[str]:
         out = []
         for value in values:
-            compact = "".join(value.split())[:9]
+            compact = siren_of(value) or value  # a SIRET names its SIREN
             if not siren_checker.is_valid(compact):
                 raise ValueError(f"intérêt déclaré : SIREN invalide « {value} »")
             out.append(compact)

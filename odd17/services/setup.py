@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, inspect, select, text
 
 from models import Call, Fund
+from models.dialect import dialect_name, is_postgresql
 from odd17.db import unit_of_work
 from rules.tranches import add_months
 
@@ -111,11 +112,11 @@ def init_lock(engine: Engine) -> Iterator[None]:
     advisory lock on its own connection, so the migration's transactions are free to commit.
     SQLite: an exclusive lock on a file beside the database (migrations and loading the fund
     are several transactions, which BEGIN IMMEDIATE alone does not keep together)."""
-    if engine.dialect.name == "sqlite":
+    if dialect_name(engine) == "sqlite":
         with _sqlite_file_lock(engine.url.database):
             yield
         return
-    if engine.dialect.name != "postgresql":
+    if not is_postgresql(engine):
         yield
         return
     with engine.connect() as conn:
