@@ -79,7 +79,7 @@ def _run(folder: Path, console: Console, url: str) -> int:
     from flows.eligibility import eligibility_flow
     from flows.intake import intake_flow
     from flows.review import review_flow
-    from models import Application, Status
+    from models import Application, Recusal, Reviewer, Status
     from odd17 import reports
     from odd17.db import dispose_engines, get_engine, unit_of_work
     from odd17.runtime import utcnow
@@ -119,8 +119,8 @@ def _run(folder: Path, console: Console, url: str) -> int:
             sample_path("reviewers.csv")), utcnow())
     assigned = review_flow()
     with unit_of_work(engine) as session:
-        recusals = session.execute(select(review.Recusal, Application.reference).join(
-            Application, Application.id == review.Recusal.application_id)).all()
+        recusals = session.execute(select(Recusal, Application.reference).join(
+            Application, Application.id == Recusal.application_id)).all()
         for recusal, reference in recusals:
             say(f"   conflit d'intérêts : {recusal.reviewer.email} écarté de {reference} — "
                 f"{recusal.reason}")
@@ -144,8 +144,8 @@ def _run(folder: Path, console: Console, url: str) -> int:
         proposal = review.proposal(session, alert_threshold=config.disbursement.alert_threshold,
                                    policy=policy)
         members = [m.email for m in session.scalars(
-            select(review.Reviewer).where(review.Reviewer.committee)
-            .order_by(review.Reviewer.email))][:COMMITTEE_PRESENT]
+            select(Reviewer).where(Reviewer.committee)
+            .order_by(Reviewer.email))][:COMMITTEE_PRESENT]
         ranked = proposal["applications"]
         funded = [p for p in ranked if p["proposed"]]
         for item in funded[:-1]:

@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -91,12 +91,12 @@ def print_json(data: Any) -> None:
 _FLAT_ROW = json.JSONEncoder(ensure_ascii=False, separators=(",\n    ", ": "))
 
 
-def _row_text(row: dict[str, Any]) -> str:
+def _row_text(row: Mapping[str, object]) -> str:
     body = _FLAT_ROW.encode(row)
     return "  {\n    " + body[1:-1] + "\n  }" if row else "  {}"
 
 
-def stream_json_list(rows: Iterable[dict[str, Any]], chunk: int = 1000) -> None:
+def stream_json_list(rows: Iterable[Mapping[str, object]], chunk: int = 1000) -> None:
     """A JSON list of flat rows written as it is read, byte for byte what print_json writes,
     without holding the list in memory."""
     write = sys.stdout.write
