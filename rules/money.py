@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 
 from babel import Locale
-from babel.dates import format_date
 from babel.numbers import format_currency
 
 CENT = Decimal("0.01")
@@ -42,9 +42,11 @@ def eur(amount: Decimal) -> str:
     return format_currency(amount, "EUR", locale=_fr())
 
 
-def date_fr(value) -> str:  # type: ignore[no-untyped-def]
+def date_fr(value: dt.date) -> str:
     """``3 mars 2027``, ``1er octobre 2026`` (Babel, French locale; French writes the first day
     of a month as an ordinal, which Babel's CLDR pattern does not)."""
+    from babel.dates import format_date  # pytz and the date tables: only for dates
+
     text = format_date(value, format="long", locale=_fr())
     return "1er" + text[1:] if value.day == 1 and text.startswith("1 ") else text
 
