@@ -11,6 +11,9 @@ register their commands on ``app`` when imported below, in the order of ``odd17 
 
 from __future__ import annotations
 
+import atexit
+import gc
+import sys
 from typing import TYPE_CHECKING
 
 import typer
@@ -64,4 +67,16 @@ from odd17.cli import applications, finance, exports, review, outbox, serve  # n
 
 
 def main() -> None:
+    atexit.register(_end_quickly)  # registered first, so it runs after every other handler
     app()
+
+
+def _end_quickly() -> None:
+    """Skip the interpreter's last garbage collections (issue 12): at exit they walk every
+    object SQLAlchemy, pydantic and the models built, a quarter of a short command's CPU time,
+    to free memory the ending process gives back anyway. The database connections are closed
+    first, as the collections would have closed them."""
+    db = sys.modules.get("odd17.db")
+    if db is not None:
+        db.dispose_engines()
+    gc.freeze()
