@@ -110,11 +110,11 @@ def show(reference: str, as_json: JsonFlag = False) -> None:
 
     with user_errors(), read_uow() as uow:
         detail = queries.application_detail(uow, reference)
-        zone = uow.context.timezone
+        policy, zone = uow.config.review, uow.context.timezone
     if as_json:
         print_json(detail)
         return
-    render.application(detail, uow.config.review, zone)
+    render.application(detail, policy, zone)
 
 
 @app.command("list")
