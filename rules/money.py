@@ -6,9 +6,12 @@ import datetime as dt
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from babel import Locale
-from babel.numbers import format_currency
+# Babel is imported when an amount is first formatted: `odd17 --help` and the commands that
+# show no amount start without it (issue 12).
+if TYPE_CHECKING:
+    from babel import Locale
 
 CENT = Decimal("0.01")
 
@@ -32,6 +35,8 @@ def as_str(amount: Decimal) -> str:
 
 @lru_cache(maxsize=1)
 def _fr() -> Locale:
+    from babel import Locale
+
     return Locale.parse("fr_FR")
 
 
@@ -39,6 +44,8 @@ def _fr() -> Locale:
 def eur(amount: Decimal) -> str:
     """``120 000,00 €`` (Babel, French locale). Cached: Babel takes ~14 µs a call and policy
     bounds are formatted for every application evaluated."""
+    from babel.numbers import format_currency
+
     return format_currency(amount, "EUR", locale=_fr())
 
 
