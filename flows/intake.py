@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.utilities.annotations import quote
@@ -38,7 +38,8 @@ def intake_flow(paths: list[str]) -> dict[str, Any]:
     raws = read_documents(paths, settings.language)
     tally = intake.Tally()
     for batch in batches(raws, settings.batch_size):
-        tally.add(intake_batch(quote(batch), settings.language))
+        # quote(): Prefect hands the task the list itself, without walking it for futures
+        tally.add(intake_batch(cast("list[intake.RawDocument]", quote(batch)), settings.language))
     logger = get_run_logger()
     for refusal in tally.refused:
         logger.warning("refused %s: %s", refusal["source"], "; ".join(

@@ -7,11 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from models import MessageStatus, OutboxMessage
+from models.dialect import dialect_insert
 from notifications.payloads import Payload
 
 
@@ -30,5 +29,5 @@ def enqueue(session: Session, rows: list[dict[str, Any]]) -> None:
     """Add messages (built with ``message``); a key already queued adds nothing."""
     if not rows:
         return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(OutboxMessage.__table__).on_conflict_do_nothing(), rows)
+    session.execute(dialect_insert(session, OutboxMessage.__table__).on_conflict_do_nothing(),
+                    rows)

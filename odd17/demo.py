@@ -200,9 +200,9 @@ def _run(folder: Path, console: Console, url: str) -> int:
                                        on=utcnow().date())
         breaches = audit.check(session)
         counts = queries.count_by_status(session)
-        exports.write_scdl(session, config, scdl)
-        exports.write_360giving(session, config, giving, now=utcnow())
-    with open_uow(engine, Context.from_settings("demo", config=config)) as uow:
+    with open_uow(engine, Context.from_settings("odd17 demo", config=config)) as uow:
+        exports.write_scdl(uow, scdl)
+        exports.write_360giving(uow, giving)
         mails = outbox.counts(uow)
     reports.write_html(report, report_path, fund_name=config.fund.name, now=utcnow())
 

@@ -1,36 +1,35 @@
-"""Runtime settings (``ODD17_*`` environment variables or a ``.env`` file) and the fund's
-configuration (policy numbers, README « Configuration », kept as editable TOML data)."""
+"""Runtime settings (``ODD17_*`` environment variables or a ``.env`` file). The fund's
+configuration (policy numbers) is in odd17/config.py.
+
+Every command reads these settings first, so this module imports neither SQLAlchemy nor the
+rule-set models (issue 12, start-up time): the validators import what they check with."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
-from decimal import Decimal
+import sys
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
-from typing import Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Literal, get_args, get_origin
 from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import make_url
-from sqlalchemy.exc import ArgumentError
 
-from rules.eligibility import EligibilityPolicy
-from rules.review import ReviewPolicy
-from rules.tranches import DEFAULT_PLAN, TranchePlan, TrancheSpec
+if TYPE_CHECKING:
+    from odd17.config import (
+        CallConfig,
+        Classification,
+        DisbursementConfig,
+        FundConfig,
+        FundInfo,
+        OpenDataConfig,
+        get_fund_config,
+        load_fund_config,
+    )
 
 
 class Settings(BaseSettings):
@@ -96,6 +95,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, url: str) -> str:
+        from sqlalchemy import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             parsed = make_url(url)
         except (ArgumentError, ValueError):
@@ -157,18 +159,10 @@ class Settings(BaseSettings):
 
     @field_validator("mail_from", "finance_email")
     @classmethod
-    def _address(cls, value: str) -> str:
-        from email_validator import EmailNotValidError, validate_email  # only when one is set
-
-        match = _NAME_ADDRESS.fullmatch(value)
-        try:
-            if match is None or _CONTROL.search(value):
-                raise EmailNotValidError
-            validate_email(match["address"] or match["bare"], check_deliverability=False)
-        except EmailNotValidError:
-            raise ValueError("une adresse e-mail, éventuellement précédée d'un nom : "
-                             "Nom <adresse@domaine.fr>") from None
-        return value
+    def _address(cls, value: str, info: ValidationInfo) -> str:
+        # The defaults pass (tests/test_settings.py): not checked, which spares every command
+        # the import of email_validator.
+        return value if _is_default(cls, info, value) else check_address(value)
 
     @field_validator("smtp_host")
     @classmethod
@@ -203,16 +197,39 @@ class Settings(BaseSettings):
 
     @field_validator("serve_nightly_cron")
     @classmethod
-    def _cron(cls, value: str) -> str:
-        from cronsim import CronSim, CronSimError  # only when one is set
+    def _cron(cls, value: str, info: ValidationInfo) -> str:
+        return value if _is_default(cls, info, value) else check_cron(value)
 
-        expression = _CRON_NICKNAMES.get(value.strip().lower(), value)
-        try:
-            CronSim(expression, dt.datetime(2000, 1, 1))
-        except CronSimError:
-            raise ValueError("une expression cron à cinq champs, par exemple « 0 2 * * * », "
-                             "ou @daily, @hourly…") from None
-        return value
+
+def check_address(value: str) -> str:
+    from email_validator import EmailNotValidError, validate_email
+
+    match = _NAME_ADDRESS.fullmatch(value)
+    try:
+        if match is None or _CONTROL.search(value):
+            raise EmailNotValidError
+        validate_email(match["address"] or match["bare"], check_deliverability=False)
+    except EmailNotValidError:
+        raise ValueError("une adresse e-mail, éventuellement précédée d'un nom : "
+                         "Nom <adresse@domaine.fr>") from None
+    return value
+
+
+def check_cron(value: str) -> str:
+    from cronsim import CronSim, CronSimError
+
+    expression = _CRON_NICKNAMES.get(value.strip().lower(), value)
+    try:
+        CronSim(expression, dt.datetime(2000, 1, 1))
+    except CronSimError:
+        raise ValueError("une expression cron à cinq champs, par exemple « 0 2 * * * », "
+                         "ou @daily, @hourly…") from None
+    return value
+
+
+def _is_default(model: type[Settings], info: ValidationInfo, value: object) -> bool:
+    """Whether ``value`` is the field's default (checked once by a test, not at every run)."""
+    return info.field_name is not None and model.model_fields[info.field_name].default == value
 
 
 DATABASE_URL_ALLOWED = ("une URL sqlite:///chemin/du/fichier.db ou "
@@ -233,6 +250,9 @@ _SEE_README = "une valeur décrite dans le README, section Configuration"
 def redact_url(url: str) -> str:
     """A database URL fit to show: the password replaced by ***. Use it wherever a URL is
     printed or logged."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
@@ -242,6 +262,9 @@ def redact_url(url: str) -> str:
 def hide_secrets(text: str) -> str:
     """``text`` with the configured passwords (database, SMTP) replaced by ***: for messages
     that quote a driver or a server, which could echo them."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
     settings = get_settings()
     secrets = [settings.smtp_password]
     try:
@@ -298,94 +321,8 @@ def _allowed(name: str, error: ErrorDetails) -> str:
     return " ".join([noun, *(f"{words[k]} {v}" for k, v in bounds.items())])
 
 
-class CallConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=50)
-    title: str
-    duration_months: int = Field(12, ge=1, le=120)
-    opens_on: dt.date | None = None  # default: the day the database is initialised
-
-
-class FundInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    envelope: Decimal = Field(gt=0, decimal_places=2)
-    currency: Literal["EUR"] = "EUR"
-    launched_on: dt.date | None = None
-    siret: str
-
-
-class DisbursementConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    alert_threshold: Decimal = Field(Decimal("0.10"), ge=0, lt=1)
-    # The largest single top-up `odd17 topup` accepts: a typo of a few zeros is refused.
-    max_topup: Decimal = Field(Decimal("10000000.00"), gt=0, decimal_places=2)
-    tranches: tuple[TrancheSpec, ...] = DEFAULT_PLAN.tranches
-
-    def plan(self) -> TranchePlan:
-        return TranchePlan(tranches=self.tranches)
-
-
-class Classification(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    vocabulary: str
-    code: str
-    title: str
-
-
-class OpenDataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    grant_prefix: str = "360G-odd17"
-    funder_name: str = "Fonds ODD 17"
-    convention_nature: str = "aide en numéraire"
-    classifications: list[Classification] = Field(default_factory=list)
-
-
-class FundConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    fund: FundInfo
-    calls: list[CallConfig] = Field(min_length=1)
-    objectives: dict[str, str]
-    innovations: dict[str, str]
-    mondes: dict[str, str]
-    eligibility: EligibilityPolicy
-    disbursement: DisbursementConfig = Field(default_factory=DisbursementConfig)
-    open_data: OpenDataConfig = Field(default_factory=OpenDataConfig)
-    review: ReviewPolicy = Field(default_factory=ReviewPolicy)
-
-    @model_validator(mode="after")
-    def _plan_is_valid(self) -> FundConfig:
-        self.disbursement.plan()  # shares must sum to 1
-        return self
-
-    def policy(self) -> EligibilityPolicy:
-        """The eligibility thresholds together with the kind -> monde mapping of §2."""
-        return self.eligibility.model_copy(update={"mondes": dict(self.mondes)})
-
-
 class ConfigError(Exception):
     """The fund configuration file cannot be read or does not match its schema."""
-
-
-def load_fund_config(path: Path | None) -> FundConfig:
-    if path is None:
-        text = resources.files("odd17").joinpath("data/fund.toml").read_text("utf-8")
-        source = "configuration par défaut"
-    else:
-        try:
-            text = path.read_text("utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: lecture impossible ({exc.strerror})") from exc
-        source = str(path)
-    try:
-        return FundConfig.model_validate(tomllib.loads(text))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: TOML invalide ({exc})") from exc
-    except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
-        raise ConfigError(f"{source}: configuration invalide\n" + "\n".join(lines)) from exc
 
 
 @lru_cache
@@ -393,12 +330,27 @@ def get_settings() -> Settings:
     return Settings()
 
 
-@lru_cache
-def get_fund_config() -> FundConfig:
-    return load_fund_config(get_settings().fund_config)
+# The fund configuration lives in odd17/config.py; these names stay importable from here,
+# loaded on first use.
+_CONFIG_NAMES = ("CallConfig", "Classification", "DisbursementConfig", "FundConfig", "FundInfo",
+                 "OpenDataConfig", "get_fund_config", "load_fund_config")
+__all__ = ["DATABASE_URL_ALLOWED", "CallConfig", "Classification", "ConfigError",
+           "DisbursementConfig", "FundConfig", "FundInfo", "OpenDataConfig", "Settings",
+           "check_address", "check_cron", "get_fund_config", "get_settings", "hide_secrets",
+           "load_fund_config", "redact_url", "reset_caches", "settings_error"]
+
+
+def __getattr__(name: str) -> object:
+    if name in _CONFIG_NAMES:
+        from odd17 import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'odd17.settings' has no attribute {name!r}")
 
 
 def reset_caches() -> None:
     """Forget cached settings (tests and the CLI change the environment between runs)."""
     get_settings.cache_clear()
-    get_fund_config.cache_clear()
+    config = sys.modules.get("odd17.config")
+    if config is not None:
+        config.get_fund_config.cache_clear()

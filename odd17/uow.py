@@ -20,22 +20,54 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING, overload
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from odd17.runtime import utcnow
-from odd17.settings import FundConfig, get_fund_config, get_settings
+from odd17.settings import get_settings
+
+if TYPE_CHECKING:
+    from odd17.config import FundConfig
+
+
+class _FundConfigField:
+    """The ``config`` of a Context: the one given, else the configured one, read at first use
+    (issue 12: a command that does not use the policy, ``odd17 list``, does not load it)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}"
+
+    @overload
+    def __get__(self, context: None, owner: type | None = None) -> None: ...
+
+    @overload
+    def __get__(self, context: object, owner: type | None = None) -> FundConfig: ...
+
+    def __get__(self, context: object, owner: type | None = None) -> FundConfig | None:
+        if context is None:  # the dataclass asking for the default: "not given"
+            return None
+        config: FundConfig | None = context.__dict__.get(self._slot)
+        if config is None:
+            from odd17.config import get_fund_config  # the rule-set models
+
+            config = context.__dict__[self._slot] = get_fund_config()
+        return config
+
+    def __set__(self, context: object, config: FundConfig | None) -> None:
+        context.__dict__[self._slot] = config
 
 
 @dataclass(frozen=True)
 class Context:
     """What a use case needs to know besides the database: who acts, the fund's policy, and
-    the few deployment settings the domain uses (where finance alerts go, the display zone)."""
+    the few deployment settings the domain uses (where finance alerts go, the display zone).
+    ``config`` not given: the configured one (``get_fund_config()``), read when first used."""
 
     actor: str
-    config: FundConfig
+    config: _FundConfigField = _FundConfigField()
     finance_email: str = "finance@fonds-odd17.example.org"
     timezone: str = "Europe/Paris"
     clock: Callable[[], dt.datetime] = field(default=utcnow, compare=False)
@@ -44,7 +76,7 @@ class Context:
     def from_settings(cls, actor: str, *, clock: Callable[[], dt.datetime] = utcnow,
                       config: FundConfig | None = None) -> Context:
         settings = get_settings()
-        return cls(actor=actor, config=config or get_fund_config(),
+        return cls(actor=actor, config=config,
                    finance_email=settings.finance_email, timezone=settings.timezone,
                    clock=clock)
 

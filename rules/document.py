@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from rules.geography import resolve_region
+from rules.identifiers import siren_of
 
 
 class OrgKind(StrEnum):
@@ -138,10 +139,8 @@ class Organisation(_Strict):
 
     @property
     def siren(self) -> str | None:
-        """First 9 digits of the SIRET, when it looks like one (used for conflicts)."""
-        if self.siret and len(self.siret) == 14 and self.siret.isdigit():
-            return self.siret[:9]
-        return None
+        """The SIREN of the SIRET, when it looks like one (used for conflicts)."""
+        return siren_of(self.siret)
 
 
 class Lead(Organisation):

@@ -13,16 +13,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from stdnum.fr import siret as siret_checker
 
-from rules.document import ApplicationDocument
 from rules.geography import DEPARTMENTS_COG, region_of
 from rules.labels import INNOVATION_LABELS, OBJECTIVE_LABELS, innovation_label, objective_label
 from rules.money import eur
 from rules.tranches import add_months
+
+if TYPE_CHECKING:  # the fund configuration loads this module: not the documents' models too
+    from rules.document import ApplicationDocument
 
 RULESET_VERSION = "v2"  # v2: the `calendrier` rule; RNA as W + 9 digits
 

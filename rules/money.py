@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from babel import Locale
-from babel.dates import format_date
-from babel.numbers import format_currency
+# Babel is imported when an amount is first formatted: `odd17 --help` and the commands that
+# show no amount start without it (issue 12).
+if TYPE_CHECKING:
+    from babel import Locale
 
 CENT = Decimal("0.01")
 
@@ -32,6 +35,8 @@ def as_str(amount: Decimal) -> str:
 
 @lru_cache(maxsize=1)
 def _fr() -> Locale:
+    from babel import Locale
+
     return Locale.parse("fr_FR")
 
 
@@ -39,12 +44,16 @@ def _fr() -> Locale:
 def eur(amount: Decimal) -> str:
     """``120 000,00 €`` (Babel, French locale). Cached: Babel takes ~14 µs a call and policy
     bounds are formatted for every application evaluated."""
+    from babel.numbers import format_currency
+
     return format_currency(amount, "EUR", locale=_fr())
 
 
-def date_fr(value) -> str:  # type: ignore[no-untyped-def]
+def date_fr(value: dt.date) -> str:
     """``3 mars 2027``, ``1er octobre 2026`` (Babel, French locale; French writes the first day
     of a month as an ordinal, which Babel's CLDR pattern does not)."""
+    from babel.dates import format_date  # pytz and the date tables: only for dates
+
     text = format_date(value, format="long", locale=_fr())
     return "1er" + text[1:] if value.day == 1 and text.startswith("1 ") else text
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rules.identifiers import siren_of
+
 
 class ReviewPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -33,14 +35,6 @@ class Party:
 @dataclass(frozen=True, slots=True)
 class Conflict:
     reason: str
-
-
-def siren_of(siret_or_siren: str | None) -> str | None:
-    """The SIREN: the first 9 digits of a SIRET (or a SIREN as given)."""
-    if not siret_or_siren:
-        return None
-    digits = "".join(ch for ch in siret_or_siren if ch.isdigit())
-    return digits[:9] if len(digits) >= 9 else None
 
 
 def parties(document: Mapping[str, Any]) -> list[Party]:

@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CENT = Decimal("0.01")
+from rules.money import CENT
+
 DueAt = Literal["signature", "mid_term", "end"]
 
 

@@ -119,3 +119,16 @@ def dies_on_call(n: int, real: Any, message: str) -> Any:
         return real(*args, **kwargs)
 
     return wrapper
+
+
+def uow_on(session: Any, *, now: Any = None, actor: str = "t") -> Any:
+    """A unit of work around a session the test already holds (its transaction stays the
+    test's), with the default fund configuration: for use cases that take ``uow``."""
+    import datetime as dt
+
+    from odd17.settings import load_fund_config
+    from odd17.uow import Context, UnitOfWork
+
+    now = now or dt.datetime.now(dt.UTC)
+    context = Context(actor=actor, config=load_fund_config(None), clock=lambda: now)
+    return UnitOfWork(session=session, context=context, now=now)

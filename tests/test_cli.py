@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from odd17.cli import app
@@ -149,3 +150,14 @@ def test_english_messages(db_url: str, tmp_path: Path) -> None:
     code, out, _ = cli("submit", str(path), "--json", env={"ODD17_LANGUAGE": "en"})
     assert code == 1
     assert {"field": "summary", "message": "Field required"} in json.loads(out)[0]["errors"]
+
+
+@pytest.mark.parametrize("error", [typer.BadParameter("--limit : 0"), typer.Exit(2),
+                                   typer.Abort()])
+def test_crash_guard_lets_usage_errors_and_exits_through(error: Exception) -> None:
+    """Typer's own click (vendored) raises these: they keep their meaning and exit code,
+    never reported as an unexpected crash (exit 3)."""
+    from odd17.cli._common import crash_guard
+
+    with pytest.raises(type(error)), crash_guard("test"):
+        raise error

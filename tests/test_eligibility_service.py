@@ -12,7 +12,7 @@ from models import Application, Call, ConcurrentChange, EligibilityEvaluation, S
 from odd17.db import unit_of_work
 from odd17.services import eligibility, intake, queries
 from rules.eligibility import RULE_IDS, EligibilityPolicy
-from tests.factories import application, numbered
+from tests.factories import application, numbered, uow_on
 
 NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 POLICY = EligibilityPolicy()
@@ -35,7 +35,7 @@ def test_results_stored_per_rule_with_version(engine: Engine) -> None:
     assert verdicts[ok].status == "eligible" and verdicts[ok].failing == []
     assert verdicts[ko].status == "ineligible" and verdicts[ko].failing == ["duree", "pieces"]
     with unit_of_work(engine) as session:
-        detail = queries.application_detail(session, ko)
+        detail = queries.application_detail(uow_on(session), ko)
         evaluation = session.scalars(select(EligibilityEvaluation)).first()
         assert evaluation is not None
         assert evaluation.ruleset == "v2" and evaluation.policy_digest == POLICY.digest()
@@ -58,7 +58,7 @@ def test_reevaluation_after_policy_change_moves_both_ways(engine: Engine) -> Non
     back = {v.reference: (v.previous, v.status) for v in run(engine, POLICY, reevaluate=True)}
     assert back[big] == ("ineligible", "eligible")
     with unit_of_work(engine) as session:
-        detail = queries.application_detail(session, big)
+        detail = queries.application_detail(uow_on(session), big)
     assert [h["to"] for h in detail["history"]] == ["submitted", "eligible", "ineligible",
                                                     "eligible"]
     assert detail["eligibility_policy"] == POLICY.digest()
@@ -73,7 +73,7 @@ def test_applications_in_review_are_never_reevaluated(engine: Engine) -> None:
     strict = POLICY.model_copy(update={"max_amount": Decimal("10000")})
     assert run(engine, strict, reevaluate=True) == []
     with unit_of_work(engine) as session:
-        assert queries.application_detail(session, ref)["status"] == "in_review"
+        assert queries.application_detail(uow_on(session), ref)["status"] == "in_review"
 
 
 def test_status_changed_since_the_read_rolls_the_batch_back(engine: Engine) -> None:
@@ -105,7 +105,7 @@ def test_start_date_is_judged_against_the_call_of_the_application(
     assert (verdict.status == "eligible") is ok
     assert verdict.failing == ([] if ok else ["calendrier"])
     with unit_of_work(engine) as session:
-        detail = queries.application_detail(session, ref)
+        detail = queries.application_detail(uow_on(session), ref)
         call = session.get(Call, detail["call"])
         assert call is not None
     [reason] = [r["reason"] for r in detail["eligibility"] if r["rule"] == "calendrier"]

@@ -18,7 +18,7 @@ from odd17.services import exports, ledger
 from odd17.settings import load_fund_config
 from rules.tranches import DEFAULT_PLAN
 from tests.conftest import SHARED
-from tests.factories import in_committee
+from tests.factories import in_committee, uow_on
 
 REFERENCE = SHARED / "reference"
 NOW = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
@@ -57,7 +57,7 @@ def test_scdl_validates_against_the_official_schema(engine: Engine, grants: list
 
     path = tmp_path / "subventions.csv"
     with unit_of_work(engine) as s:
-        assert exports.write_scdl(s, CONFIG, path) == 3
+        assert exports.write_scdl(uow_on(s, now=NOW), path) == 3
     with system.use_context(trusted=True):
         schema = Schema.from_descriptor(str(reference / "scdl-subventions-2.1.1/schema.json"))
         report = Resource(path=str(path), schema=schema).validate()
@@ -100,7 +100,7 @@ def test_360giving_validates_against_the_official_schema(engine: Engine, grants:
     ])
     path = tmp_path / "360.json"
     with unit_of_work(engine) as s:
-        assert exports.write_360giving(s, CONFIG, path, now=NOW) == 3
+        assert exports.write_360giving(uow_on(s, now=NOW), path) == 3
     package = json.loads(path.read_text())
     validator = jsonschema.Draft202012Validator(
         package_schema, registry=registry, format_checker=jsonschema.FormatChecker())
@@ -127,7 +127,7 @@ def test_360giving_with_no_grant_is_a_clear_error(engine: Engine, tmp_path: Path
     from models import DomainError
 
     with pytest.raises(DomainError, match="aucune subvention"), unit_of_work(engine) as s:
-        exports.write_360giving(s, CONFIG, tmp_path / "x.json", now=NOW)
+        exports.write_360giving(uow_on(s, now=NOW), tmp_path / "x.json")
     assert not (tmp_path / "x.json").exists()
 
 
@@ -161,7 +161,7 @@ def test_scdl_refuses_an_invalid_row_naming_the_grant_and_writes_nothing(
     path = folder / "subventions.csv"
     path.write_text("previous export\n", encoding="utf-8")
     with pytest.raises(DomainError) as caught, unit_of_work(engine) as s:
-        exports.write_scdl(s, CONFIG, path)
+        exports.write_scdl(uow_on(s, now=NOW), path)
     message = str(caught.value)
     assert bad in message and named in message and "aucun fichier écrit" in message
     assert grants[0] not in message  # the valid grants are not blamed
@@ -178,7 +178,7 @@ def test_scdl_refuses_a_bad_funder_siret(engine: Engine, grants: list[str],
     with unit_of_work(engine) as s:
         s.execute(update(Fund).values(siret="82467580500018"))
     with pytest.raises(DomainError, match="idAttribuant") as caught, unit_of_work(engine) as s:
-        exports.write_scdl(s, CONFIG, tmp_path / "x.csv")
+        exports.write_scdl(uow_on(s, now=NOW), tmp_path / "x.csv")
     assert all(ref in str(caught.value) for ref in grants)
     assert not (tmp_path / "x.csv").exists()
 

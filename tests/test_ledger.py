@@ -13,7 +13,7 @@ from models import Application, DomainError, Grant, IllegalTransition, LedgerEnt
 from odd17.db import unit_of_work
 from odd17.services import audit, finance, ledger, queries
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import in_committee
+from tests.factories import in_committee, uow_on
 
 NOW = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
 T = Decimal("0.10")
@@ -92,7 +92,7 @@ def test_approval_that_does_not_fit_changes_nothing(engine: Engine) -> None:
         approve(engine, refs[10], "0.01")
     assert report(engine) == before
     with unit_of_work(engine) as s:
-        assert queries.application_detail(s, refs[10])["status"] == "committee"
+        assert queries.application_detail(uow_on(s), refs[10])["status"] == "committee"
         assert s.scalar(select(Grant).join(Application).where(
             Application.reference == refs[10])) is None
     assert breaches(engine) == []
@@ -129,7 +129,7 @@ def test_payments_in_order_then_close_releases_the_rest(engine: Engine) -> None:
     approve(engine, ref, "100000")
     assert pay(engine, ref, 1, "VIR-1").recorded
     with unit_of_work(engine) as s:
-        assert queries.application_detail(s, ref)["status"] == "active"
+        assert queries.application_detail(uow_on(s), ref)["status"] == "active"
     again = pay(engine, ref, 1, "VIR-1")
     assert not again.recorded  # the same reference records nothing new
     with pytest.raises(DomainError, match="déjà été versée"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import CheckConstraint, Engine, func, inspect, select
@@ -19,6 +20,22 @@ def test_migrated_schema_matches_the_models(engine: Engine) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     assert setup.current_revision(engine) == setup.head_revision()
+
+
+def test_schema_head_constant_is_the_migrations_head(engine: Engine) -> None:
+    """SCHEMA_HEAD spares every command Alembic's import: a new migration must move it."""
+    assert setup.head_revision() == setup.SCHEMA_HEAD
+    assert setup.current_revision(engine) == setup.SCHEMA_HEAD
+
+
+def test_is_head_asks_alembic_when_the_constant_is_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale SCHEMA_HEAD costs time, never a wrong answer: the real head still passes and
+    anything else is refused."""
+    head = setup.head_revision()
+    monkeypatch.setattr(setup, "SCHEMA_HEAD", "0001_initial_schema")
+    assert setup.is_head(head)
+    assert not setup.is_head("0001_initial_schema_x")
+    assert not setup.is_head(None)
 
 
 # SQLite enforces these by triggers: adding a CHECK there means copying a table others point to

@@ -20,7 +20,7 @@ from odd17.services import finance, ledger, queries
 from odd17.settings import reset_caches
 from rules.money import eur
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import in_committee
+from tests.factories import in_committee, uow_on
 
 T = Decimal("0.10")
 D = Decimal
@@ -175,7 +175,7 @@ def test_tranches_due_in_html_and_json(engine: Engine) -> None:
     expected = []
     with unit_of_work(engine) as s:
         for ref in refs:
-            detail = queries.application_detail(s, ref)["grant"]
+            detail = queries.application_detail(uow_on(s), ref)["grant"]
             expected += [(t["due_on"], ref, t["number"], t["amount"]) for t in detail["tranches"]
                          if t["paid_on"] is None and t["due_on"] <= on.isoformat()]
     due = report(engine, on)["tranches_due"]

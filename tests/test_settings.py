@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from odd17.cli import app
 from odd17.db import dispose_engines
-from odd17.settings import Settings, reset_caches
+from odd17.settings import Settings, check_address, check_cron, reset_caches
 from tests.conftest import ON_POSTGRES
 
 ODD17 = str(Path(sys.executable).parent / "odd17")
@@ -274,3 +274,11 @@ def test_sqlite_syncs_every_commit(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2
     engine.dispose()
+
+
+def test_the_defaults_pass_the_checks_they_skip() -> None:
+    """Settings does not check its default addresses and cron (start-up time): they must pass."""
+    fields = Settings.model_fields
+    for name in ("mail_from", "finance_email"):
+        assert check_address(str(fields[name].default)) == fields[name].default
+    assert check_cron(str(fields["serve_nightly_cron"].default))

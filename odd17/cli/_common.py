@@ -9,13 +9,12 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import click
 import typer
 
 from odd17.display import console, line
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from models import Status
+    from odd17.uow import UnitOfWork
 
 out = console()  # markup off: user text is printed as it is (odd17/display.py)
 err = console(stderr=True)
@@ -64,7 +64,8 @@ def crash_guard(command: str) -> Iterator[None]:
     traceback, and exit code CRASH (a script can tell it from refusals and usage errors)."""
     try:
         yield
-    except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+    # TyperException: the click errors (BadParameter, UsageError…) of the click Typer vendors
+    except (typer.Exit, typer.Abort, typer.TyperException):
         raise
     except Exception as exc:  # the point is to catch what nobody expected
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
@@ -90,12 +91,12 @@ def print_json(data: Any) -> None:
 _FLAT_ROW = json.JSONEncoder(ensure_ascii=False, separators=(",\n    ", ": "))
 
 
-def _row_text(row: dict[str, Any]) -> str:
+def _row_text(row: Mapping[str, object]) -> str:
     body = _FLAT_ROW.encode(row)
     return "  {\n    " + body[1:-1] + "\n  }" if row else "  {}"
 
 
-def stream_json_list(rows: Iterable[dict[str, Any]], chunk: int = 1000) -> None:
+def stream_json_list(rows: Iterable[Mapping[str, object]], chunk: int = 1000) -> None:
     """A JSON list of flat rows written as it is read, byte for byte what print_json writes,
     without holding the list in memory."""
     write = sys.stdout.write
@@ -133,12 +134,24 @@ def existing_engine() -> Engine:
         fail(f"base de données introuvable ({redact_url(settings.database_url)}) : {hint}")
     engine = get_engine()
     with user_errors():
-        initialised = setup.is_initialised(engine)
-    if not initialised:
+        revision = setup.current_revision(engine)
+    if revision is None:
         fail(f"la base {redact_url(settings.database_url)} n'a pas de schéma odd17 : {hint}")
-    if setup.current_revision(engine) != setup.head_revision():
+    if not setup.is_head(revision):
         fail("le schéma de la base n'est pas à jour : lancez « odd17 init »")
     return engine
+
+
+@contextmanager
+def read_uow() -> Iterator[UnitOfWork]:
+    """A unit of work on the existing database (refused when absent or outdated, see
+    existing_engine), for the commands that only read; actor and configuration from the
+    settings."""
+    from odd17.runtime import actor
+    from odd17.uow import Context, open_uow
+
+    with open_uow(existing_engine(), Context.from_settings(actor("cli"))) as uow:
+        yield uow
 
 
 def ready_engine() -> Engine:
@@ -151,7 +164,7 @@ def ready_engine() -> Engine:
     engine = get_engine()
     if setup.ensure_initialised(engine, get_fund_config(), utcnow()):
         err.print("Base de données absente : initialisation (odd17 init) effectuée.")
-    elif setup.current_revision(engine) != setup.head_revision():
+    elif not setup.is_head(setup.current_revision(engine)):
         fail("le schéma de la base n'est pas à jour : lancez « odd17 init »")
     return engine
 

@@ -15,11 +15,11 @@ from odd17.cli._common import (
     check_references,
     crash_guard,
     err,
-    existing_engine,
     fail,
     out,
     print_json,
     progress_bar,
+    read_uow,
     ready_engine,
     stream_json_list,
     user_errors,
@@ -106,15 +106,15 @@ def _submit(paths: list[Path], as_json: bool, settings: Settings) -> None:
 @app.command()
 def show(reference: str, as_json: JsonFlag = False) -> None:
     """Affiche un dossier : statut, éligibilité règle par règle, historique."""
-    from odd17.db import unit_of_work
     from odd17.services import queries
 
-    with user_errors(), unit_of_work(existing_engine()) as session:
-        detail = queries.application_detail(session, reference)
+    with user_errors(), read_uow() as uow:
+        detail = queries.application_detail(uow, reference)
+        policy, zone = uow.config.review, uow.context.timezone
     if as_json:
         print_json(detail)
         return
-    render.application(detail)
+    render.application(detail, policy, zone)
 
 
 @app.command("list")
@@ -128,21 +128,20 @@ def list_(
     as_json: JsonFlag = False,
 ) -> None:
     """Liste les dossiers, par pages (--limit, --page) ; --json les donne tous par défaut."""
-    from odd17.db import unit_of_work
     from odd17.services import queries
 
     json_paged = limit is not None or page is not None
     limit = limit or LIST_PAGE
     page = page or 1
     offset = (page - 1) * limit
-    with user_errors(), unit_of_work(existing_engine()) as session:
+    with user_errors(), read_uow() as uow:
         if as_json:
-            rows = queries.iter_applications(session, status, limit=limit if json_paged else None,
+            rows = queries.iter_applications(uow, status, limit=limit if json_paged else None,
                                              offset=offset if json_paged else 0)
             stream_json_list(rows)
             return
-        total = queries.count_applications(session, status)
-        rows = queries.iter_applications(session, status, limit=limit, offset=offset)
+        total = queries.count_applications(uow, status)
+        rows = queries.iter_applications(uow, status, limit=limit, offset=offset)
         render.application_page(rows, total=total, page=page, limit=limit, offset=offset)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from odd17.cli import app
-from odd17.cli._common import JsonFlag, busy, existing_engine, out, print_json, user_errors
+from odd17.cli._common import JsonFlag, busy, out, print_json, read_uow, user_errors
 from odd17.display import line
 
 export_app = typer.Typer(help="Exports open data (SCDL Subventions, 360Giving).",
@@ -18,27 +18,20 @@ app.add_typer(export_app, name="export")
 @export_app.command("scdl")
 def export_scdl(file: Path, as_json: JsonFlag = False) -> None:
     """Subventions attribuées au format SCDL Subventions 2.1.1 (CSV)."""
-    from odd17.db import unit_of_work
     from odd17.services import exports
-    from odd17.settings import get_fund_config
 
-    with user_errors(), busy("Export SCDL…", not as_json), \
-            unit_of_work(existing_engine()) as session:
-        count = exports.write_scdl(session, get_fund_config(), file)
+    with user_errors(), busy("Export SCDL…", not as_json), read_uow() as uow:
+        count = exports.write_scdl(uow, file)
     _exported(count, "SCDL", file, as_json)
 
 
 @export_app.command("360giving")
 def export_360giving(file: Path, as_json: JsonFlag = False) -> None:
     """Subventions attribuées au format 360Giving 1.4 (paquet JSON)."""
-    from odd17.db import unit_of_work
-    from odd17.runtime import utcnow
     from odd17.services import exports
-    from odd17.settings import get_fund_config
 
-    with user_errors(), busy("Export 360Giving…", not as_json), \
-            unit_of_work(existing_engine()) as session:
-        count = exports.write_360giving(session, get_fund_config(), file, now=utcnow())
+    with user_errors(), busy("Export 360Giving…", not as_json), read_uow() as uow:
+        count = exports.write_360giving(uow, file)
     _exported(count, "360Giving", file, as_json)
 
 

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from odd17.services import intake
     from odd17.services.assignment import Assignment
     from odd17.services.eligibility import Verdict
+    from odd17.services.queries import ApplicationDetail, ApplicationRow
     from odd17.services.reviewers import ImportReport
     from odd17.services.scoring import Ranking
+    from rules.review import ReviewPolicy
 
 
 def outcomes(done: list[intake.Outcome]) -> None:
@@ -51,14 +53,13 @@ def outcomes(done: list[intake.Outcome]) -> None:
                              for status, n in sorted(counts.items()))))
 
 
-def scores(detail: dict[str, Any]) -> None:
+def scores(detail: ApplicationDetail, policy: ReviewPolicy) -> None:
     from odd17.services.scoring import exact_review_scores
-    from odd17.settings import get_fund_config
     from rules.review import mean, score_fr
 
     scored = [r for r in detail["reviews"] if r["scored_at"]]
     if scored:
-        values = exact_review_scores(scored, get_fund_config().review)
+        values = exact_review_scores(scored, policy)
         out.print(line(f"note : {score_fr(mean(values))} ("
                        + " ; ".join(f"{r['reviewer']} {score_fr(v)}"
                                     for r, v in zip(scored, values, strict=True)) + ")"))
@@ -134,8 +135,9 @@ def due(rows: list[dict[str, Any]]) -> None:
     out.print(f"Total à verser : {eur(total)} (détail et titres : odd17 tranches)")
 
 
-def application(detail: dict[str, Any]) -> None:
-    """``show``: the application, its eligibility rule by rule, its scores, its history."""
+def application(detail: ApplicationDetail, policy: ReviewPolicy, zone: str) -> None:
+    """``show``: the application, its eligibility rule by rule, its scores (under ``policy``),
+    its history (times in ``zone``)."""
     out.print(line((detail["reference"], "bold"), " — ", detail["title"]))
     out.print(line("statut : ", status_text(detail["status"]), "   appel : ", detail["call"]))
     lead = detail["lead"]
@@ -158,10 +160,7 @@ def application(detail: dict[str, Any]) -> None:
             mark = safe("✓", "green") if r["passed"] else safe("✗", "red")
             table.add_row(r["rule"], mark, r["reason"])
         out.print(table)
-    from odd17.settings import get_settings
-
-    scores(detail)
-    zone = get_settings().timezone
+    scores(detail, policy)
     history = Table(f"date ({zone})", "de", "vers", "par", "motif", title="Historique")
     history.columns[0].no_wrap = True
     for h in detail["history"]:
@@ -170,7 +169,7 @@ def application(detail: dict[str, Any]) -> None:
     out.print(history)
 
 
-def application_page(rows: Iterable[dict[str, Any]], *, total: int, page: int, limit: int,
+def application_page(rows: Iterable[ApplicationRow], *, total: int, page: int, limit: int,
                      offset: int) -> None:
     """``list``: one page of applications (``rows`` read as they are printed), and where it
     stands among ``total``."""

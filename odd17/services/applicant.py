@@ -85,7 +85,7 @@ def application_page(uow: UnitOfWork, reference: str, email: str) -> Application
     """What the applicant's page of an application shows; ``NotFound`` for anyone who may not
     see it, as for a reference that does not exist."""
     app = application_for(uow.session, reference, email)
-    detail = application_detail(uow.session, app.reference, uow.config.review)
+    detail = application_detail(uow, app.reference)
     can_withdraw = app.status in WITHDRAWABLE
     try:
         application_for(uow.session, app.reference, email, lead_only=True)

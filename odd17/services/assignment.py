@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from models import (
     Application,
     ConcurrentChange,
-    NotFound,
     Recusal,
     Review,
     Reviewer,
@@ -43,19 +42,6 @@ APPLICATIONS: Table = Application.__table__
 REVIEWS: Table = Review.__table__
 RECUSALS: Table = Recusal.__table__
 HISTORY: Table = StatusChange.__table__
-
-
-def find_application(session: Session, reference: str, *, lock: bool = False) -> Application:
-    """The application by reference. ``lock``: read it fresh under its row lock (PostgreSQL;
-    SQLite's BEGIN IMMEDIATE already serialises writers), so that what is checked stays true
-    until this transaction ends."""
-    query = select(Application).where(Application.reference == reference.strip().upper())
-    if lock:
-        query = query.with_for_update(of=Application).execution_options(populate_existing=True)
-    app = session.scalars(query).first()
-    if app is None:
-        raise NotFound(f"aucun dossier de référence « {reference} »")
-    return app
 
 
 def index(people: Sequence[Reviewer]) -> ConflictIndex:

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from models import Application, Decision, DecisionOutcome, DomainError, Reviewer, Status
 from models.ledger import Grant
 from models.lifecycle import DECIDED
+from models.lookup import application_by_reference
 from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.services import ledger
-from odd17.services.assignment import conflicted, find_application
+from odd17.services.assignment import conflicted
 from odd17.uow import Runner, UnitOfWork
 from rules.money import eur
 from rules.review import has_quorum
@@ -34,7 +35,7 @@ def record_decision(uow: UnitOfWork, reference: str, outcome: str, *, present: l
     is locked first, so two deciders at once are serialised and the second is told it is
     already decided (or being applied) and records nothing."""
     session = uow.session
-    app = find_application(session, reference, lock=True)
+    app = application_by_reference(session, reference, lock=True)
     if app.status in DECIDED:
         raise DomainError(f"déjà décidé : {app.reference} est au statut « {app.status} » ; "
                           "rien n'a été enregistré")

@@ -9,18 +9,20 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from stdnum.fr import siret as siret_checker
 
 from models import Application, DomainError, Fund, Grant, Status
-from odd17.settings import FundConfig
 from rules.eligibility import RNA_RE
 from rules.geography import region_of
 from rules.money import as_str
 from rules.tranches import add_months
+
+if TYPE_CHECKING:
+    from odd17.uow import UnitOfWork
 
 SCDL_COLUMNS = [
     "nomAttribuant", "idAttribuant", "dateConvention", "referenceDecision", "nomBeneficiaire",
@@ -49,10 +51,11 @@ def _fund(session: Session) -> Fund:
     return fund
 
 
-def scdl_rows(session: Session, config: FundConfig) -> list[dict[str, str]]:
-    fund = _fund(session)
+def scdl_rows(uow: UnitOfWork) -> list[dict[str, str]]:
+    fund = _fund(uow.session)
+    nature = uow.config.open_data.convention_nature
     rows = []
-    for grant in _published(session):
+    for grant in _published(uow.session):
         app = grant.application
         lead = app.document["lead"]
         dues = [t.due_on for t in grant.tranches]
@@ -67,7 +70,7 @@ def scdl_rows(session: Session, config: FundConfig) -> list[dict[str, str]]:
             "rnaBeneficiaire": lead.get("rna") or "",
             "objet": app.title[:256],
             "montant": as_str(grant.awarded),
-            "nature": config.open_data.convention_nature,
+            "nature": nature,
             "conditionsVersement": "échelonné" if len(dues) > 1 else "unique",
             "datesPeriodeVersement": f"{min(dues).isoformat()}/{max(dues).isoformat()}"
             if len(dues) > 1 else dues[0].isoformat(),
@@ -139,10 +142,10 @@ def scdl_problems(row: dict[str, str]) -> list[str]:
     return [p for p in problems if p]
 
 
-def write_scdl(session: Session, config: FundConfig, path: Path) -> int:
+def write_scdl(uow: UnitOfWork, path: Path) -> int:
     """Write the SCDL file, or nothing at all: a row the schema would refuse stops the export
     with every offending grant named."""
-    rows = scdl_rows(session, config)
+    rows = scdl_rows(uow)
     invalid = [f"{row['referenceDecision']} : {' ; '.join(problems)}"
                for row in rows if (problems := scdl_problems(row))]
     if invalid:
@@ -165,12 +168,14 @@ def _org_id(siret: str | None, rna: str | None) -> str:
     return f"FR-RNA-{rna}" if rna else "FR-UNKNOWN"
 
 
-def giving360(session: Session, config: FundConfig, now: dt.datetime) -> dict[str, Any]:
-    fund = _fund(session)
+def giving360(uow: UnitOfWork) -> dict[str, Any]:
+    """The 360Giving package; ``dateModified`` and ``issued`` are the unit of work's time."""
+    config, now = uow.config, uow.now
+    fund = _fund(uow.session)
     funder = {"id": _org_id(fund.siret, None), "name": config.open_data.funder_name}
     modified = now.replace(microsecond=0).isoformat()
     grants = []
-    for grant in _published(session):
+    for grant in _published(uow.session):
         app = grant.application
         doc = app.document
         lead = doc["lead"]
@@ -213,9 +218,8 @@ def giving360(session: Session, config: FundConfig, now: dt.datetime) -> dict[st
     }
 
 
-def write_360giving(session: Session, config: FundConfig, path: Path,
-                    now: dt.datetime) -> int:
-    package = giving360(session, config, now)
+def write_360giving(uow: UnitOfWork, path: Path) -> int:
+    package = giving360(uow)
     _write(path, lambda f: json.dump(package, f, ensure_ascii=False, indent=2))
     return len(package["grants"])
 

@@ -18,11 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from models import Application, Call, Organisation, ReferenceCounter, Status, StatusChange
+from models.dialect import dialect_insert, is_postgresql
 from models.lifecycle import INITIAL
 from notifications import payloads
 from notifications.outbox import enqueue, message
@@ -212,13 +211,12 @@ def reference_for(year: int, seq: int) -> str:
 
 def _lock_counter(session: Session, year: int) -> int:
     """Take the reference counter's lock for ``year`` and return its last value."""
-    dialect = session.get_bind().dialect.name
-    make_insert = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
-        make_insert(ReferenceCounter).values(year=year, last=0).on_conflict_do_nothing()
+        dialect_insert(session, ReferenceCounter).values(year=year, last=0)
+        .on_conflict_do_nothing()
     )
     query = select(ReferenceCounter.last).where(ReferenceCounter.year == year)
-    if dialect == "postgresql":
+    if is_postgresql(session):
         query = query.with_for_update()
     return session.execute(query).scalar_one()
 

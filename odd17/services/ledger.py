@@ -12,14 +12,14 @@ changes nothing, with many deciders and payers at once."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from models import (
@@ -36,13 +36,18 @@ from models import (
     Tranche,
 )
 from models.base import Money
+from models.dialect import dialect_insert, is_postgresql
 from models.ledger import TOTAL
 from models.lifecycle import check_transition
+from models.lookup import application_by_reference
 from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.settings import get_fund_config, get_settings
 from rules.money import as_str, eur
 from rules.tranches import DateOutOfRange, TranchePlan, due_date, split
+
+if TYPE_CHECKING:
+    from models.dialect import DialectInsert
 
 ZERO = Decimal("0.00")
 
@@ -86,7 +91,7 @@ def fund_id(session: Session) -> int:
 
 def _lock_total(session: Session, fund: int) -> Balance:
     query = select(Balance).where(Balance.fund_id == fund, Balance.dimension == TOTAL)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         query = query.with_for_update()
     total = session.scalars(query.execution_options(populate_existing=True)).first()
     if total is None:
@@ -137,8 +142,8 @@ def _cents(amount: Decimal) -> Any:
     return literal(amount, Money())
 
 
-def _upsert(session: Session):  # type: ignore[no-untyped-def]
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def _upsert(session: Session) -> Callable[[Any], DialectInsert]:
+    return partial(dialect_insert, session)
 
 
 def _record(
@@ -200,13 +205,7 @@ def _entry(session: Session, key: str) -> LedgerEntry | None:
 
 
 def _application(session: Session, reference: str) -> Application:
-    app = session.scalars(
-        select(Application).where(Application.reference == reference.strip().upper())
-        .execution_options(populate_existing=True)
-    ).first()
-    if app is None:
-        raise NotFound(f"aucun dossier de référence « {reference} »")
-    return app
+    return application_by_reference(session, reference, fresh=True)
 
 
 def _grant(session: Session, app: Application) -> Grant:

@@ -1,38 +1,110 @@
 """Read side: the documented JSON shapes of ``odd17 show`` and ``odd17 list`` (README,
-« `--json` shapes »). Amounts are strings with two decimals; timestamps are ISO 8601 in UTC."""
+« `--json` shapes »), as typed read models shared by the CLI and the web portal. Amounts are
+strings with two decimals; timestamps are ISO 8601 in UTC.
+
+The read models are TypedDicts: what the use case returns is what ``--json`` prints, key order
+included (tests/test_read_models.py pins it), and a renderer gets typed keys."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from models import Application, NotFound, Status
-from odd17.services.finance import grant_detail
-from odd17.services.scoring import review_detail
-from odd17.settings import get_fund_config
+from models import Application, Status
+from models.lookup import application_by_reference
 from rules.money import as_str
-from rules.review import ReviewPolicy
+
+if TYPE_CHECKING:
+    from odd17.uow import UnitOfWork
 
 
-def _iso(value: Any) -> str | None:
+class LeadView(TypedDict):
+    name: str
+    kind: str
+    siret: str | None
+    rna: str | None
+    email: str | None
+
+
+class RuleResult(TypedDict):
+    rule: str
+    passed: bool
+    reason: str
+
+
+# "from" is a keyword: the functional form.
+StatusChangeView = TypedDict("StatusChangeView", {
+    "from": str | None, "to": str, "actor": str, "at": str, "reason": str,
+})
+
+
+class ApplicationDetail(TypedDict):
+    """``odd17 show --json``. The review and grant parts are built by services/review.py and
+    services/finance.py, which own their shapes."""
+
+    reference: str
+    call: str
+    status: str
+    title: str
+    summary: str | None
+    lead: LeadView
+    partners: list[dict[str, Any]]
+    objectives: list[str]
+    innovations: list[str]
+    territory: dict[str, Any] | None
+    requested_amount: str
+    total_budget: str
+    cofunding: list[dict[str, Any]]
+    start_date: str | None
+    duration_months: int | None
+    documents: list[str]
+    submitted_at: str | None
+    source: str | None
+    eligibility: list[RuleResult]
+    eligibility_ruleset: str | None
+    eligibility_policy: str | None
+    evaluated_at: str | None
+    reviews: list[dict[str, Any]]
+    score: str | None
+    recusals: list[dict[str, Any]]
+    decision: dict[str, Any] | None
+    grant: dict[str, Any] | None
+    history: list[StatusChangeView]
+
+
+class ApplicationRow(TypedDict):
+    """One row of ``odd17 list --json``."""
+
+    reference: str
+    status: str
+    title: str
+    call: str
+    primary_objective: str | None
+    region: str | None
+    department: str | None
+    requested_amount: str
+    submitted_at: str | None
+
+
+def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def application_detail(session: Session, reference: str,
-                       review_policy: ReviewPolicy | None = None) -> dict[str, Any]:
-    """``review_policy``: the rubric scores are computed under (default: the configured one)."""
-    app = session.scalars(
-        select(Application)
-        .where(Application.reference == reference.strip().upper())
-        .options(selectinload(Application.history), selectinload(Application.evaluations))
-    ).first()
-    if app is None:
-        raise NotFound(f"aucun dossier de référence « {reference} »")
+def application_detail(uow: UnitOfWork, reference: str) -> ApplicationDetail:
+    """The scores are computed under the review policy of ``uow``'s fund configuration."""
+    from odd17.services.finance import grant_detail  # only ``show`` needs them
+    from odd17.services.scoring import review_detail
+
+    session = uow.session
+    app = application_by_reference(session, reference, options=(
+        selectinload(Application.history), selectinload(Application.evaluations)))
     doc = app.document
     latest = app.evaluations[-1] if app.evaluations else None
+    review = review_detail(session, app, uow.config.review)
     return {
         "reference": app.reference,
         "call": app.call_id,
@@ -58,18 +130,22 @@ def application_detail(session: Session, reference: str,
         "documents": doc.get("documents", []),
         "submitted_at": _iso(app.submitted_at),
         "source": app.source,
-        "eligibility": latest.results if latest else [],
+        # as stored: {rule, passed, reason} per rule, written by services/eligibility.py
+        "eligibility": cast("list[RuleResult]", latest.results) if latest else [],
         "eligibility_ruleset": latest.ruleset if latest else None,
         "eligibility_policy": latest.policy_digest if latest else None,
         "evaluated_at": _iso(latest.evaluated_at) if latest else None,
-        **review_detail(session, app, review_policy or get_fund_config().review),
+        "reviews": review["reviews"],
+        "score": review["score"],
+        "recusals": review["recusals"],
+        "decision": review["decision"],
         "grant": grant_detail(session, app),
         "history": [
             {
                 "from": change.from_status.value if change.from_status else None,
                 "to": change.to_status.value,
                 "actor": change.actor,
-                "at": _iso(change.at),
+                "at": change.at.isoformat(),
                 "reason": change.reason,
             }
             for change in app.history
@@ -77,19 +153,19 @@ def application_detail(session: Session, reference: str,
     }
 
 
-def list_applications(session: Session, status: Status | None = None) -> list[dict[str, Any]]:
-    return list(iter_applications(session, status))
+def list_applications(uow: UnitOfWork, status: Status | None = None) -> list[ApplicationRow]:
+    return list(iter_applications(uow, status))
 
 
-def count_applications(session: Session, status: Status | None = None) -> int:
+def count_applications(uow: UnitOfWork, status: Status | None = None) -> int:
     query = select(func.count()).select_from(Application)
     if status is not None:
         query = query.where(Application.status == status)
-    return session.scalar(query) or 0
+    return uow.session.scalar(query) or 0
 
 
-def iter_applications(session: Session, status: Status | None = None, *,
-                      limit: int | None = None, offset: int = 0) -> Iterator[dict[str, Any]]:
+def iter_applications(uow: UnitOfWork, status: Status | None = None, *,
+                      limit: int | None = None, offset: int = 0) -> Iterator[ApplicationRow]:
     """The rows of ``odd17 list --json``, paged in SQL and streamed (never all in memory)."""
     query = select(
         Application.reference, Application.status, Application.title, Application.call_id,
@@ -102,7 +178,7 @@ def iter_applications(session: Session, status: Status | None = None, *,
         query = query.limit(limit)
     if offset:
         query = query.offset(offset)
-    rows = session.execute(query.execution_options(yield_per=1000))
+    rows = uow.session.execute(query.execution_options(yield_per=1000))
     return (
         {
             "reference": row.reference,

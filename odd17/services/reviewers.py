@@ -15,6 +15,7 @@ from models import DomainError, Reviewer
 from odd17.services import sources
 from odd17.uow import UnitOfWork
 from rules.document import Email, explain
+from rules.identifiers import siren_of
 
 
 class ReviewerIn(BaseModel):
@@ -53,7 +54,7 @@ class ReviewerIn(BaseModel):
     def _valid_sirens(cls, values: list[str]) -> list[str]:
         out = []
         for value in values:
-            compact = "".join(value.split())[:9]
+            compact = siren_of(value) or value  # a SIRET names its SIREN
             if not siren_checker.is_valid(compact):
                 raise ValueError(f"intérêt déclaré : SIREN invalide « {value} »")
             out.append(compact)

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import Application, Decision, DomainError, NotFound, Recusal, Review, Reviewer, Status
+from models.lookup import application_by_reference
 from odd17.services import finance
-from odd17.services.assignment import conflicted, find_application
+from odd17.services.assignment import conflicted
 from odd17.uow import UnitOfWork
 from rules.money import as_str
 from rules.review import (
@@ -36,7 +37,7 @@ def score(uow: UnitOfWork, reference: str, email: str, scores: dict[str, Any],
     first: two last scores at once are serialised, so exactly one of them sees no review
     pending and moves it."""
     session, policy = uow.session, uow.config.review
-    app = find_application(session, reference, lock=True)
+    app = application_by_reference(session, reference, lock=True)
     reviewer = session.scalars(select(Reviewer).where(Reviewer.email == email.strip().lower())
                                ).first()
     if reviewer is None:

@@ -6,42 +6,67 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 
 from models import Call, Fund
+from models.dialect import dialect_name, is_postgresql
 from odd17.db import unit_of_work
-from odd17.services import ledger
-from odd17.settings import FundConfig
 from rules.tranches import add_months
 
+# Alembic (~0.1 s to import) is loaded only to migrate, and to check a revision that is not
+# SCHEMA_HEAD: every command checks the schema, and reading one row is enough for that.
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+    from odd17.config import FundConfig
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# The head of odd17/migrations/versions, kept in step by tests/test_migrations.py. Were it ever
+# stale, ``is_head`` asks Alembic: slower, never wrong.
+SCHEMA_HEAD = "0009_accounts"
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
 def head_revision() -> str | None:
+    """The head of the migration scripts, as Alembic computes it."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def is_head(revision: str | None) -> bool:
+    """Whether the database at ``revision`` has the schema of this code."""
+    return revision is not None and (revision == SCHEMA_HEAD or revision == head_revision())
+
+
 def current_revision(engine: Engine) -> str | None:
+    """The revision stored in the database (``alembic_version``), None before the first
+    migration. Read with one query, as Alembic's MigrationContext reads it."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(versions) > 1:  # branches: odd17's history is linear, a merge would be needed
+        raise RuntimeError(f"alembic_version holds several revisions: {', '.join(versions)}")
+    return versions[0] if versions else None
 
 
 def is_initialised(engine: Engine) -> bool:
-    return inspect(engine).has_table("alembic_version") and current_revision(engine) is not None
+    return current_revision(engine) is not None
 
 
 def upgrade(engine: Engine) -> None:
+    from alembic import command
+
     cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -87,11 +112,11 @@ def init_lock(engine: Engine) -> Iterator[None]:
     advisory lock on its own connection, so the migration's transactions are free to commit.
     SQLite: an exclusive lock on a file beside the database (migrations and loading the fund
     are several transactions, which BEGIN IMMEDIATE alone does not keep together)."""
-    if engine.dialect.name == "sqlite":
+    if dialect_name(engine) == "sqlite":
         with _sqlite_file_lock(engine.url.database):
             yield
         return
-    if engine.dialect.name != "postgresql":
+    if not is_postgresql(engine):
         yield
         return
     with engine.connect() as conn:
@@ -136,6 +161,8 @@ def ensure_initialised(engine: Engine, config: FundConfig, now: dt.datetime) -> 
 
 
 def _initialise(engine: Engine, config: FundConfig, now: dt.datetime) -> Fund:
+    from odd17.services import ledger  # its PostgreSQL dialect import is for writers only
+
     upgrade(engine)
     fund = sync_fund(engine, config, now.date(), now)
     with unit_of_work(engine) as session:

@@ -16,6 +16,7 @@ Create Date: 2026-11-23
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -48,7 +49,7 @@ def _respread_payments() -> None:
     rows = conn.execute(sa.text(
         "SELECT id, grant_id, amount, paid_amount, paid_on, payment_reference FROM tranches "
         "ORDER BY grant_id, number")).all()
-    by_grant: dict[int, list[sa.Row]] = {}
+    by_grant: dict[int, list[sa.Row[Any]]] = {}
     for row in rows:
         by_grant.setdefault(row.grant_id, []).append(row)
     for tranches in by_grant.values():
