@@ -34,6 +34,8 @@ from models.lifecycle import DECIDED
 from notifications.outbox import enqueue, message
 from odd17.services import finance, ledger, sources
 from odd17.settings import get_fund_config
+from odd17.uow import Context, UnitOfWork
+from rules.awards import award_refusal
 from rules.document import Email, explain
 from rules.money import as_str, eur
 from rules.review import (
@@ -393,9 +395,8 @@ def record_decision(session: Session, reference: str, outcome: str, *, present: 
         raise DomainError(f"{app.reference} : un refus doit être motivé (--motif)")
     if kind is DecisionOutcome.approve:
         amount = app.requested_amount if amount is None else amount
-        if amount <= 0 or amount > app.requested_amount:
-            raise DomainError(f"{app.reference} : le montant accordé doit être positif et au "
-                              f"plus le montant demandé ({eur(app.requested_amount)})")
+        if (refusal := award_refusal(amount, app.requested_amount)) is not None:
+            raise DomainError(f"{app.reference} : {refusal}")
     members = session.scalars(select(Reviewer).where(Reviewer.committee, Reviewer.active)).all()
     emails = {e.strip().lower() for e in present}
     unknown = sorted(emails - {m.email for m in members})
@@ -432,8 +433,8 @@ def apply_decision(session: Session, decision_id: int, *, plan: TranchePlan,
     if decision.outcome == DecisionOutcome.approve:
         assert decision.amount is not None
         result = ledger.approve(
-            session, app.reference, decision.amount, plan=plan, actor=actor, now=now,
-            alert_threshold=alert_threshold, key=f"decision:{decision.id}",
+            UnitOfWork(session, Context.from_settings(actor), now), app.reference,
+            decision.amount, plan=plan, key=f"decision:{decision.id}",
             reason=f"décision du comité : accord de {eur(decision.amount)} "
                    f"(présents : {', '.join(decision.present)})")
         grant = finance.grant_detail(session, app)

@@ -17,6 +17,7 @@ from models import Call, Fund
 from odd17.db import unit_of_work
 from odd17.services import ledger
 from odd17.settings import FundConfig
+from odd17.uow import Context, open_uow
 from rules.tranches import add_months
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -138,6 +139,6 @@ def ensure_initialised(engine: Engine, config: FundConfig, now: dt.datetime) -> 
 def _initialise(engine: Engine, config: FundConfig, now: dt.datetime) -> Fund:
     upgrade(engine)
     fund = sync_fund(engine, config, now.date(), now)
-    with unit_of_work(engine) as session:
-        ledger.open_envelope(session, fund.envelope, actor="odd17 init", now=now)
+    with open_uow(engine, Context(actor="odd17 init", config=config, clock=lambda: now)) as uow:
+        ledger.open_envelope(uow, fund.envelope)
     return fund
