@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import (
@@ -250,6 +251,18 @@ def paid_note(reference: str, tranche: Tranche, paid_on: dt.date) -> str:
             f"{paid_on.isoformat()}{partial}")
 
 
+def flush_payments(session: Session, payment_references: list[str]) -> None:
+    """Write the tranches paid. The same payment reference recorded at the same moment on
+    another grant (whose lock is not ours) trips the UNIQUE payment reference: refused."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if "payment_reference" not in str(exc.orig):
+            raise
+        raise DomainError(f"la référence de paiement « {', '.join(payment_references)} » est "
+                          "déjà utilisée par un autre versement") from None
+
+
 def pay(uow: UnitOfWork, reference: str, tranche_number: int, payment_reference: str, *,
         paid_on: dt.date, amount: Decimal | None = None) -> Result:
     """Record a payment on a tranche: by default what is left of it; a smaller amount is a
@@ -265,11 +278,11 @@ def pay(uow: UnitOfWork, reference: str, tranche_number: int, payment_reference:
     fund = fund_id(session)
     app = reads.application(session, reference)
     key = f"disburse:{payment_reference}"
+    app, grant = _locked(session, app)  # then the key: a retry waits for the first, finds it
     previous = reads.entry(session, key)
     if previous is not None:
         return previous_payment(session, previous, app.id, app.reference, tranche_number,
                                 payment_reference)
-    app, grant = _locked(session, app)
     check_payable_grant(uow, app.reference, Status(app.status), grant, paid_on)
     tranche, amount = grant.payable(app.reference, tranche_number, amount)
     grant.record_payment(tranche, amount, payment_reference, paid_on)
@@ -278,7 +291,7 @@ def pay(uow: UnitOfWork, reference: str, tranche_number: int, payment_reference:
                           reason=f"premier versement ({payment_reference})")
     enqueue(session, [paid_message(uow, app, grant, tranche, amount, payment_reference,
                                    paid_on)])
-    session.flush()
+    flush_payments(session, [payment_reference])
     bump_dimensions(session, fund, [(grant, -amount, amount, 0)])
     moved = move(uow, fund, committed=-amount, disbursed=amount, need_committed=amount)
     if moved is None:  # pragma: no cover - impossible while the per-grant invariant holds

@@ -115,7 +115,7 @@ def record(runner: Runner, orders: list[tuple[str, PaymentOrder | str]], *,
         try:
             with runner.uow() as uow:
                 outcomes = _record_batch(uow, chunk)
-        except DBAPIError:
+        except (DBAPIError, DomainError):  # the database refused the batch: line by line
             outcomes = [_record_alone(runner, source, order) for source, order in chunk]
         for source, outcome in zip((source for source, _ in chunk), outcomes, strict=True):
             tally.add(source, outcome)
@@ -134,6 +134,9 @@ def _record_alone(runner: Runner, source: str, order: PaymentOrder | str) -> Out
                               paid_on=order.date, amount=order.amount)
     except DomainError as exc:
         return str(exc)
+    except DBAPIError as exc:  # judged alone, the line is still refused by the database
+        return (f"{order.reference} : versement {order.payment_reference} refusé par la base "
+                f"de données ({type(exc.orig).__name__}) ; rien n'a été enregistré")
 
 
 @dataclass(slots=True)
@@ -227,7 +230,7 @@ def _record_batch(uow: UnitOfWork, lines: list[tuple[str, PaymentOrder | str]]) 
             outcomes.append(str(exc))
     if paid:
         enqueue(session, messages)
-        session.flush()
+        ledger.flush_payments(session, [p.key.removeprefix("disburse:") for p in paid])
         moved = _write(uow, fund, paid)
         for outcome in outcomes:
             if isinstance(outcome, ledger.Result) and outcome.recorded:
