@@ -97,7 +97,6 @@ def _replayed(fund: int) -> Any:
     """Every entry with the balances recomputed from the entries before it (running sums in
     the database, a window over the ledger in id order): what the Python replay did, in one
     pass the database streams."""
-    window = {"order_by": LedgerEntry.id, "rows": (None, 0)}
     envelope = func.sum(_signed(EntryKind.topup) + _signed(EntryKind.correction, -1))
     committed = func.sum(_signed(EntryKind.commit) - _signed(EntryKind.disburse)
                          - _signed(EntryKind.release))
@@ -105,9 +104,9 @@ def _replayed(fund: int) -> Any:
     return select(
         LedgerEntry.id, LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.grant_id,
         LedgerEntry.envelope_after, LedgerEntry.committed_after, LedgerEntry.disbursed_after,
-        type_coerce(envelope.over(**window), Money).label("env"),
-        type_coerce(committed.over(**window), Money).label("com"),
-        type_coerce(disbursed.over(**window), Money).label("dis"),
+        type_coerce(envelope.over(order_by=LedgerEntry.id, rows=(None, 0)), Money).label("env"),
+        type_coerce(committed.over(order_by=LedgerEntry.id, rows=(None, 0)), Money).label("com"),
+        type_coerce(disbursed.over(order_by=LedgerEntry.id, rows=(None, 0)), Money).label("dis"),
     ).where(LedgerEntry.fund_id == fund).subquery()
 
 

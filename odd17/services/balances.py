@@ -161,8 +161,8 @@ def bump_dimensions(session: Session, fund: int, deltas: Iterable[tuple[Grant, D
     would trip the non-negative CHECK on its proposed row before the conflict is resolved."""
     summed: dict[tuple[str, str], list[Any]] = {}
     for grant, committed, disbursed, grants in deltas:
-        for key in (("objective", grant.objective), ("region", grant.region)):
-            row = summed.setdefault(key, [ZERO, ZERO, 0])
+        for row_key in (("objective", grant.objective), ("region", grant.region)):
+            row = summed.setdefault(row_key, [ZERO, ZERO, 0])
             row[0] += committed
             row[1] += disbursed
             row[2] += grants

@@ -117,16 +117,14 @@ def finance_report(session: Session, *, alert_threshold: Decimal,
 
     days = session.scalars(select(LedgerDay).where(LedgerDay.fund_id == fund)
                            .order_by(LedgerDay.day)).all()
-    report: FinanceReport = {
-        **_amounts(total),
-        "currency": "EUR",
-        "grants": total.grants,
-        "alert": total.alert,
-        "alert_threshold": str(alert_threshold),
-        "by_objective": split_by("objective"),
-        "by_region": split_by("region"),
-        "history": [{"day": d.day.isoformat(), **_amounts(d)} for d in days],
-    }
+    amounts = _amounts(total)
+    report = FinanceReport(
+        envelope=amounts["envelope"], committed=amounts["committed"],
+        disbursed=amounts["disbursed"], available=amounts["available"], currency="EUR",
+        grants=total.grants, alert=total.alert, alert_threshold=str(alert_threshold),
+        by_objective=split_by("objective"), by_region=split_by("region"),
+        history=[Day(day=d.day.isoformat(), **_amounts(d)) for d in days],
+    )
     if on is not None:
         report["as_of"] = on.isoformat()
         report["tranches_due"] = tranches_due(session, on)
