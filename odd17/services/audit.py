@@ -86,48 +86,56 @@ def statuses_left_twice(session: Session) -> list[str]:
 
 # --- the invariant check -------------------------------------------------------------------
 
-def _signed(kind: EntryKind | tuple[EntryKind, ...], sign: int = 1) -> Any:
-    """The amount of the entries of ``kind`` (others: 0), in cents, times ``sign``."""
-    kinds = kind if isinstance(kind, tuple) else (kind,)
+def _delta(*signs: tuple[EntryKind, int]) -> Any:
+    """What an entry adds to one balance, in cents: ``amount`` times the sign of its kind."""
     amount = type_coerce(LedgerEntry.amount, BigInteger)
-    return case((LedgerEntry.kind.in_(kinds), amount * sign), else_=0)
+    return case({kind.value: amount * sign for kind, sign in signs},
+                value=LedgerEntry.kind, else_=0)
+
+
+ENVELOPE = ((EntryKind.topup, 1), (EntryKind.correction, -1))
+COMMITTED = ((EntryKind.commit, 1), (EntryKind.disburse, -1), (EntryKind.release, -1))
+DISBURSED = ((EntryKind.disburse, 1),)
 
 
 def _replayed(fund: int) -> Any:
-    """Every entry with the balances recomputed from the entries before it (running sums in
-    the database, a window over the ledger in id order): what the Python replay did, in one
-    pass the database streams."""
-    envelope = func.sum(_signed(EntryKind.topup) + _signed(EntryKind.correction, -1))
-    committed = func.sum(_signed(EntryKind.commit) - _signed(EntryKind.disburse)
-                         - _signed(EntryKind.release))
-    disbursed = func.sum(_signed(EntryKind.disburse))
+    """Every entry with the balances recomputed from the entries before it: running sums in
+    the database, a window over the ledger in id order (what the Python replay did, in one
+    pass the database streams)."""
+    def running(signs: tuple[tuple[EntryKind, int], ...], name: str) -> Any:
+        return type_coerce(func.sum(_delta(*signs)).over(order_by=LedgerEntry.id,
+                                                         rows=(None, 0)), Money).label(name)
+
     return select(
         LedgerEntry.id, LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.grant_id,
         LedgerEntry.envelope_after, LedgerEntry.committed_after, LedgerEntry.disbursed_after,
-        type_coerce(envelope.over(order_by=LedgerEntry.id, rows=(None, 0)), Money).label("env"),
-        type_coerce(committed.over(order_by=LedgerEntry.id, rows=(None, 0)), Money).label("com"),
-        type_coerce(disbursed.over(order_by=LedgerEntry.id, rows=(None, 0)), Money).label("dis"),
+        running(ENVELOPE, "env"), running(COMMITTED, "com"), running(DISBURSED, "dis"),
     ).where(LedgerEntry.fund_id == fund).subquery()
 
 
-def _entry_breaches(session: Session, fund: int) -> list[str]:
-    """The entries that break an invariant: a non-positive amount, a grant movement without
-    its grant, negative balances after it, or recorded balances that differ from the replay.
-    The database filters; only the (normally no) breaking rows come back."""
+def _entry_breaches(session: Session, fund: int) -> tuple[list[str],
+                                                          tuple[Decimal, Decimal, Decimal]]:
+    """The entries that break an invariant (a non-positive amount, a grant movement without
+    its grant, negative balances after it, recorded balances that differ from the replay),
+    and the ledger's totals (the replay at its last entry). The database filters: only the
+    breaking rows and the last one come back."""
     r = _replayed(fund)
     raw = {name: type_coerce(r.c[name], BigInteger)
            for name in ("amount", "env", "com", "dis", "envelope_after", "committed_after",
                         "disbursed_after")}
+    last = select(func.max(LedgerEntry.id)).where(LedgerEntry.fund_id == fund)
     rows = session.execute(select(r).where(or_(
         raw["amount"] <= 0,
         and_(r.c.kind.not_in((EntryKind.topup, EntryKind.correction)), r.c.grant_id.is_(None)),
         raw["com"] < 0, raw["dis"] < 0, raw["env"] - raw["com"] - raw["dis"] < 0,
         raw["envelope_after"] != raw["env"], raw["committed_after"] != raw["com"],
-        raw["disbursed_after"] != raw["dis"],
+        raw["disbursed_after"] != raw["dis"], r.c.id == last.scalar_subquery(),
     )).order_by(r.c.id)).all()
     breaches: list[str] = []
+    totals = (ZERO, ZERO, ZERO)
     for row in rows:
         kind, env, com, dis = row.kind, row.env, row.com, row.dis
+        totals = (env, com, dis)
         if row.amount <= 0:
             breaches.append(f"entrée n°{row.id} : montant non positif ({row.amount})")
         if kind not in (EntryKind.topup, EntryKind.correction) and row.grant_id is None:
@@ -139,29 +147,16 @@ def _entry_breaches(session: Session, fund: int) -> list[str]:
             breaches.append(f"entrée n°{row.id} : soldes enregistrés ({row.envelope_after}, "
                             f"{row.committed_after}, {row.disbursed_after}) différents des "
                             f"soldes recalculés ({env}, {com}, {dis})")
-    return breaches
-
-
-def _ledger_totals(session: Session, fund: int) -> tuple[Decimal, Decimal, Decimal]:
-    """Envelope, committed and disbursed summed over the whole ledger."""
-    row = session.execute(select(
-        type_coerce(func.coalesce(func.sum(_signed(EntryKind.topup)
-                                           + _signed(EntryKind.correction, -1)), 0), Money),
-        type_coerce(func.coalesce(func.sum(_signed(EntryKind.commit)
-                                           - _signed(EntryKind.disburse)
-                                           - _signed(EntryKind.release)), 0), Money),
-        type_coerce(func.coalesce(func.sum(_signed(EntryKind.disburse)), 0), Money),
-    ).where(LedgerEntry.fund_id == fund)).one()
-    return row[0], row[1], row[2]
+    return breaches, totals
 
 
 def _per_grant(session: Session, fund: int) -> dict[int, dict[str, Decimal]]:
     """Per grant: what the ledger committed, paid and released on it, and its commits."""
     rows = session.execute(select(
         LedgerEntry.grant_id,
-        type_coerce(func.sum(_signed(EntryKind.commit)), Money),
-        type_coerce(func.sum(_signed(EntryKind.disburse)), Money),
-        type_coerce(func.sum(_signed(EntryKind.release)), Money),
+        type_coerce(func.sum(_delta((EntryKind.commit, 1))), Money),
+        type_coerce(func.sum(_delta((EntryKind.disburse, 1))), Money),
+        type_coerce(func.sum(_delta((EntryKind.release, 1))), Money),
         func.sum(case((LedgerEntry.kind == EntryKind.commit, 1), else_=0)),
     ).where(LedgerEntry.fund_id == fund, LedgerEntry.grant_id.is_not(None))
         .group_by(LedgerEntry.grant_id)).all()
@@ -175,8 +170,7 @@ def check(session: Session) -> list[str]:
     the database (window sums over the entries in id order), so a million entries take about a
     second rather than a Python loop over each."""
     fund = fund_id(session)
-    breaches = _entry_breaches(session, fund)
-    env, com, dis = _ledger_totals(session, fund)
+    breaches, (env, com, dis) = _entry_breaches(session, fund)
     per_grant = _per_grant(session, fund)
     total = session.scalars(select(Balance).where(Balance.fund_id == fund,
                                                   Balance.dimension == TOTAL)).first()
@@ -227,7 +221,9 @@ def _check_corrections(session: Session, fund: int) -> list[str]:
     rows = session.execute(
         select(LedgerEntry.id, LedgerEntry.amount, target.kind, target.amount)
         .outerjoin(target, target.id == LedgerEntry.corrects_id)
-        .where(LedgerEntry.fund_id == fund, LedgerEntry.kind == EntryKind.correction)).all()
+        # corrects_id is set exactly on corrections (CHECK): its unique index finds them
+        .where(LedgerEntry.corrects_id.is_not(None), LedgerEntry.fund_id == fund,
+               LedgerEntry.kind == EntryKind.correction)).all()
     return [f"entrée n°{entry} : correction qui ne renverse pas un abondement du même montant "
             f"({kind or 'aucune écriture'}, {as_str(amount)} au lieu de "
             f"{as_str(target_amount) if target_amount is not None else '—'})"
