@@ -13,21 +13,26 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, lazyload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models import (
     Application,
+    ConcurrentChange,
     DomainError,
     EntryKind,
     Grant,
     LedgerEntry,
     NotFound,
     Status,
+    StatusChange,
     Tranche,
 )
+from models.base import rows_matched
 from models.ledger import ZERO
+from models.lifecycle import check_transition
 from notifications.outbox import enqueue
 from odd17.services import ledger, sources
 from odd17.services.balances import (
@@ -159,7 +164,9 @@ def _load(session: Session, orders: list[PaymentOrder]) -> _Batch:
         .execution_options(populate_existing=True))}
     grants = {g.application_id: g for g in session.scalars(
         select(Grant).where(Grant.application_id.in_([a.id for a in apps.values()]))
-        .options(selectinload(Grant.tranches)).execution_options(populate_existing=True))}
+        # the applications are loaded just above: no second join of their documents
+        .options(selectinload(Grant.tranches), lazyload(Grant.application))
+        .execution_options(populate_existing=True))}
     keys = [f"disburse:{o.payment_reference}" for o in orders]
     previous = {key: (app_id, number, amount) for key, app_id, number, amount in session.execute(
         select(LedgerEntry.idempotency_key, Grant.application_id, Tranche.number,
@@ -180,7 +187,8 @@ class _Paid:
 
 
 def _judge(uow: UnitOfWork, read: _Batch, order: PaymentOrder, paid: list[_Paid],
-           messages: list[dict[str, Any]]) -> ledger.Result:
+           messages: list[dict[str, Any]],
+           firsts: dict[int, tuple[Application, str]]) -> ledger.Result:
     """One line against the batch's state (earlier lines included): the result, or a
     DomainError raised before anything of this line is changed."""
     payment_reference = order.payment_reference.strip()
@@ -201,9 +209,8 @@ def _judge(uow: UnitOfWork, read: _Batch, order: PaymentOrder, paid: list[_Paid]
                        f"(statut « {app.status} »)")
     ledger.check_payable_grant(uow, app.reference, Status(app.status), grant, order.date)
     tranche, amount = grant.payable(app.reference, order.tranche, order.amount)
-    if app.status == Status.approved:
-        app.transition_to(Status.active, actor=uow.actor, at=uow.now,
-                          reason=f"premier versement ({payment_reference})")
+    if app.status == Status.approved:  # moved to active with the batch (_activate)
+        firsts.setdefault(app.id, (app, payment_reference))
     grant.record_payment(tranche, amount, payment_reference, order.date)
     read.previous[key] = (app.id, order.tranche, amount)
     messages.append(ledger.paid_message(uow, app, grant, tranche, amount, payment_reference,
@@ -219,16 +226,18 @@ def _record_batch(uow: UnitOfWork, lines: list[tuple[str, PaymentOrder | str]]) 
     read = _load(session, [o for _, o in lines if not isinstance(o, str)])
     paid: list[_Paid] = []
     messages: list[dict[str, Any]] = []
+    firsts: dict[int, tuple[Application, str]] = {}
     outcomes: list[Outcome] = []
     for _, order in lines:
         if isinstance(order, str):
             outcomes.append(order)
             continue
         try:
-            outcomes.append(_judge(uow, read, order, paid, messages))
+            outcomes.append(_judge(uow, read, order, paid, messages, firsts))
         except DomainError as exc:
             outcomes.append(str(exc))
     if paid:
+        _activate(uow, firsts)
         enqueue(session, messages)
         ledger.flush_payments(session, [p.key.removeprefix("disburse:") for p in paid])
         moved = _write(uow, fund, paid)
@@ -236,6 +245,30 @@ def _record_batch(uow: UnitOfWork, lines: list[tuple[str, PaymentOrder | str]]) 
             if isinstance(outcome, ledger.Result) and outcome.recorded:
                 outcome.moved = moved
     return outcomes
+
+
+def _activate(uow: UnitOfWork, firsts: dict[int, tuple[Application, str]]) -> None:
+    """``approved -> active`` for the grants paid for the first time, as one compare-and-set
+    over the batch's applications (``Application.transition_to`` one by one would load each
+    history), with their history rows. Another process that moved one first makes the batch
+    fail, and its lines are then recorded one by one."""
+    if not firsts:
+        return
+    check_transition(Status.approved, Status.active, "")
+    table = Application.__table__
+    moved = rows_matched(uow.session.execute(
+        update(table).where(table.c.id.in_(list(firsts)), table.c.status == Status.approved)
+        .values(status=Status.active, updated_at=uow.now)))
+    if moved != len(firsts):
+        raise ConcurrentChange("un dossier du lot a changé de statut pendant l'enregistrement")
+    uow.session.execute(insert(StatusChange.__table__), [
+        {"application_id": app_id, "from_status": Status.approved, "to_status": Status.active,
+         "actor": uow.actor, "reason": f"premier versement ({payment_reference})",
+         "at": uow.now}
+        for app_id, (_, payment_reference) in firsts.items()])
+    for app, _ in firsts.values():  # the objects in step, without a second UPDATE at flush
+        set_committed_value(app, "status", Status.active)
+        set_committed_value(app, "updated_at", uow.now)
 
 
 def _write(uow: UnitOfWork, fund: int, paid: list[_Paid]) -> Moved:
