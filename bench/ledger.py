@@ -394,12 +394,12 @@ def main() -> None:
     json_option(parser)
     args = parser.parse_args()
     figures = report_benchmark(args.entries) if args.entries else []
-    if args.payments:
-        figures += payments_benchmark(args.payments)
-    if args.pg_url:
+    if args.pg_url:  # before the flow: the writers are forked, Prefect's threads must not be
         figures += writers_benchmark(args.pg_url)
     else:
         print("(no PostgreSQL URL given: concurrent writers not measured)")
+    if args.payments:
+        figures += payments_benchmark(args.payments)
     write_json(args.json, "ledger", figures, entries=args.entries,
                postgresql=bool(args.pg_url))
 
