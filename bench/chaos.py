@@ -61,7 +61,7 @@ from odd17.services import assignment, audit, committee, intake, ledger, pipelin
 from odd17.services.reviewers import ReviewerIn, add_reviewer
 from odd17.services.setup import init_database
 from odd17.settings import load_fund_config
-from odd17.uow import Context, Runner
+from odd17.uow import Context, Runner, open_uow
 
 CONFIG = load_fund_config(None)
 POLICY = CONFIG.policy()
@@ -162,9 +162,9 @@ def operate(engine: Any, op: str, rng: random.Random) -> str:
                        .order_by(Application.id), rng)
         if row is None:
             return "idle"
-        with unit_of_work(engine) as s:
-            ledger.pay(s, row[0], row[1], f"VIR-{uuid.uuid4().hex[:12]}",
-                       paid_on=dt.date.today(), actor=actor, now=now(), alert_threshold=T)
+        with open_uow(engine, Context(actor=actor, config=CONFIG, clock=now)) as uow:
+            ledger.pay(uow, row[0], row[1], f"VIR-{uuid.uuid4().hex[:12]}",
+                       paid_on=dt.date.today())
         return "ok"
     if op in ("cancel", "close"):
         status = (Status.approved, Status.active) if op == "cancel" else (Status.active,)
@@ -173,14 +173,12 @@ def operate(engine: Any, op: str, rng: random.Random) -> str:
                        .where(Application.status.in_(status)).order_by(Application.id), rng)
         if row is None:
             return "idle"
-        with unit_of_work(engine) as s:
-            ledger.end_grant(s, row[0], cancel=op == "cancel", reason="chaos", actor=actor,
-                             now=now(), alert_threshold=T)
+        with open_uow(engine, Context(actor=actor, config=CONFIG, clock=now)) as uow:
+            ledger.end_grant(uow, row[0], cancel=op == "cancel", reason="chaos")
         return "ok"
     if op == "topup":
-        with unit_of_work(engine) as s:
-            ledger.topup(s, Decimal("20000.00"), reason="chaos", key=f"topup:{uuid.uuid4()}",
-                         actor=actor, now=now(), alert_threshold=T)
+        with open_uow(engine, Context(actor=actor, config=CONFIG, clock=now)) as uow:
+            ledger.topup(uow, Decimal("20000.00"), reason="chaos", key=f"topup:{uuid.uuid4()}")
         return "ok"
     raise ValueError(op)
 

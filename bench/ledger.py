@@ -1,6 +1,6 @@
 """Ledger benchmarks.
 
-    python bench/ledger.py [--entries N] [--check] [--json FILE] [POSTGRESQL_ADMIN_URL]
+    python bench/ledger.py [--entries N] [--payments N] [--json FILE] [POSTGRESQL_ADMIN_URL]
 
 1. The finance report (``odd17 finance``'s service) on two ledgers with the same history of
    days and very different numbers of entries. Both start from the same ledger written through
@@ -9,11 +9,17 @@
    small ledger (~2,000 entries, 1,801 days), N/1,000 a day for the large one (N = 1,000,000
    entries in all, the same 1,801 days). The report reads running balances and one row per day
    of activity, never the entries: target, the large ledger's report within 1.5x the small
-   one's. Timed alternately, median of 30 each. With ``--check``, ``odd17 finance --check``
-   (which replays the whole ledger, by design, so linear) is timed on both, for information.
-2. With a PostgreSQL URL (an admin connection; a scratch database is created and dropped;
-   or ODD17_BENCH_PG_URL): approvals per second with 8 concurrent writers against one
-   envelope, and with 1 writer as the baseline of the same run."""
+   one's. Timed alternately, median of 30 each.
+2. ``odd17 finance --check`` (services/audit.py) on both ledgers: target <= 2 s on the large
+   one; the small one is the baseline.
+3. A bank statement of ``--payments`` lines (default 10,000) through the ``disbursement`` flow
+   (SQLite, in process): payments per second, target >= 1,000/s; baseline, the same lines
+   recorded one transaction each with ``ledger.pay`` (the path before batching) on a copy of
+   the same database, for the first 1,000 lines.
+4. With a PostgreSQL URL (an admin connection; a scratch database is created and dropped;
+   or ODD17_BENCH_PG_URL): approvals per second with 1, 2, 4 and 8 writer processes against
+   one envelope, and a plain psycopg baseline doing the same conditional UPDATE + INSERT with
+   8 writers. Targets: 8 writers >= 1 writer, and >= 0.25x the plain baseline."""
 
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from contextlib import closing
+from contextlib import AbstractContextManager, closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -37,16 +43,23 @@ from stdnum import luhn
 
 from models import Application, Balance, LedgerDay, LedgerEntry, Status
 from models.ledger import TOTAL, EntryKind
-from odd17.db import make_engine, unit_of_work
+from odd17.db import dispose_engines, make_engine, unit_of_work
 from odd17.services import audit, eligibility, finance, intake, ledger
+from odd17.services.balances import cents, fund_id
 from odd17.services.setup import init_database
-from odd17.settings import load_fund_config
+from odd17.settings import load_fund_config, reset_caches
+from odd17.uow import Context, UnitOfWork, open_uow
 from rules.eligibility import EligibilityPolicy
 from rules.tranches import DEFAULT_PLAN
 
 T = Decimal("0.10")
 START = dt.datetime(2027, 1, 4, 9, 0, tzinfo=dt.UTC)
 CONFIG = load_fund_config(None)
+
+
+def bench_uow(engine, now: dt.datetime) -> AbstractContextManager[UnitOfWork]:  # type: ignore[no-untyped-def]
+    """One unit of work as the benchmark's actor, at ``now``."""
+    return open_uow(engine, Context(actor="bench", config=CONFIG, clock=lambda: now))
 
 
 def siret(n: int) -> str:
@@ -89,19 +102,16 @@ def small_ledger(engine) -> int:  # type: ignore[no-untyped-def]
     """~1,000 entries through the real services: 400 approvals and their payments."""
     refs = committee_applications(engine, 400, "5000.00")
     for i, ref in enumerate(refs):
-        with unit_of_work(engine) as s:
-            ledger.approve(s, ref, Decimal("5000.00"), plan=DEFAULT_PLAN, actor="bench",
-                           now=START + dt.timedelta(days=i), alert_threshold=T)
+        with bench_uow(engine, START + dt.timedelta(days=i)) as uow:
+            ledger.approve(uow, ref, Decimal("5000.00"), plan=DEFAULT_PLAN)
     paid = 0
     for tranche in (1, 2):
         for i, ref in enumerate(refs):
             if paid >= 599:
                 break
-            with unit_of_work(engine) as s:
-                ledger.pay(s, ref, tranche, f"VIR-{tranche}-{i}",
-                           paid_on=(START + dt.timedelta(days=400 + i)).date(),
-                           actor="bench", now=START + dt.timedelta(days=400 + i),
-                           alert_threshold=T)
+            with bench_uow(engine, START + dt.timedelta(days=400 + i)) as uow:
+                ledger.pay(uow, ref, tranche, f"VIR-{tranche}-{i}",
+                           paid_on=(START + dt.timedelta(days=400 + i)).date())
             paid += 1
     with unit_of_work(engine) as s:
         return s.query(LedgerEntry).count()
@@ -111,7 +121,7 @@ def grow(engine, extra: int, days: int = 1000) -> int:  # type: ignore[no-untype
     """Append ``extra`` top-ups of 0.01 € with their running balances, as the services would
     have written them, and bring the balances and the daily history up to date."""
     with unit_of_work(engine) as s:
-        fund = ledger.fund_id(s)
+        fund = fund_id(s)
         total = s.scalars(select(Balance).where(Balance.dimension == TOTAL)).one()
         env, com, dis = total.envelope, total.committed, total.disbursed
         last_day = s.scalar(select(LedgerDay.day).order_by(LedgerDay.day.desc()).limit(1))
@@ -139,7 +149,7 @@ def grow(engine, extra: int, days: int = 1000) -> int:  # type: ignore[no-untype
             s.execute(insert(LedgerEntry.__table__), chunk)
         s.execute(insert(LedgerDay.__table__), day_rows)
         s.execute(update(Balance.__table__).where(Balance.__table__.c.dimension == TOTAL)
-                  .values(envelope=ledger._cents(env)))
+                  .values(envelope=cents(env)))
         return s.query(LedgerEntry).count()
 
 
@@ -168,7 +178,7 @@ def shape(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
         return s.query(LedgerEntry).count(), s.query(LedgerDay).count()
 
 
-def report_benchmark(entries: int, check: bool) -> list[Figure]:
+def report_benchmark(entries: int) -> list[Figure]:
     work = Path(tempfile.mkdtemp(prefix="odd17-ledger-bench-"))
     engine = make_engine(f"sqlite:///{work / 'small.db'}")
     init_database(engine, CONFIG, START - dt.timedelta(days=60))
@@ -191,15 +201,15 @@ def report_benchmark(entries: int, check: bool) -> list[Figure]:
         "ledger.report", f"finance report, {n_large:,} entries over {d_large:,} days",
         t_large, t_small, f"{n_small:,} entries over the same {d_small:,} days", "ratio <= 1.5",
         t_large / t_small <= 1.5, unit="ms")]
-    if check:
-        c_small, breaches = time_check(engine)
-        assert breaches == [], breaches
-        c_large, breaches = time_check(large)
-        assert breaches == [], breaches[:3]
-        print(f"  --check: {c_small:.2f} s and {c_large:.2f} s (replays every entry)")
-        figures.append(time_figure(
-            "ledger.check", f"finance --check, {n_large:,} entries", c_large, c_small,
-            f"{n_small:,} entries", "", None))
+    c_small, breaches = time_check(engine)
+    assert breaches == [], breaches
+    c_large, breaches = time_check(large)
+    assert breaches == [], breaches[:3]
+    print(f"finance --check: {c_small:.2f} s ({n_small:,} entries) and {c_large:.2f} s "
+          f"({n_large:,} entries; target <= 2 s)")
+    figures.append(time_figure(
+        "ledger.check", f"finance --check, {n_large:,} entries", c_large, c_small,
+        f"{n_small:,} entries", "<= 2 s", c_large <= 2.0))
     engine.dispose()
     large.dispose()
     return figures
@@ -208,17 +218,32 @@ def report_benchmark(entries: int, check: bool) -> list[Figure]:
 def _approve_all(db_url: str, batch: list[str]) -> None:
     engine = make_engine(db_url)
     for ref in batch:
-        with unit_of_work(engine) as s:
-            ledger.approve(s, ref, Decimal("5000.00"), plan=DEFAULT_PLAN, actor="bench",
-                           now=dt.datetime.now(dt.UTC), alert_threshold=T)
+        with bench_uow(engine, dt.datetime.now(dt.UTC)) as uow:
+            ledger.approve(uow, ref, Decimal("5000.00"), plan=DEFAULT_PLAN)
     engine.dispose()
 
 
-def _run_writers(db_url: str, batches: list[list[str]]) -> float:
+def _plain_all(dsn: str, count: int) -> None:
+    """The floor: the same conditional UPDATE of one balance row and one INSERT, committed,
+    ``count`` times, with psycopg alone (no ORM, no reads, no grant)."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        for _ in range(count):
+            with conn.transaction():
+                row = conn.execute(
+                    "UPDATE bench_balance SET committed = committed + 500000 WHERE id = 1 "
+                    "AND envelope - committed >= 500000 RETURNING envelope, committed").fetchone()
+                assert row is not None
+                conn.execute("INSERT INTO bench_entries (amount, envelope_after, "
+                             "committed_after) VALUES (500000, %s, %s)", row)
+
+
+def _run_writers(db_url: str, batches: list[list[str]], target=_approve_all) -> float:  # type: ignore[no-untyped-def]
     """Seconds for one process per batch to approve its applications (processes, not
     threads: threads would share one GIL and measure Python rather than the database)."""
     context = multiprocessing.get_context("fork")
-    processes = [context.Process(target=_approve_all, args=(db_url, b)) for b in batches]
+    processes = [context.Process(target=target, args=(db_url, b)) for b in batches]
     start = time.perf_counter()
     for p in processes:
         p.start()
@@ -230,42 +255,131 @@ def _run_writers(db_url: str, batches: list[list[str]]) -> float:
     return elapsed
 
 
-def writers_benchmark(admin_url: str, writers: int = 8, per_writer: int = 150) -> list[Figure]:
+def _plain_baseline(db_url: str, writers: int, count: int) -> float:
+    """Seconds for ``writers`` psycopg processes to do ``count`` plain transactions in all."""
+    import psycopg
+
+    dsn = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_balance (id int PRIMARY KEY, envelope bigint, "
+                     "committed bigint)")
+        conn.execute("INSERT INTO bench_balance VALUES (1, 10000000000000, 0)")
+        conn.execute("CREATE TABLE bench_entries (id bigserial PRIMARY KEY, amount bigint, "
+                     "envelope_after bigint, committed_after bigint)")
+    share = [count // writers] * writers
+    return _run_writers(dsn, share, target=_plain_all)  # type: ignore[arg-type]
+
+
+def writers_benchmark(admin_url: str, per_run: int = 240,
+                      counts: tuple[int, ...] = (1, 2, 4, 8)) -> list[Figure]:
     url = make_url(admin_url).set(drivername="postgresql+psycopg")
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     name = f"odd17_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        engine = make_engine(url.set(database=name).render_as_string(hide_password=False))
-        init_database(engine, CONFIG, START - dt.timedelta(days=60))
-        refs = committee_applications(engine, per_writer * (writers + 1), "5000.00")
-        with unit_of_work(engine) as s:  # room for every approval below
-            ledger.topup(s, Decimal("10000000"), reason="bench", key="bench", actor="bench",
-                         now=START, alert_threshold=T)
-
         db_url = url.set(database=name).render_as_string(hide_password=False)
+        engine = make_engine(db_url)
+        init_database(engine, CONFIG, START - dt.timedelta(days=60))
+        refs = committee_applications(engine, per_run * len(counts), "5000.00")
+        with bench_uow(engine, START) as uow:  # room for every approval below
+            ledger.topup(uow, Decimal("100000000"), reason="bench", key="bench")
         engine.dispose()  # each writer process opens its own connections
-        single = per_writer / _run_writers(db_url, [refs[:per_writer]])
-        rest = refs[per_writer:]
-        concurrent = len(rest) / _run_writers(db_url, [rest[i::writers] for i in range(writers)])
+        rates: dict[int, float] = {}
+        for k, writers in enumerate(counts):
+            mine = refs[k * per_run:(k + 1) * per_run]
+            rates[writers] = per_run / _run_writers(db_url, [mine[i::writers]
+                                                             for i in range(writers)])
+        most = max(counts)
+        plain = per_run / _plain_baseline(db_url, most, per_run)
         engine = make_engine(db_url)
         with unit_of_work(engine) as s:
             assert audit.check(s) == []
         engine.dispose()
-        print("approvals on PostgreSQL (one transaction each: lock, conditional UPDATE, grant, "
-              "3 tranches, entry, balances):")
-        print(f"  1 writer   {single:8.0f} commits/s  (baseline)")
-        print(f"  {writers} writers  {concurrent:8.0f} commits/s  ratio {concurrent / single:.2f}"
-              f"  (every approval locks the fund's balance row: writers queue by design)")
-        return [rate_figure(
-            "ledger.approvals", f"approvals on PostgreSQL, {writers} writer processes",
-            len(rest), len(rest) / concurrent, len(rest) / single, "approvals/s", "1 writer",
-            "", None)]
+        print("approvals on PostgreSQL (reads, grant, tranches, status first; under the "
+              "total row's lock: conditional UPDATE, entry, day row, commit):")
+        for writers, rate in rates.items():
+            print(f"  {writers} writer(s) {rate:8.0f} approvals/s  ratio to 1 writer "
+                  f"{rate / rates[1]:.2f}")
+        print(f"  plain psycopg, {most} writers (conditional UPDATE + INSERT): {plain:8.0f}/s; "
+              f"approvals at {rates[most] / plain:.2f}x of it (target >= 0.25)")
+        return [
+            rate_figure("ledger.approvals", f"approvals on PostgreSQL, {most} writer processes",
+                        per_run, per_run / rates[most], per_run / rates[1], "approvals/s",
+                        "1 writer", f"{most} writers >= 1 writer",
+                        rates[most] >= rates[1]),
+            rate_figure("ledger.approvals_plain", f"approvals, {most} writers, vs plain psycopg",
+                        per_run, per_run / rates[most], per_run / plain, "approvals/s",
+                        f"plain psycopg UPDATE + INSERT, {most} writers", ">= 0.25x",
+                        rates[most] >= 0.25 * plain),
+        ]
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def payments_benchmark(count: int, baseline_lines: int = 1000) -> list[Figure]:
+    """A bank statement of ``count`` payments through the disbursement flow (SQLite)."""
+    work = Path(tempfile.mkdtemp(prefix="odd17-payments-bench-"))
+    os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # a loaded machine starts Prefect's ephemeral server slowly
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    url = f"sqlite:///{work / 'flow.db'}"
+    now = dt.datetime.now(dt.UTC)
+    engine = make_engine(url)
+    init_database(engine, CONFIG, now - dt.timedelta(days=60))
+    grants = (count + 1) // 2  # two tranches paid on each
+    refs = committee_applications(engine, grants, "5000.00", offset=10_000)
+    with bench_uow(engine, now) as uow:
+        ledger.topup(uow, Decimal("100000000"), reason="bench", key="bench")
+    for start in range(0, len(refs), 500):
+        with bench_uow(engine, now) as uow:
+            for ref in refs[start:start + 500]:
+                ledger.approve(uow, ref, Decimal("5000.00"), plan=DEFAULT_PLAN)
+    lines = [(ref, tranche, f"VIR-{tranche}-{i}") for tranche in (1, 2)
+             for i, ref in enumerate(refs)][:count]
+    statement = work / "releve.csv"
+    statement.write_text("reference,tranche,payment_reference,date\n" + "".join(
+        f"{ref},{tranche},{pref},{now.date().isoformat()}\n" for ref, tranche, pref in lines))
+    engine.dispose()
+    with closing(sqlite3.connect(work / "flow.db", isolation_level=None)) as conn:
+        conn.execute("VACUUM INTO ?", (str(work / "alone.db"),))
+
+    alone = make_engine(f"sqlite:///{work / 'alone.db'}")
+    start_t = time.perf_counter()
+    for ref, tranche, pref in lines[:baseline_lines]:
+        with bench_uow(alone, now) as uow:
+            ledger.pay(uow, ref, tranche, pref, paid_on=now.date())
+    per_line = (time.perf_counter() - start_t) / baseline_lines
+    alone.dispose()
+    print(f"payments one transaction each (ledger.pay), {baseline_lines:,} lines: "
+          f"{1 / per_line:,.0f}/s", flush=True)
+
+    from flows.common import local_runs
+    from flows.disbursement import disbursement_flow
+
+    os.environ["ODD17_DATABASE_URL"] = url
+    reset_caches()
+    dispose_engines()
+    with local_runs():
+        disbursement_flow(payment_files=[])  # Prefect's ephemeral server starts here
+        start_t = time.perf_counter()
+        summary = disbursement_flow(payment_files=[str(statement)])
+        elapsed = time.perf_counter() - start_t
+    assert summary["recorded"] == len(lines) and not summary["refused"], summary["refused"][:3]
+    with unit_of_work(make_engine(url)) as s:
+        assert audit.check(s) == []
+    rate, base_rate = len(lines) / elapsed, 1 / per_line
+    print(f"bank statement of {len(lines):,} payments through the disbursement flow (SQLite): "
+          f"{elapsed:.2f} s, {rate:,.0f} payments/s (target >= 1,000/s)")
+    print(f"  baseline, one transaction per payment (ledger.pay), first {baseline_lines:,} "
+          f"lines: {base_rate:,.0f} payments/s; ratio {base_rate / rate:.2f}")
+    return [rate_figure("ledger.payments", f"disbursement flow, {len(lines):,} payments",
+                        len(lines), elapsed, per_line * len(lines), "payments/s",
+                        "one transaction per payment (ledger.pay)", ">= 1,000/s",
+                        rate >= 1000)]
 
 
 def main() -> None:
@@ -273,15 +387,19 @@ def main() -> None:
     parser.add_argument("pg_url", nargs="?", default=os.environ.get("ODD17_BENCH_PG_URL"),
                         help="PostgreSQL admin URL: also measure concurrent approvals")
     parser.add_argument("--entries", type=int, default=1_000_000,
-                        help="entries of the large ledger (default 1,000,000)")
-    parser.add_argument("--check", action="store_true", help="also time finance --check")
+                        help="entries of the large ledger (default 1,000,000; 0: skip the "
+                             "report and --check)")
+    parser.add_argument("--payments", type=int, default=10_000,
+                        help="lines of the bank statement (default 10,000; 0: skip)")
     json_option(parser)
     args = parser.parse_args()
-    figures = report_benchmark(args.entries, args.check)
-    if args.pg_url:
+    figures = report_benchmark(args.entries) if args.entries else []
+    if args.pg_url:  # before the flow: the writers are forked, Prefect's threads must not be
         figures += writers_benchmark(args.pg_url)
     else:
         print("(no PostgreSQL URL given: concurrent writers not measured)")
+    if args.payments:
+        figures += payments_benchmark(args.payments)
     write_json(args.json, "ledger", figures, entries=args.entries,
                postgresql=bool(args.pg_url))
 

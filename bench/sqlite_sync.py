@@ -23,10 +23,11 @@ from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from odd17.db import make_engine, unit_of_work
+from odd17.db import make_engine
 from odd17.services import ledger
 from odd17.services.setup import init_database
 from odd17.settings import load_fund_config
+from odd17.uow import Context, open_uow
 
 NOW = dt.datetime(2027, 1, 4, 9, 0, tzinfo=dt.UTC)
 
@@ -34,12 +35,12 @@ NOW = dt.datetime(2027, 1, 4, 9, 0, tzinfo=dt.UTC)
 def commits_per_second(folder: Path, synchronous: str, commits: int) -> float:
     path = folder / f"{synchronous}-{time.monotonic_ns()}.db"
     engine = make_engine(f"sqlite:///{path}", sqlite_synchronous=synchronous)
-    init_database(engine, load_fund_config(None), NOW)
+    config = load_fund_config(None)
+    init_database(engine, config, NOW)
     start = time.perf_counter()
     for i in range(commits):
-        with unit_of_work(engine) as session:
-            ledger.topup(session, Decimal("1.00"), reason="bench", key=f"bench:{i}",
-                         actor="bench", now=NOW, alert_threshold=Decimal("0.10"))
+        with open_uow(engine, Context(actor="bench", config=config, clock=lambda: NOW)) as uow:
+            ledger.topup(uow, Decimal("1.00"), reason="bench", key=f"bench:{i}")
     elapsed = time.perf_counter() - start
     engine.dispose()
     return commits / elapsed

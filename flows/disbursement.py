@@ -14,19 +14,18 @@ from odd17.db import get_engine, unit_of_work
 from odd17.runtime import actor, utcnow
 from odd17.services import finance, payments
 from odd17.settings import get_fund_config
+from odd17.uow import Context, Runner
 
 
 @task(name="record-payments", **TASK_DEFAULTS)
 def record_payments(path: str) -> payments.PaymentTally:
     # Re-running after a failure is harmless: payment references are idempotency keys.
-    return payments.record(
-        get_engine(), payments.read_orders(Path(path)), actor=actor("prefect:disbursement"),
-        now=utcnow(), alert_threshold=get_fund_config().disbursement.alert_threshold,
-    )
+    runner = Runner(get_engine(), Context.from_settings(actor("prefect:disbursement")))
+    return payments.record(runner, payments.read_orders(Path(path)))
 
 
 @task(name="tranches-due", **TASK_DEFAULTS)
-def tranches_due(on: dt.date) -> list[dict[str, Any]]:
+def tranches_due(on: dt.date) -> list[finance.TrancheDue]:
     with unit_of_work(get_engine()) as session:
         return finance.tranches_due(session, on)
 

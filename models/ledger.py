@@ -31,6 +31,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.application import Application
 from models.base import Base, Money, UTCDateTime
+from models.errors import DomainError
+from rules.money import eur
+from rules.tranches import TranchePlan, split
+
+ZERO = Decimal("0.00")
 
 
 class EntryKind(StrEnum):
@@ -71,6 +76,61 @@ class Grant(Base):
         """Still committed: awarded, less what was paid or released."""
         return self.awarded - self.disbursed - self.released
 
+    def schedule(self, plan: TranchePlan, due: list[dt.date]) -> None:
+        """Create the tranches of ``plan``: its shares of the award (the cent remainder on
+        the last, rules/tranches.split), due on ``due``."""
+        parts = split(self.awarded, [t.share for t in plan.tranches])
+        self.tranches = [
+            Tranche(number=number, label=spec.label, amount=part, due_on=due_on)
+            for number, (spec, part, due_on) in enumerate(
+                zip(plan.tranches, parts, due, strict=True), start=1)
+        ]
+
+    def payable(self, reference: str, number: int, amount: Decimal | None) -> tuple[Tranche,
+                                                                                    Decimal]:
+        """The tranche ``number`` and the amount to pay on it (by default what is left), or a
+        DomainError with the reason: no such tranche, paid already, an earlier one not paid
+        in full (tranches are paid in order), nothing or less than ``amount`` left."""
+        by_number = {t.number: t for t in self.tranches}
+        tranche = by_number.get(number)
+        if tranche is None:
+            raise DomainError(f"{reference} : pas de tranche n°{number} (tranches 1 à "
+                              f"{len(by_number)})")
+        if tranche.paid_on is not None:
+            raise DomainError(f"{reference} : la tranche n°{number} a déjà été versée le "
+                              f"{tranche.paid_on.isoformat()} (référence "
+                              f"{tranche.payment_reference})")
+        unpaid_before = [t for n, t in sorted(by_number.items()) if n < number and t.left > 0]
+        if unpaid_before:
+            first = unpaid_before[0]
+            raise DomainError(f"{reference} : la tranche n°{first.number} doit être versée "
+                              f"avant la tranche n°{number} (reste {eur(first.left)} à verser)")
+        left = tranche.left
+        if left == 0:  # a tranche of 0,00 € (a tiny award split in shares)
+            raise DomainError(f"{reference} : rien à verser sur la tranche n°{number} "
+                              f"({eur(tranche.amount)})")
+        amount = left if amount is None else amount
+        if amount <= 0:
+            raise DomainError(f"{reference} : le montant versé doit être positif")
+        if amount > left:
+            raise DomainError(f"{reference} : {eur(amount)} dépasse ce qui reste à verser sur "
+                              f"la tranche n°{number} ({eur(left)} sur "
+                              f"{eur(tranche.amount)}) ; rien n'a été enregistré")
+        if amount > self.outstanding:  # pragma: no cover - tranches sum to the award
+            raise DomainError(f"{reference} : {eur(amount)} dépasse ce qui reste à verser sur "
+                              f"l'attribution ({eur(self.outstanding)} sur {eur(self.awarded)})")
+        return tranche, amount
+
+    def record_payment(self, tranche: Tranche, amount: Decimal, payment_reference: str,
+                       paid_on: dt.date) -> None:
+        """Add a payment checked by :meth:`payable`: the tranche is marked paid only once
+        paid in full (a partial payment leaves it due for the rest)."""
+        self.disbursed += amount
+        tranche.paid_amount = (tranche.paid_amount or ZERO) + amount
+        tranche.payment_reference = payment_reference  # the latest payment on the tranche
+        if tranche.left == 0:
+            tranche.paid_on = paid_on
+
 
 PAID_WITHIN_TRANCHE = "paid_amount IS NULL OR (paid_amount > 0 AND paid_amount <= amount)"
 PAID_ON_WHEN_FULL = ("(paid_on IS NULL AND (paid_amount IS NULL OR paid_amount < amount)) "
@@ -99,6 +159,11 @@ class Tranche(Base):
     payment_reference: Mapped[str | None] = mapped_column(String(100), unique=True)
 
     grant: Mapped[Grant] = relationship(back_populates="tranches")
+
+    @property
+    def left(self) -> Decimal:
+        """What is still to pay (partial payments leave a tranche due for the rest)."""
+        return self.amount - (self.paid_amount or ZERO)
 
 
 class LedgerEntry(Base):

@@ -9,7 +9,7 @@ autoescaping in the template, ``html.escape`` in the SVG built here, and invisib
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import ROUND_CEILING, Decimal
 from html import escape
 from pathlib import Path
@@ -240,12 +240,12 @@ def _region(key: str | None) -> str:
     return key or "—"
 
 
-def _due_rows(report: dict[str, Any], as_of: dt.date) -> list[dict[str, Any]]:
+def _due_rows(report: Mapping[str, Any], as_of: dt.date) -> list[dict[str, Any]]:
     return [{**row, "late_days": (as_of - dt.date.fromisoformat(row["due_on"])).days}
             for row in report.get("tranches_due", [])]
 
 
-def render_html(report: dict[str, Any], *, fund_name: str, now: dt.datetime,
+def render_html(report: Mapping[str, Any], *, fund_name: str, now: dt.datetime,
                 timezone: str | None = None) -> str:
     """The page; dates and times shown in ``timezone`` (default: ODD17_TIMEZONE)."""
     timezone = timezone or get_settings().timezone
@@ -272,7 +272,7 @@ def render_html(report: dict[str, Any], *, fund_name: str, now: dt.datetime,
     )
 
 
-def write_html(report: dict[str, Any], path: Path, *, fund_name: str, now: dt.datetime,
+def write_html(report: Mapping[str, Any], path: Path, *, fund_name: str, now: dt.datetime,
                timezone: str | None = None) -> None:
     html = render_html(report, fund_name=fund_name, now=now, timezone=timezone)
     try:

@@ -132,3 +132,18 @@ def uow_on(session: Any, *, now: Any = None, actor: str = "t") -> Any:
     now = now or dt.datetime.now(dt.UTC)
     context = Context(actor=actor, config=load_fund_config(None), clock=lambda: now)
     return UnitOfWork(session=session, context=context, now=now)
+
+
+def as_uow(session, *, now, actor: str = "t"):  # type: ignore[no-untyped-def]
+    """A unit of work around a test's open session: the given clock and actor, the fund's
+    configuration and settings (ledger use cases take a UnitOfWork, odd17/uow.py)."""
+    from odd17.uow import Context, UnitOfWork
+
+    return UnitOfWork(session, Context.from_settings(actor, clock=lambda: now), now)
+
+
+def runner_for(engine, *, now, actor: str = "t"):  # type: ignore[no-untyped-def]
+    """A Runner (one unit of work per batch) with the given clock and actor."""
+    from odd17.uow import Context, Runner
+
+    return Runner(engine, Context.from_settings(actor, clock=lambda: now))

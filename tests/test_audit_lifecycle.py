@@ -12,7 +12,7 @@ from models import Application, Status, StatusChange
 from odd17.db import unit_of_work
 from odd17.services import audit, ledger
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import in_committee
+from tests.factories import as_uow, in_committee
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 T = Decimal("0.10")
@@ -28,11 +28,10 @@ def test_lost_decision_race_is_flagged(engine: Engine) -> None:
     a, b = in_committee(engine, 2, requested="10000.00")
     with unit_of_work(engine) as s:
         for ref in (a, b):
-            ledger.approve(s, ref, Decimal("10000.00"), plan=DEFAULT_PLAN, actor="t", now=NOW,
-                           alert_threshold=T)
+            ledger.approve(as_uow(s, now=NOW, actor="t"), ref, Decimal("10000.00"),
+                           plan=DEFAULT_PLAN)
     with unit_of_work(engine) as s:
-        ledger.end_grant(s, b, cancel=True, reason="porteur dissous", actor="t", now=NOW,
-                         alert_threshold=T)
+        ledger.end_grant(as_uow(s, now=NOW, actor="t"), b, cancel=True, reason="porteur dissous")
     assert check(engine) == []  # a cancelled application whose grant was released is fine
     with unit_of_work(engine) as s:
         s.execute(text("UPDATE applications SET status = 'rejected' WHERE reference = :r"),

@@ -14,7 +14,7 @@ from flows.disbursement import disbursement_flow
 from odd17.db import unit_of_work
 from odd17.services import audit, ledger
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import in_committee
+from tests.factories import as_uow, in_committee
 from tests.test_cli import cli
 
 # Approvals 20 days ago: payments may be dated from the approval day to today (real clock).
@@ -26,8 +26,7 @@ def approved(engine: Engine, count: int, amount: str = "100000") -> list[str]:
     refs = in_committee(engine, count)
     with unit_of_work(engine) as s:
         for ref in refs:
-            ledger.approve(s, ref, Decimal(amount), plan=DEFAULT_PLAN, actor="c", now=NOW,
-                           alert_threshold=Decimal("0.1"))
+            ledger.approve(as_uow(s, now=NOW, actor="c"), ref, Decimal(amount), plan=DEFAULT_PLAN)
     return refs
 
 

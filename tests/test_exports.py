@@ -18,7 +18,7 @@ from odd17.services import exports, ledger
 from odd17.settings import load_fund_config
 from rules.tranches import DEFAULT_PLAN
 from tests.conftest import SHARED
-from tests.factories import in_committee, uow_on
+from tests.factories import as_uow, in_committee, uow_on
 
 REFERENCE = SHARED / "reference"
 NOW = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
@@ -42,12 +42,10 @@ def grants(engine: Engine) -> list[str]:
         "email": "rna@example.org"})
     with unit_of_work(engine) as s:
         for ref in [*refs, rna_only]:
-            ledger.approve(s, ref, Decimal("60000.50"), plan=DEFAULT_PLAN, actor="c", now=NOW,
-                           alert_threshold=Decimal("0.1"))
-        ledger.end_grant(s, refs[1], cancel=True, reason="abandon", actor="c", now=NOW,
-                         alert_threshold=Decimal("0.1"))
-        ledger.pay(s, refs[2], 1, "VIR-1", paid_on=NOW.date(), actor="f", now=NOW,
-                   alert_threshold=Decimal("0.1"))
+            ledger.approve(as_uow(s, now=NOW, actor="c"), ref, Decimal("60000.50"),
+                           plan=DEFAULT_PLAN)
+        ledger.end_grant(as_uow(s, now=NOW, actor="c"), refs[1], cancel=True, reason="abandon")
+        ledger.pay(as_uow(s, now=NOW, actor="f"), refs[2], 1, "VIR-1", paid_on=NOW.date())
     return [refs[0], refs[2], rna_only]
 
 

@@ -4,9 +4,9 @@ document and the reviewers' declared interests."""
 from __future__ import annotations
 
 import pytest
-from odd17.services.reviewers import ReviewerIn
 from pydantic import ValidationError
 
+from odd17.services.reviewers import ReviewerIn
 from rules.document import Organisation
 from rules.identifiers import siren_of
 from rules.review import parties

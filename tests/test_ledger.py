@@ -13,7 +13,7 @@ from models import Application, DomainError, Grant, IllegalTransition, LedgerEnt
 from odd17.db import unit_of_work
 from odd17.services import audit, finance, ledger, queries
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import in_committee, uow_on
+from tests.factories import as_uow, in_committee, uow_on
 
 NOW = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
 T = Decimal("0.10")
@@ -22,20 +22,18 @@ D = Decimal
 
 def approve(engine: Engine, ref: str, amount: str, **kw) -> ledger.Result:  # type: ignore[no-untyped-def]
     with unit_of_work(engine) as s:
-        return ledger.approve(s, ref, D(amount), plan=DEFAULT_PLAN, actor="comite", now=NOW,
-                              alert_threshold=T, **kw)
+        return ledger.approve(as_uow(s, now=NOW, actor="comite"), ref, D(amount),
+                              plan=DEFAULT_PLAN, **kw)
 
 
 def pay(engine: Engine, ref: str, n: int, pref: str, **kw) -> ledger.Result:  # type: ignore[no-untyped-def]
     with unit_of_work(engine) as s:
-        return ledger.pay(s, ref, n, pref, paid_on=NOW.date(), actor="dfi", now=NOW,
-                          alert_threshold=T, **kw)
+        return ledger.pay(as_uow(s, now=NOW, actor="dfi"), ref, n, pref, paid_on=NOW.date(), **kw)
 
 
 def end(engine: Engine, ref: str, cancel: bool, reason: str = "motif") -> ledger.Result:
     with unit_of_work(engine) as s:
-        return ledger.end_grant(s, ref, cancel=cancel, reason=reason, actor="dfi", now=NOW,
-                                alert_threshold=T)
+        return ledger.end_grant(as_uow(s, now=NOW, actor="dfi"), ref, cancel=cancel, reason=reason)
 
 
 def report(engine: Engine) -> dict:  # type: ignore[type-arg]

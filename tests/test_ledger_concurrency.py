@@ -14,7 +14,7 @@ from models import DomainError, Grant, LedgerEntry, Tranche
 from odd17.db import unit_of_work
 from odd17.services import audit, finance, ledger
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import in_committee
+from tests.factories import as_uow, in_committee
 
 THREADS, OPS = 8, 40
 T = Decimal("0.10")
@@ -39,16 +39,15 @@ def test_random_concurrent_approvals_payments_and_cancellations(engine: Engine) 
                         amount = Decimal(rng.randrange(5_000_00, 200_000_00)) / 100
                         with lock:
                             asked.append(amount)
-                        ledger.approve(s, ref, amount, plan=DEFAULT_PLAN, actor=f"w{seed}",
-                                       now=now, alert_threshold=T)
+                        ledger.approve(as_uow(s, now=now, actor=f"w{seed}"), ref, amount,
+                                       plan=DEFAULT_PLAN)
                     elif op == "pay":
                         # payment references collide across workers on purpose
-                        ledger.pay(s, ref, rng.randint(1, 3), f"VIR-{rng.randrange(60)}",
-                                   paid_on=now.date(), actor=f"w{seed}", now=now,
-                                   alert_threshold=T)
+                        ledger.pay(as_uow(s, now=now, actor=f"w{seed}"), ref, rng.randint(1, 3),
+                                   f"VIR-{rng.randrange(60)}", paid_on=now.date())
                     else:
-                        ledger.end_grant(s, ref, cancel=True, reason=f"w{seed}-{i}",
-                                         actor=f"w{seed}", now=now, alert_threshold=T)
+                        ledger.end_grant(as_uow(s, now=now, actor=f"w{seed}"), ref, cancel=True,
+                                         reason=f"w{seed}-{i}")
             except ledger.EnvelopeExceeded:
                 with lock:
                     refused["envelope"] += 1

@@ -18,9 +18,9 @@ from models import Application, DomainError, LedgerEntry, NotFound, Tranche
 from odd17.db import unit_of_work
 from odd17.services import finance, ledger, setup
 from rules.tranches import DateOutOfRange, add_months, due_date
-from tests.factories import in_committee
+from tests.factories import as_uow, in_committee
 from tests.test_cli import cli
-from tests.test_ledger import NOW, T, approve, breaches, pay, report
+from tests.test_ledger import NOW, approve, breaches, pay, report
 
 D = Decimal
 
@@ -155,8 +155,7 @@ def test_a_partly_paid_tranche_is_released_on_closing(engine: Engine) -> None:
     approve(engine, ref, "10000")
     pay(engine, ref, 1, "V1", amount=D("4000"))
     with unit_of_work(engine) as s:
-        result = ledger.end_grant(s, ref, cancel=False, reason="fin", actor="t", now=NOW,
-                                  alert_threshold=T)
+        result = ledger.end_grant(as_uow(s, now=NOW, actor="t"), ref, cancel=False, reason="fin")
     assert result.amount == D("6000.00") and due(engine) == []
     assert breaches(engine) == []
 
@@ -204,8 +203,7 @@ def test_payment_dates_between_the_approval_and_today(engine: Engine, day: str,
     paid_on = dt.date.fromisoformat(day)
     with unit_of_work(engine) as s:  # "today" is NOW's day, 2026-12-02
         def run() -> ledger.Result:
-            return ledger.pay(s, ref, 1, "V1", paid_on=paid_on, actor="t", now=NOW,
-                              alert_threshold=T)
+            return ledger.pay(as_uow(s, now=NOW, actor="t"), ref, 1, "V1", paid_on=paid_on)
         if ok:
             assert run().recorded
         else:
@@ -276,8 +274,7 @@ def test_topup_json_and_correction(engine: Engine) -> None:
 
 def test_a_correction_never_makes_available_negative(engine: Engine) -> None:
     with unit_of_work(engine) as s:
-        made = ledger.topup(s, D("100000"), reason="CA", key="t1", actor="t", now=NOW,
-                            alert_threshold=T)
+        made = ledger.topup(as_uow(s, now=NOW, actor="t"), D("100000"), reason="CA", key="t1")
     refs = in_committee(engine, 11, requested="200000.00")
     for ref in refs[:10]:
         approve(engine, ref, "200000")
@@ -285,19 +282,16 @@ def test_a_correction_never_makes_available_negative(engine: Engine) -> None:
     before = report(engine)
     with pytest.raises(DomainError, match="rendrait le disponible négatif \\(disponible "
                                           "50\u202f000,00"), unit_of_work(engine) as s:
-        ledger.correct_topup(s, made.entry or 0, reason="erreur", actor="t", now=NOW,
-                             alert_threshold=T)
+        ledger.correct_topup(as_uow(s, now=NOW, actor="t"), made.entry or 0, reason="erreur")
     assert report(engine) == before
     with pytest.raises(NotFound), unit_of_work(engine) as s:
-        ledger.correct_topup(s, 0, reason="erreur", actor="t", now=NOW, alert_threshold=T)
+        ledger.correct_topup(as_uow(s, now=NOW, actor="t"), 0, reason="erreur")
 
 
 def test_the_database_refuses_a_second_correction(engine: Engine) -> None:
     with unit_of_work(engine) as s:
-        made = ledger.topup(s, D("1000"), reason="CA", key="t1", actor="t", now=NOW,
-                            alert_threshold=T)
-        ledger.correct_topup(s, made.entry or 0, reason="erreur", actor="t", now=NOW,
-                             alert_threshold=T)
+        made = ledger.topup(as_uow(s, now=NOW, actor="t"), D("1000"), reason="CA", key="t1")
+        ledger.correct_topup(as_uow(s, now=NOW, actor="t"), made.entry or 0, reason="erreur")
     with pytest.raises(DBAPIError), unit_of_work(engine) as s:
         s.execute(text(
             "INSERT INTO ledger_entries (fund_id, kind, amount, idempotency_key, at, actor, "

@@ -24,7 +24,7 @@ from odd17.db import dispose_engines, engine_for, unit_of_work
 from odd17.services import audit, finance, ledger
 from rules.tranches import DEFAULT_PLAN, split
 from tests.conftest import fresh_database_url
-from tests.factories import in_committee
+from tests.factories import as_uow, in_committee
 
 T = Decimal("0.10")
 SHARES = [t.share for t in DEFAULT_PLAN.tranches]
@@ -43,8 +43,8 @@ class LedgerMachine(RuleBasedStateMachine):
         fillers = in_committee(self.engine, 9, requested="200000.00", start=100)
         with unit_of_work(self.engine) as s:
             for ref in fillers:
-                ledger.approve(s, ref, Decimal("200000"), plan=DEFAULT_PLAN, actor="m",
-                               now=self.now, alert_threshold=T)
+                ledger.approve(as_uow(s, now=self.now, actor="m"), ref, Decimal("200000"),
+                               plan=DEFAULT_PLAN)
         self.envelope, self.committed, self.disbursed = Decimal("2000000.00"), \
             Decimal("1800000.00"), Decimal(0)
         self.fillers = len(fillers)
@@ -64,9 +64,8 @@ class LedgerMachine(RuleBasedStateMachine):
         available = self.envelope - self.committed - self.disbursed
         try:
             with unit_of_work(self.engine) as s:
-                result = ledger.approve(s, ref, amount, plan=DEFAULT_PLAN, actor="m",
-                                        now=self.tick(), alert_threshold=T,
-                                        key=f"k-{ref}-{amount}")
+                result = ledger.approve(as_uow(s, now=self.tick(), actor="m"), ref, amount,
+                                        plan=DEFAULT_PLAN, key=f"k-{ref}-{amount}")
         except ledger.EnvelopeExceeded:
             assert ref not in self.grants and amount > available
             return
@@ -119,8 +118,8 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = self._amount(left, part)
         try:
             with unit_of_work(self.engine) as s:
-                result = ledger.pay(s, ref, n, payment, paid_on=self.now.date(), actor="m",
-                                    now=self.tick(), alert_threshold=T, amount=amount)
+                result = ledger.pay(as_uow(s, now=self.tick(), actor="m"), ref, n, payment,
+                                    paid_on=self.now.date(), amount=amount)
         except DomainError:
             ok = (grant is not None and grant["status"] in ("approved", "active")
                   and all(grant["paid"][k] == grant["tranches"][k] for k in range(n - 1))
@@ -147,8 +146,8 @@ class LedgerMachine(RuleBasedStateMachine):
         grant = self.grants.get(ref)
         try:
             with unit_of_work(self.engine) as s:
-                ledger.end_grant(s, ref, cancel=cancel, reason="fin", actor="m",
-                                 now=self.tick(), alert_threshold=T)
+                ledger.end_grant(as_uow(s, now=self.tick(), actor="m"), ref, cancel=cancel,
+                                 reason="fin")
         except DomainError:
             allowed = {"approved", "active"} if cancel else {"active"}
             assert grant is None or grant["status"] not in allowed
@@ -161,8 +160,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(amount=amounts)
     def topup(self, amount: Decimal) -> None:
         with unit_of_work(self.engine) as s:
-            result = ledger.topup(s, amount, reason="CA", key=f"t-{self.now.isoformat()}",
-                                  actor="m", now=self.tick(), alert_threshold=T)
+            result = ledger.topup(as_uow(s, now=self.tick(), actor="m"), amount, reason="CA",
+                                  key=f"t-{self.now.isoformat()}")
         assert result.entry is not None
         self.topups[result.entry] = {"amount": amount, "corrected": False}
         self.envelope += amount
@@ -176,8 +175,8 @@ class LedgerMachine(RuleBasedStateMachine):
         available = self.envelope - self.committed - self.disbursed
         try:
             with unit_of_work(self.engine) as s:
-                result = ledger.correct_topup(s, entry, reason="erreur", actor="m",
-                                              now=self.tick(), alert_threshold=T)
+                result = ledger.correct_topup(as_uow(s, now=self.tick(), actor="m"), entry,
+                                              reason="erreur")
         except DomainError:
             assert topup["corrected"] or topup["amount"] > available
             return

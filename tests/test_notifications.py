@@ -22,7 +22,7 @@ from odd17.services import outbox as outbox_service
 from odd17.settings import get_settings, reset_caches
 from odd17.uow import Context, Runner
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import application, eligible, in_committee
+from tests.factories import application, as_uow, eligible, in_committee
 from tests.smtp import SmtpServer, free_port
 from tests.test_cli import cli
 from tests.test_review_cycle import NOTES, people
@@ -104,8 +104,8 @@ def test_cli_cycle_sends_every_event_over_smtp(smtp: SmtpServer, engine: Engine,
     fillers = in_committee(engine, 18, requested="100000.00", start=300)
     with unit_of_work(engine) as s:  # brings available under 10 %: one envelope alert
         for ref in fillers:
-            ledger.approve(s, ref, Decimal("100000"), plan=DEFAULT_PLAN, actor="t",
-                           now=dt.datetime.now(dt.UTC), alert_threshold=Decimal("0.1"))
+            ledger.approve(as_uow(s, now=dt.datetime.now(dt.UTC), actor="t"), ref,
+                           Decimal("100000"), plan=DEFAULT_PLAN)
     invite_coapplicant(engine)  # the portal's event (no CLI command sends it)
     assert cli("outbox", "send", "--json")[0] == 0
     events = {m.event for m in outbox(engine)}
@@ -209,10 +209,10 @@ def test_a_rolled_back_change_sends_nothing(engine: Engine) -> None:
     [ref] = in_committee(engine, 1)
     before = len(outbox(engine))
     with pytest.raises(RuntimeError), unit_of_work(engine) as s:
-        ledger.approve(s, ref, Decimal("1000"), plan=DEFAULT_PLAN, actor="t",
-                       now=dt.datetime.now(dt.UTC), alert_threshold=Decimal("0.1"))
-        ledger.pay(s, ref, 1, "VIR-X", paid_on=dt.date.today(), actor="t",
-                   now=dt.datetime.now(dt.UTC), alert_threshold=Decimal("0.1"))
+        ledger.approve(as_uow(s, now=dt.datetime.now(dt.UTC), actor="t"), ref, Decimal("1000"),
+                       plan=DEFAULT_PLAN)
+        ledger.pay(as_uow(s, now=dt.datetime.now(dt.UTC), actor="t"), ref, 1, "VIR-X",
+                   paid_on=dt.date.today())
         assert len(s.scalars(select(OutboxMessage)).all()) == before + 1  # tranche_paid, in tx
         raise RuntimeError("the transaction fails after the change")
     assert len(outbox(engine)) == before
@@ -264,8 +264,8 @@ def test_every_event_from_the_flows(smtp: SmtpServer, engine: Engine, tmp_path: 
     fillers = in_committee(engine, 17, requested="100000.00", start=400)
     with unit_of_work(engine) as s:
         for ref in fillers:
-            ledger.approve(s, ref, Decimal("100000"), plan=DEFAULT_PLAN, actor="t",
-                           now=dt.datetime.now(dt.UTC), alert_threshold=Decimal("0.1"))
+            ledger.approve(as_uow(s, now=dt.datetime.now(dt.UTC), actor="t"), ref,
+                           Decimal("100000"), plan=DEFAULT_PLAN)
     with unit_of_work(engine) as s:  # the filler emails are not what this test is about
         s.execute(update(OutboxMessage).values(status=MessageStatus.sent))
     path = tmp_path / "depot.jsonl"

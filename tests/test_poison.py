@@ -23,7 +23,7 @@ from models import Application, Reviewer
 from odd17.db import unit_of_work
 from odd17.services import intake, ledger, payments, reviewers, sources
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import in_committee, numbered
+from tests.factories import as_uow, in_committee, numbered, runner_for
 from tests.review_support import uow
 from tests.test_cli import cli
 
@@ -271,8 +271,7 @@ def approved(engine: Engine, count: int) -> list[str]:
     refs = in_committee(engine, count, start=next(_serial) * 100)
     with unit_of_work(engine) as s:
         for ref in refs:
-            ledger.approve(s, ref, Decimal("1000"), plan=DEFAULT_PLAN, actor="c", now=NOW,
-                           alert_threshold=Decimal("0.1"))
+            ledger.approve(as_uow(s, now=NOW, actor="c"), ref, Decimal("1000"), plan=DEFAULT_PLAN)
     return refs
 
 
@@ -303,8 +302,8 @@ def test_poison_payments_in_a_batch(engine: Engine, tmp_path: Path,
     path = tmp_path / "releve.jsonl"
     path.write_bytes(b"\r\n".join(_payment_line(r, k) for r, k in zip(references, kinds,
                                                                         strict=True)))
-    tally = payments.record(engine, payments.read_orders(path), actor="poison", now=NOW,
-                            alert_threshold=Decimal("0.10"))
+    tally = payments.record(runner_for(engine, now=NOW, actor="poison"),
+                            payments.read_orders(path))
     assert tally.recorded == sum(k is None for k in kinds)
     assert [r["source"] for r in tally.refused] == [
         f"{path}:{i}" for i, k in enumerate(kinds, start=1) if k is not None]
@@ -317,8 +316,8 @@ def test_payment_csv_with_bom_semicolons_and_a_nul(engine: Engine, tmp_path: Pat
         "reference;tranche;payment_reference;date;amount\r\n"
         f"{a};1;VIR\x00A;2026-12-01;\r\n"
         f"{b};1;VIR-B;2026-12-01;\r\n").encode())
-    tally = payments.record(engine, payments.read_orders(path), actor="poison", now=NOW,
-                            alert_threshold=Decimal("0.10"))
+    tally = payments.record(runner_for(engine, now=NOW, actor="poison"),
+                            payments.read_orders(path))
     assert tally.recorded == 1
     assert [r["source"] for r in tally.refused] == [f"{path}:2"]
 

@@ -19,7 +19,7 @@ from odd17.services import ledger
 from odd17.services.queries import ApplicationDetail, ApplicationRow, LeadView, StatusChangeView
 from odd17.settings import reset_caches
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import in_committee
+from tests.factories import as_uow, in_committee
 
 NONE = type(None)
 SHOW: dict[str, tuple[type, ...]] = {
@@ -60,8 +60,8 @@ def typed_as(value: dict[str, Any], shape: dict[str, tuple[type, ...]]) -> None:
 def test_show_json_keys_order_and_types(engine: Engine) -> None:
     [ref] = in_committee(engine, 1)
     with unit_of_work(engine) as s:  # a grant: the fullest detail
-        ledger.approve(s, ref, Decimal("60000.50"), plan=DEFAULT_PLAN, actor="c", now=NOW,
-                       alert_threshold=Decimal("0.1"))
+        ledger.approve(as_uow(s, now=NOW, actor="c"), ref, Decimal("60000.50"),
+                       plan=DEFAULT_PLAN)
     detail = cli("show", ref, "--json")
     typed_as(detail, SHOW)
     typed_as(detail["lead"], LEAD)

@@ -20,7 +20,7 @@ from odd17.services import finance, ledger, queries
 from odd17.settings import reset_caches
 from rules.money import eur
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import in_committee, uow_on
+from tests.factories import as_uow, in_committee, uow_on
 
 T = Decimal("0.10")
 D = Decimal
@@ -40,20 +40,18 @@ def at(day: dt.date) -> dt.datetime:
 
 def approve(engine: Engine, ref: str, amount: str, day: dt.date) -> None:
     with unit_of_work(engine) as s:
-        ledger.approve(s, ref, D(amount), plan=DEFAULT_PLAN, actor="comite", now=at(day),
-                       alert_threshold=T)
+        ledger.approve(as_uow(s, now=at(day), actor="comite"), ref, D(amount), plan=DEFAULT_PLAN)
 
 
 def pay(engine: Engine, ref: str, n: int, day: dt.date) -> None:
     with unit_of_work(engine) as s:
-        ledger.pay(s, ref, n, f"VIR-{ref}-{n}", paid_on=day, actor="dfi", now=at(day),
-                   alert_threshold=T)
+        ledger.pay(as_uow(s, now=at(day), actor="dfi"), ref, n, f"VIR-{ref}-{n}", paid_on=day)
 
 
 def topup(engine: Engine, amount: str, day: dt.date) -> None:
     with unit_of_work(engine) as s:
-        ledger.topup(s, D(amount), reason="CA", key=f"topup:{day}", actor="ca", now=at(day),
-                     alert_threshold=T)
+        ledger.topup(as_uow(s, now=at(day), actor="ca"), D(amount), reason="CA",
+                     key=f"topup:{day}")
 
 
 def report(engine: Engine, on: dt.date | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from models import Application, Decision, DecisionOutcome, DomainError
 from odd17.db import unit_of_work
 from odd17.services import audit, committee, ledger, reviewers, scoring, setup
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import dies_on_call, eligible, in_committee
+from tests.factories import as_uow, dies_on_call, eligible, in_committee
 from tests.review_support import uow
 from tests.test_cli import cli
 from tests.test_review import PARTNER, siren
@@ -101,8 +101,7 @@ def test_approval_that_does_not_fit_is_refused_and_recorded(engine: Engine) -> N
     now = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
     with unit_of_work(engine) as s:
         for ref in fillers:
-            ledger.approve(s, ref, Decimal("99000"), plan=DEFAULT_PLAN, actor="t", now=now,
-                           alert_threshold=Decimal("0.1"))
+            ledger.approve(as_uow(s, now=now, actor="t"), ref, Decimal("99000"), plan=DEFAULT_PLAN)
     [ref] = in_committee(engine, 1)
     people(engine)
     present = "m0@comite.example.org,m1@comite.example.org,m2@comite.example.org"

@@ -14,7 +14,7 @@ from odd17.db import unit_of_work
 from odd17.services import audit, committee, finance, ledger, outbox, reviewers
 from odd17.uow import Context, open_uow
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import in_committee
+from tests.factories import as_uow, in_committee
 from tests.review_support import runner, uow
 from tests.test_review import siren
 
@@ -42,8 +42,8 @@ def test_decide_records_then_applies_and_notes_what_the_envelope_refuses(
     *taken, b, c = in_committee(engine, 11, requested="200000.00")  # envelope: 2,000,000
     with unit_of_work(engine) as s:
         for ref in taken:  # 1,800,000 committed: room for one more
-            ledger.approve(s, ref, Decimal("200000.00"), plan=DEFAULT_PLAN, actor="t",
-                           now=NOW, alert_threshold=T)
+            ledger.approve(as_uow(s, now=NOW, actor="t"), ref, Decimal("200000.00"),
+                           plan=DEFAULT_PLAN)
     members(engine)
     result = decide(engine, b)
     assert result is not None and result.amount == Decimal("200000.00")
@@ -75,8 +75,8 @@ def test_decide_records_nothing_it_refuses(engine: Engine) -> None:
 def test_record_topup_derives_its_key_from_amount_and_motif(engine: Engine) -> None:
     def topup(amount: str, motif: str, key: str | None = None) -> ledger.Result:
         with unit_of_work(engine) as s:
-            return ledger.record_topup(s, Decimal(amount), reason=motif, key=key, actor="t",
-                                       now=NOW, alert_threshold=T)
+            return ledger.record_topup(as_uow(s, now=NOW, actor="t"), Decimal(amount),
+                                       reason=motif, key=key)
 
     first = topup("1000.00", "CA du 3 mars")
     assert first.recorded

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,13 +19,15 @@ from odd17.cli._common import (
     out,
     parse_amount_option,
     parse_day_option,
-    policy_threshold,
     print_json,
     ready_engine,
     user_errors,
 )
 from odd17.display import line
 from rules.money import as_str, eur
+
+if TYPE_CHECKING:
+    from odd17.uow import UnitOfWork
 
 
 @app.command()
@@ -40,14 +43,11 @@ def pay(
     as_json: JsonFlag = False,
 ) -> None:
     """Enregistre le versement d'une tranche. Une référence déjà enregistrée ne crée rien."""
-    from odd17.db import unit_of_work
-    from odd17.runtime import actor, utcnow
     from odd17.services import ledger
 
-    with user_errors(), unit_of_work(ready_engine()) as session:
-        result = ledger.pay(session, reference, tranche, payment_reference,
-                            paid_on=parse_day_option(date), actor=actor("cli"), now=utcnow(),
-                            alert_threshold=policy_threshold(),
+    with user_errors(), _uow() as uow:
+        result = ledger.pay(uow, reference, tranche, payment_reference,
+                            paid_on=parse_day_option(date),
                             amount=parse_amount_option(amount, "--amount"))
     if as_json:
         print_json({"reference": result.reference, "tranche": tranche,
@@ -62,20 +62,24 @@ def pay(
     render.alert(result.moved)
 
 
+def _uow() -> AbstractContextManager[UnitOfWork]:
+    """One unit of work for a finance command: the CLI's actor, the fund's configuration."""
+    from odd17.runtime import actor
+    from odd17.uow import Context, open_uow
+
+    return open_uow(ready_engine(), Context.from_settings(actor("cli")))
+
+
 grant_app = typer.Typer(help="Subventions attribuées : annulation, clôture.",
                         no_args_is_help=True)
 app.add_typer(grant_app, name="grant")
 
 
 def _end(reference: str, cancel: bool, reason: str, as_json: bool) -> None:
-    from odd17.db import unit_of_work
-    from odd17.runtime import actor, utcnow
     from odd17.services import ledger
 
-    with user_errors(), unit_of_work(ready_engine()) as session:
-        result = ledger.end_grant(session, reference, cancel=cancel, reason=reason,
-                                  actor=actor("cli"), now=utcnow(),
-                                  alert_threshold=policy_threshold())
+    with user_errors(), _uow() as uow:
+        result = ledger.end_grant(uow, reference, cancel=cancel, reason=reason)
     if as_json:
         print_json({"reference": result.reference, "status": "cancelled" if cancel else "closed",
                     "released": as_str(result.amount)})
@@ -117,26 +121,20 @@ def topup(
 ) -> None:
     """Abonde l'enveloppe (décision du conseil d'administration), ou corrige un abondement
     erroné par une écriture inverse (--correct N)."""
-    from odd17.db import unit_of_work
-    from odd17.runtime import actor, utcnow
     from odd17.services import ledger
     from odd17.services.finance import finance_report
-    from odd17.settings import get_fund_config
 
     if (amount is None) == (correct is None):
         fail("donnez soit un montant, soit --correct N (numéro de l'écriture à corriger)")
-    config = get_fund_config()
-    with user_errors(), unit_of_work(ready_engine()) as session:
+    with user_errors(), _uow() as uow:
         if correct is not None:
-            result = ledger.correct_topup(session, correct, reason=motif, actor=actor("cli"),
-                                          now=utcnow(), alert_threshold=policy_threshold())
+            result = ledger.correct_topup(uow, correct, reason=motif)
         else:
             value = parse_amount_option(amount, "montant")
             assert value is not None
-            result = ledger.record_topup(
-                session, value, reason=motif, key=key, actor=actor("cli"), now=utcnow(),
-                alert_threshold=policy_threshold(), max_amount=config.disbursement.max_topup)
-        report = finance_report(session, alert_threshold=policy_threshold())
+            result = ledger.record_topup(uow, value, reason=motif, key=key,
+                                         max_amount=uow.config.disbursement.max_topup)
+        report = finance_report(uow.session, alert_threshold=uow.context.alert_threshold)
     if as_json:
         print_json({"entry": result.entry, "kind": "correction" if correct else "topup",
                     "corrects": correct, "amount": as_str(result.amount),

@@ -5,7 +5,7 @@ it is the use case's data as it is (print_json)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +91,7 @@ def _shown(value: str | None) -> Text:
     return safe(value or None)
 
 
-def finance(report: dict[str, Any]) -> None:
+def finance(report: Mapping[str, Any]) -> None:
     from rules.labels import objective_label
     from rules.text import sort_key
 
@@ -117,7 +117,7 @@ def finance(report: dict[str, Any]) -> None:
     due(report.get("tranches_due", []))
 
 
-def due(rows: list[dict[str, Any]]) -> None:
+def due(rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         out.print("Aucune tranche échue à verser.")
         return
@@ -201,7 +201,7 @@ def application_page(rows: Iterable[ApplicationRow], *, total: int, page: int, l
                           if total else "")))
 
 
-def tranches(rows: list[dict[str, Any]]) -> None:
+def tranches(rows: Sequence[Mapping[str, Any]]) -> None:
     """``tranches``: the tranches due and not paid, with their titles."""
     if not rows:
         out.print("Aucune tranche échue à verser.")

@@ -11,6 +11,7 @@ from models import Application, DomainError, Draft, DraftMember, Status
 from models.lifecycle import TRANSITIONS
 from odd17.services.access import application_for
 from odd17.services.attachments import AttachmentView, application_attachments
+from odd17.services.finance import GrantDetail
 from odd17.services.queries import application_detail
 from odd17.uow import UnitOfWork
 from rules.labels import status_label
@@ -115,7 +116,7 @@ def _decision(decision: dict[str, Any] | None) -> DecisionView | None:
             "amount": decision["amount"], "recorded_at": decision["recorded_at"]}
 
 
-def _grant(grant: dict[str, Any] | None) -> GrantView | None:
+def _grant(grant: GrantDetail | None) -> GrantView | None:
     if grant is None:
         return None
     return {"awarded": grant["awarded"], "disbursed": grant["disbursed"],

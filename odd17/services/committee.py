@@ -25,6 +25,7 @@ from notifications.outbox import enqueue, message
 from odd17.services import ledger
 from odd17.services.assignment import conflicted
 from odd17.uow import Runner, UnitOfWork
+from rules.awards import award_refusal
 from rules.money import eur
 from rules.review import has_quorum
 
@@ -56,9 +57,8 @@ def record_decision(uow: UnitOfWork, reference: str, outcome: str, *, present: l
         raise DomainError(f"{app.reference} : un refus doit être motivé (--motif)")
     if kind is DecisionOutcome.approve:
         amount = app.requested_amount if amount is None else amount
-        if amount <= 0 or amount > app.requested_amount:
-            raise DomainError(f"{app.reference} : le montant accordé doit être positif et au "
-                              f"plus le montant demandé ({eur(app.requested_amount)})")
+        if (refusal := award_refusal(amount, app.requested_amount)) is not None:
+            raise DomainError(f"{app.reference} : {refusal}")
     voting, recused = _voters(uow, app, present)
     decision = Decision(application_id=app.id, outcome=kind,
                         amount=amount if kind is DecisionOutcome.approve else None,
@@ -103,8 +103,7 @@ def apply_decision(uow: UnitOfWork, decision_id: int) -> ledger.Result | None:
     if decision.outcome == DecisionOutcome.approve:
         assert decision.amount is not None
         result = ledger.approve(
-            session, app.reference, decision.amount, plan=uow.config.disbursement.plan(),
-            actor=actor, now=now, alert_threshold=uow.context.alert_threshold,
+            uow, app.reference, decision.amount, plan=uow.config.disbursement.plan(),
             key=f"decision:{decision.id}",
             reason=f"décision du comité : accord de {eur(decision.amount)} "
                    f"(présents : {', '.join(decision.present)})")

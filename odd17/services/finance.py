@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -22,18 +22,82 @@ from models import (
     Tranche,
 )
 from models.ledger import TOTAL
-from odd17.services.ledger import ZERO, fund_id
+from odd17.services.balances import ZERO, fund_id
 from rules.money import as_str
 
+# The read models, typed (issue 11): the CLI's --json prints them as they are, the web
+# renders them; amounts are strings with two decimals (rules.money.as_str), dates ISO.
 
-def _amounts(row: Balance | LedgerDay) -> dict[str, str]:
+
+class Amounts(TypedDict):
+    envelope: str
+    committed: str
+    disbursed: str
+    available: str
+
+
+class Split(TypedDict):
+    key: str
+    committed: str
+    disbursed: str
+    grants: int
+
+
+class Day(Amounts):
+    day: str
+
+
+class TrancheDue(TypedDict):
+    reference: str
+    title: str
+    tranche: int
+    label: str
+    amount: str
+    paid: str
+    left: str
+    due_on: str
+    beneficiary: str
+
+
+class FinanceReport(Amounts):
+    currency: str
+    grants: int
+    alert: bool
+    alert_threshold: str
+    by_objective: list[Split]
+    by_region: list[Split]
+    history: list[Day]
+    as_of: NotRequired[str]
+    tranches_due: NotRequired[list[TrancheDue]]
+
+
+class TrancheDetail(TypedDict):
+    number: int
+    label: str
+    amount: str
+    due_on: str
+    paid_amount: str | None
+    paid_on: str | None
+    payment_reference: str | None
+
+
+class GrantDetail(TypedDict):
+    awarded: str
+    disbursed: str
+    released: str
+    outstanding: str
+    approved_at: str
+    tranches: list[TrancheDetail]
+
+
+def _amounts(row: Balance | LedgerDay) -> Amounts:
     available = row.envelope - row.committed - row.disbursed
     return {"envelope": as_str(row.envelope), "committed": as_str(row.committed),
             "disbursed": as_str(row.disbursed), "available": as_str(available)}
 
 
 def finance_report(session: Session, *, alert_threshold: Decimal,
-                   on: dt.date | None = None) -> dict[str, Any]:
+                   on: dt.date | None = None) -> FinanceReport:
     """Envelope, committed, disbursed, available, grants, splits and history: read from the
     running balances, never by summing the ledger (constant time in the ledger's size). With
     ``on``, also the tranches due that day (``tranches_due``) and the date itself (``as_of``)."""
@@ -43,7 +107,7 @@ def finance_report(session: Session, *, alert_threshold: Decimal,
     if total is None:
         raise NotFound("l'enveloppe n'est pas ouverte : lancez « odd17 init »")
 
-    def split_by(dimension: str) -> list[dict[str, Any]]:
+    def split_by(dimension: str) -> list[Split]:
         return [
             {"key": r.key, "committed": as_str(r.committed),
              "disbursed": as_str(r.disbursed), "grants": r.grants}
@@ -53,21 +117,21 @@ def finance_report(session: Session, *, alert_threshold: Decimal,
 
     days = session.scalars(select(LedgerDay).where(LedgerDay.fund_id == fund)
                            .order_by(LedgerDay.day)).all()
-    due = {"as_of": on.isoformat(), "tranches_due": tranches_due(session, on)} if on else {}
-    return {
-        **_amounts(total),
-        "currency": "EUR",
-        "grants": total.grants,
-        "alert": total.alert,
-        "alert_threshold": str(alert_threshold),
-        "by_objective": split_by("objective"),
-        "by_region": split_by("region"),
-        "history": [{"day": d.day.isoformat(), **_amounts(d)} for d in days],
-        **due,
-    }
+    amounts = _amounts(total)
+    report = FinanceReport(
+        envelope=amounts["envelope"], committed=amounts["committed"],
+        disbursed=amounts["disbursed"], available=amounts["available"], currency="EUR",
+        grants=total.grants, alert=total.alert, alert_threshold=str(alert_threshold),
+        by_objective=split_by("objective"), by_region=split_by("region"),
+        history=[Day(day=d.day.isoformat(), **_amounts(d)) for d in days],
+    )
+    if on is not None:
+        report["as_of"] = on.isoformat()
+        report["tranches_due"] = tranches_due(session, on)
+    return report
 
 
-def tranches_due(session: Session, on: dt.date) -> list[dict[str, Any]]:
+def tranches_due(session: Session, on: dt.date) -> list[TrancheDue]:
     """Tranches due on ``on`` and not paid, oldest first, with the beneficiary (the lead) and
     what is left to pay on each (``left``: the amount less what was already ``paid``)."""
     rows = session.execute(
@@ -91,7 +155,7 @@ def tranches_due(session: Session, on: dt.date) -> list[dict[str, Any]]:
             for r in rows]
 
 
-def grant_detail(session: Session, app: Application) -> dict[str, Any] | None:
+def grant_detail(session: Session, app: Application) -> GrantDetail | None:
     grant = session.scalars(select(Grant).where(Grant.application_id == app.id)
                             .options(selectinload(Grant.tranches))).first()
     if grant is None:

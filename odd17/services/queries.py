@@ -19,6 +19,7 @@ from models.lookup import application_by_reference
 from rules.money import as_str
 
 if TYPE_CHECKING:
+    from odd17.services.finance import GrantDetail
     from odd17.uow import UnitOfWork
 
 
@@ -72,7 +73,7 @@ class ApplicationDetail(TypedDict):
     score: str | None
     recusals: list[dict[str, Any]]
     decision: dict[str, Any] | None
-    grant: dict[str, Any] | None
+    grant: GrantDetail | None
     history: list[StatusChangeView]
 
 

@@ -161,10 +161,11 @@ def ensure_initialised(engine: Engine, config: FundConfig, now: dt.datetime) -> 
 
 
 def _initialise(engine: Engine, config: FundConfig, now: dt.datetime) -> Fund:
-    from odd17.services import ledger  # its PostgreSQL dialect import is for writers only
+    from odd17.services import ledger  # write-side code: loaded only to initialise
+    from odd17.uow import Context, open_uow
 
     upgrade(engine)
     fund = sync_fund(engine, config, now.date(), now)
-    with unit_of_work(engine) as session:
-        ledger.open_envelope(session, fund.envelope, actor="odd17 init", now=now)
+    with open_uow(engine, Context(actor="odd17 init", config=config, clock=lambda: now)) as uow:
+        ledger.open_envelope(uow, fund.envelope)
     return fund
