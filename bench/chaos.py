@@ -60,6 +60,7 @@ from odd17.db import make_engine, unit_of_work
 from odd17.services import audit, intake, ledger, pipeline, review
 from odd17.services.setup import init_database
 from odd17.settings import load_fund_config
+from odd17.uow import Context, Runner
 
 CONFIG = load_fund_config(None)
 POLICY = CONFIG.policy()
@@ -116,8 +117,10 @@ def operate(engine: Any, op: str, rng: random.Random) -> str:
     if op == "submit":
         start = rng.randrange(0, 400)
         raws = [intake.RawDocument(f"d{i}", document(i)) for i in range(start, start + 5)]
-        pipeline.submit_and_evaluate(engine, raws, POLICY, now=now(), actor=actor,
-                                     language="fr", batch_size=3)
+        runner = Runner(engine, Context(actor=actor, config=CONFIG, clock=now))
+        for _ in pipeline.submit_and_evaluate(runner, raws, POLICY, language="fr",
+                                              batch_size=3):
+            pass
         return "ok"
     if op == "assign":
         with unit_of_work(engine) as s:
@@ -257,8 +260,9 @@ def spawn(url: str, log: Path) -> subprocess.Popen[bytes]:
 
 def recover(engine: Any) -> int:
     """What the next submit and review flow run do; returns the decisions applied."""
-    pipeline.evaluate_references(engine, None, POLICY, now=now(), actor="chaos:recover",
-                                 batch_size=500)
+    pipeline.evaluate_references(
+        Runner(engine, Context(actor="chaos:recover", config=CONFIG, clock=now)), None, POLICY,
+        batch_size=500)
     with unit_of_work(engine) as s:
         pending = review.pending_decisions(s)
     for decision_id in pending:

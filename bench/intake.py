@@ -57,6 +57,7 @@ from odd17.services.batching import gc_paused  # noqa: E402
 from odd17.services.pipeline import submit_and_evaluate  # noqa: E402
 from odd17.services.setup import init_database  # noqa: E402
 from odd17.settings import get_fund_config, get_settings, reset_caches  # noqa: E402
+from odd17.uow import Context, Runner  # noqa: E402
 from rules.document import ApplicationDocument  # noqa: E402
 
 KINDS = ["association", "fondation", "entreprise", "collectivite", "etat", "academique"]
@@ -141,14 +142,13 @@ def services_only(path: Path) -> tuple[float, dict[str, int]]:
     from odd17.db import get_engine
 
     fresh_database(f"services-{time.monotonic_ns()}")
-    engine = get_engine()
+    runner = Runner(get_engine(), Context.from_settings("bench"))
     start = time.perf_counter()
-    outcomes = submit_and_evaluate(
-        engine, intake.read_sources([path]), get_fund_config().policy(), now=utcnow(),
-        actor="bench", language="fr", batch_size=get_settings().batch_size,
-    )
+    counts = _count(o.status for o in submit_and_evaluate(
+        runner, intake.iter_documents([path]), language="fr",
+        batch_size=get_settings().batch_size))
     elapsed = time.perf_counter() - start
-    return elapsed, _count(o.status for o in outcomes)
+    return elapsed, counts
 
 
 def start_prefect() -> float:
@@ -192,10 +192,10 @@ def same_services(path: Path) -> float:
     from odd17.db import get_engine
 
     fresh_database(f"bare-{time.monotonic_ns()}")
-    engine = get_engine()
+    runner = Runner(get_engine(), Context.from_settings("bench"))
     start = time.perf_counter()
-    outcomes = intake.submit_documents(engine, intake.read_sources([str(path)], "fr"),
-                                       now=utcnow(), actor="bench", language="fr")
+    outcomes = intake.submit_documents(runner, intake.read_sources([str(path)], "fr"),
+                                       language="fr")
     elapsed = time.perf_counter() - start
     assert any(o.reference for o in outcomes)
     return elapsed
