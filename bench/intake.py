@@ -120,7 +120,7 @@ SCRATCH: list[str] = []  # PostgreSQL databases to drop at the end
 def fresh_database(name: str, pg: bool = False) -> str:
     if pg:
         admin = make_url(PG_ADMIN[0]).set(drivername="postgresql+psycopg")
-        db = f"odd17_bench_{uuid.uuid4().hex[:12]}"
+        db = f"odd17_bench_intake_{uuid.uuid4().hex[:8]}"
         with create_engine(admin, isolation_level="AUTOCOMMIT").connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{db}"'))
         SCRATCH.append(db)
@@ -167,7 +167,7 @@ def submit_process(path: Path, pg: bool = False,
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _PEAK, "submit", str(path), "--json"],
                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
+                          text=True, cwd=WORK)  # not the checkout: sys.path[0] is the cwd
     elapsed = time.perf_counter() - start
     assert proc.returncode in (0, 1), (proc.returncode, proc.stderr[-2000:])
     return elapsed, int(proc.stderr.rsplit("VmHWM ", 1)[1].split()[0]) / 1024
