@@ -122,8 +122,10 @@ def operate(engine: Any, op: str, rng: random.Random) -> str:
     if op == "submit":
         start = rng.randrange(0, 400)
         raws = [intake.RawDocument(f"d{i}", document(i)) for i in range(start, start + 5)]
-        pipeline.submit_and_evaluate(engine, raws, POLICY, now=now(), actor=actor,
-                                     language="fr", batch_size=3)
+        runner = Runner(engine, Context(actor=actor, config=CONFIG, clock=now))
+        for _ in pipeline.submit_and_evaluate(runner, raws, POLICY, language="fr",
+                                              batch_size=3):
+            pass
         return "ok"
     if op == "assign":
         with runner(engine, actor).uow() as uow:
@@ -249,8 +251,9 @@ def spawn(url: str, log: Path) -> subprocess.Popen[bytes]:
 
 def recover(engine: Any) -> int:
     """What the next submit and review flow run do; returns the decisions applied."""
-    pipeline.evaluate_references(engine, None, POLICY, now=now(), actor="chaos:recover",
-                                 batch_size=500)
+    pipeline.evaluate_references(
+        Runner(engine, Context(actor="chaos:recover", config=CONFIG, clock=now)), None, POLICY,
+        batch_size=500)
     applied = committee.apply_pending(runner(engine, "chaos:recover"))
     return applied.applied + len(applied.failed)
 

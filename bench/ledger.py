@@ -48,7 +48,7 @@ from odd17.services import audit, eligibility, finance, intake, ledger
 from odd17.services.balances import cents, fund_id
 from odd17.services.setup import init_database
 from odd17.settings import load_fund_config, reset_caches
-from odd17.uow import Context, UnitOfWork, open_uow
+from odd17.uow import Context, Runner, UnitOfWork, open_uow
 from rules.eligibility import EligibilityPolicy
 from rules.tranches import DEFAULT_PLAN
 
@@ -87,10 +87,12 @@ def committee_applications(engine, count: int, requested: str, offset: int = 0) 
         })
     raws = [intake.RawDocument(f"b{i}", d) for i, d in enumerate(docs)]
     now = START - dt.timedelta(days=30)
-    refs = [o.reference or "" for o in intake.submit_documents(engine, raws, now=now,
-                                                                 actor="bench")]
-    eligibility.evaluate_ids(engine, eligibility.candidate_ids(engine, references=refs),
-                             EligibilityPolicy(), now=now, actor="bench")
+    runner = Runner(engine, Context(actor="bench", config=load_fund_config(None),
+                                    clock=lambda: now))
+    refs = [o.reference or "" for o in intake.submit_documents(runner, raws)]
+    with runner.uow() as uow:
+        eligibility.evaluate_batch(uow, eligibility.candidate_ids(uow, references=refs),
+                                   EligibilityPolicy())
     with unit_of_work(engine) as s:
         for app in s.scalars(select(Application).where(Application.reference.in_(refs))):
             app.transition_to(Status.in_review, actor="bench", at=now)

@@ -39,9 +39,10 @@ from stdnum import luhn  # noqa: E402
 
 from models import Application, Review, Reviewer, Status  # noqa: E402
 from odd17.db import dispose_engines, make_engine, unit_of_work  # noqa: E402
-from odd17.services import eligibility, intake  # noqa: E402
+from odd17.services import intake, pipeline  # noqa: E402
 from odd17.services.setup import init_database  # noqa: E402
 from odd17.settings import load_fund_config  # noqa: E402
+from odd17.uow import Context, Runner  # noqa: E402
 from rules.eligibility import EligibilityPolicy  # noqa: E402
 
 NOW = dt.datetime(2027, 1, 4, 9, 0, tzinfo=dt.UTC)
@@ -84,10 +85,9 @@ def build(path: Path, applications: int, reviewers: int) -> None:
     for start in range(0, applications, 2000):
         raws = [intake.RawDocument(f"b{i}", document(i))
                 for i in range(start, min(start + 2000, applications))]
-        refs = [o.reference or "" for o in intake.submit_documents(engine, raws, now=now,
-                                                                     actor="bench")]
-        eligibility.evaluate_ids(engine, eligibility.candidate_ids(engine, references=refs),
-                                 EligibilityPolicy(), now=now, actor="bench")
+        run = Runner(engine, Context(actor="bench", config=CONFIG, clock=lambda: now))
+        refs = [o.reference or "" for o in intake.submit_documents(run, raws)]
+        pipeline.evaluate_references(run, refs, EligibilityPolicy(), batch_size=2000)
     rows = []
     for r in range(reviewers):
         conflicted = r % 5 == 0

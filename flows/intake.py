@@ -9,10 +9,11 @@ from prefect.utilities.annotations import quote
 
 from flows.common import FLOW_DEFAULTS, TASK_DEFAULTS
 from odd17.db import get_engine
-from odd17.runtime import actor, utcnow
+from odd17.runtime import actor
 from odd17.services import intake
 from odd17.services.batching import batches
 from odd17.settings import get_settings
+from odd17.uow import Context, Runner
 
 
 @task(name="read-documents", **TASK_DEFAULTS)
@@ -23,9 +24,9 @@ def read_documents(paths: list[str], language: str) -> list[intake.RawDocument]:
 @task(name="intake-batch", **TASK_DEFAULTS)
 def intake_batch(batch: list[intake.RawDocument], language: str) -> intake.Tally:
     # A retried batch is harmless: documents already stored are recognised as duplicates.
-    outcomes = intake.submit_documents(
-        get_engine(), batch, now=utcnow(), actor=actor("prefect:intake"), language=language
-    )
+    # No policy: the applications wait in ``submitted`` for the eligibility flow.
+    runner = Runner(get_engine(), Context.from_settings(actor("prefect:intake")))
+    outcomes = intake.submit_documents(runner, batch, language=language)
     return intake.Tally.of(outcomes)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -15,16 +16,47 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    insert,
     inspect,
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, Money, UTCDateTime, rows_matched
-from models.errors import ConcurrentChange
-from models.lifecycle import Status, check_transition, lost_race
+from models.errors import ConcurrentChange, IllegalTransition
+from models.lifecycle import INITIAL, Status, check_transition, lost_race
+
+RECEIVED = "dossier reçu"  # the meaning of an application's first history row
+
+
+def history_row(
+    application_id: int | None, current: Status | str | None, target: Status | str, *,
+    actor: str, at: dt.datetime, reason: str | None = None, detail: str | None = None,
+    reference: str = "",
+) -> dict[str, Any]:
+    """The one place a status-history row is made, for every path (``transition_to``, intake,
+    eligibility in bulk): the move is checked against the lifecycle (``current`` None: the
+    first row, into ``INITIAL`` only), and the reason defaults to the move's meaning, followed
+    by ``detail`` when given. Raises ``IllegalTransition``."""
+    if current is None:
+        if Status(target) != INITIAL:
+            raise IllegalTransition(f"{reference} : un dossier entre dans le cycle au statut "
+                                    f"« {INITIAL.value} »")
+        meaning = RECEIVED
+    else:
+        meaning = check_transition(current, target, reference)
+    why = reason or (f"{meaning} : {detail}" if detail else meaning)
+    return {"application_id": application_id,
+            "from_status": None if current is None else Status(current),
+            "to_status": Status(target), "actor": actor, "reason": why, "at": at}
+
+
+def write_history(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert history rows made by :func:`history_row`, many at once (one executemany)."""
+    if rows:
+        session.execute(insert(StatusChange.__table__), list(rows))
 
 
 def status_type(column: str) -> Enum:
@@ -101,10 +133,10 @@ class Application(Base):
         makes this raise ``ConcurrentChange``, so the caller's transaction writes nothing
         else: no second decision, email or ledger move."""
         current = Status(self.status)
-        meaning = check_transition(current, target, self.reference)
-        change = StatusChange(
-            from_status=current, to_status=target, actor=actor, reason=reason or meaning, at=at
-        )
+        row = history_row(self.id, current, target, actor=actor, at=at, reason=reason,
+                          reference=self.reference)
+        del row["application_id"]  # set by the relationship below (None before a flush)
+        change = StatusChange(**row)
         session = object_session(self)
         if session is not None and inspect(self).persistent:
             table = Application.__table__

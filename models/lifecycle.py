@@ -1,7 +1,10 @@
 """The application lifecycle (README, « Lifecycle ») as one explicit transition table.
 
 Every status change in odd17 goes through ``check_transition``; nothing else decides what may
-follow what. The history row that records a change is written by the same code path."""
+follow what. The history row that records a change is made by one function,
+``models.application.history_row`` (which calls ``check_transition``), for every path: one
+application moved by ``Application.transition_to``, or thousands at once by intake and
+eligibility, which insert those rows with ``write_history``."""
 
 from __future__ import annotations
 

@@ -69,21 +69,43 @@ def jsonl(docs: list[dict[str, Any]]) -> str:
 DELETE = object()
 
 
+def runner(engine, *, now: Any = None, actor: str = "t"):  # type: ignore[no-untyped-def]
+    """A Runner for the use cases (odd17.uow), with the fund's configuration and a clock fixed
+    at ``now`` (default: the real time)."""
+    from odd17.uow import Context, Runner
+
+    context = Context.from_settings(actor) if now is None else \
+        Context.from_settings(actor, clock=lambda: now)
+    return Runner(engine, context)
+
+
+def evaluate_all(engine, policy: Any = None, *, now: Any = None, actor: str = "t",
+                 references: list[str] | None = None, reevaluate: bool = False
+                 ) -> list[Any]:  # type: ignore[no-untyped-def]
+    """Eligibility on the pending applications (or those named), in one transaction."""
+    from odd17.services import eligibility
+    from rules.eligibility import EligibilityPolicy
+
+    with runner(engine, now=now, actor=actor).uow() as uow:
+        ids = eligibility.candidate_ids(uow, references=references, reevaluate=reevaluate)
+        return eligibility.evaluate_batch(uow, ids, policy or EligibilityPolicy(),
+                                          reevaluate=reevaluate)
+
+
 def eligible(engine, count: int, *, requested: str = "100000.00", start: int = 0,
              **changes: Any) -> list[str]:  # type: ignore[no-untyped-def]
     """``count`` applications taken through intake and eligibility: ``eligible``."""
     import datetime as dt
 
-    from odd17.services import eligibility, intake
-    from rules.eligibility import EligibilityPolicy
+    from odd17.services import intake
 
     now = dt.datetime.now(dt.UTC)
     docs = [numbered(start + i, requested_amount=requested, total_budget="250000.00", **changes)
             for i in range(count)]
     raws = [intake.RawDocument(f"c{i}", d) for i, d in enumerate(docs)]
-    refs = [o.reference for o in intake.submit_documents(engine, raws, now=now, actor="t")]
-    ids = eligibility.candidate_ids(engine, references=refs)
-    verdicts = eligibility.evaluate_ids(engine, ids, EligibilityPolicy(), now=now, actor="t")
+    refs = [o.reference for o in intake.submit_documents(runner(engine, now=now), raws)]
+    verdicts = evaluate_all(engine, now=now, references=[r for r in refs if r],
+                            reevaluate=True)
     assert all(v.status == "eligible" for v in verdicts), verdicts
     return [r for r in refs if r]
 

@@ -25,7 +25,7 @@ from odd17.settings import reset_caches
 from rules.labels import STATUS_LABELS
 from rules.money import eur
 from tests.conftest import fresh_database_url
-from tests.factories import jsonl, numbered
+from tests.factories import jsonl, numbered, runner
 
 ODD17 = str(Path(sys.executable).parent / "odd17")
 MARKUP = ("[red]x[/red] [/] [link=http://x]clic[/link] <script>alert(1)</script> "
@@ -106,8 +106,8 @@ def build(env: dict[str, str], tmp: Path) -> dict[str, str]:
     reset_caches()
     engine = get_engine()
     now = dt.datetime.now(dt.UTC)
-    [pending] = intake.submit_documents(engine, [intake.RawDocument("pending", hostile(10))],
-                                        now=now, actor="t")
+    [pending] = intake.submit_documents(runner(engine, now=now),
+                                        [intake.RawDocument("pending", hostile(10))])
     e = refs
     ok("review", "assign", *e[1:8], env=env)
     for ref in e[2:8]:

@@ -12,7 +12,7 @@ from models import Application, Call, ConcurrentChange, EligibilityEvaluation, S
 from odd17.db import unit_of_work
 from odd17.services import eligibility, intake, queries
 from rules.eligibility import RULE_IDS, EligibilityPolicy
-from tests.factories import application, numbered, uow_on
+from tests.factories import application, evaluate_all, numbered, runner, uow_on
 
 NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 POLICY = EligibilityPolicy()
@@ -20,13 +20,11 @@ POLICY = EligibilityPolicy()
 
 def store(engine: Engine, *docs: dict) -> list[str]:
     raws = [intake.RawDocument(f"d{i}", d) for i, d in enumerate(docs)]
-    return [o.reference for o in intake.submit_documents(engine, raws, now=NOW, actor="t")]
+    return [o.reference for o in intake.submit_documents(runner(engine, now=NOW), raws)]
 
 
 def run(engine: Engine, policy: EligibilityPolicy = POLICY, reevaluate: bool = False):
-    ids = eligibility.candidate_ids(engine, reevaluate=reevaluate)
-    return eligibility.evaluate_ids(engine, ids, policy, now=NOW, actor="t",
-                                    reevaluate=reevaluate)
+    return evaluate_all(engine, policy, now=NOW, reevaluate=reevaluate)
 
 
 def test_results_stored_per_rule_with_version(engine: Engine) -> None:
@@ -78,7 +76,8 @@ def test_applications_in_review_are_never_reevaluated(engine: Engine) -> None:
 
 def test_status_changed_since_the_read_rolls_the_batch_back(engine: Engine) -> None:
     store(engine, numbered(1), numbered(2))
-    ids = eligibility.candidate_ids(engine)
+    with runner(engine, now=NOW).uow() as uow:
+        ids = eligibility.candidate_ids(uow)
     with unit_of_work(engine) as session:
         rows = session.execute(
             select(*eligibility.ROW_COLUMNS).join(Call, Call.id == Application.call_id)

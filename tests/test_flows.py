@@ -113,3 +113,17 @@ def test_reevaluation_flow(engine: Engine, monkeypatch: pytest.MonkeyPatch,
     assert summary["evaluated"] == 2
     assert [(v["previous"], v["status"], v["failing"]) for v in summary["changed"]] == [
         ("eligible", "ineligible", ["montant"])]
+
+
+def test_reevaluate_applies_to_named_applications(engine: Engine, tmp_path: Path) -> None:
+    """``references`` with ``reevaluate=False`` evaluates only those still pending; with
+    ``reevaluate=True`` those already judged too (the flag used to be ignored with names)."""
+    path = tmp_path / "a.jsonl"
+    path.write_text(jsonl([numbered(1), numbered(2)]))
+    summary = intake_flow(paths=[str(path)])
+    first, second = summary["first_reference"], summary["last_reference"]
+    assert eligibility_flow(references=[first])["evaluated"] == 1
+    assert eligibility_flow(references=[first, second])["evaluated"] == 1  # only the pending
+    assert eligibility_flow(references=[first], reevaluate=True)["evaluated"] == 1
+    with unit_of_work(engine) as session:
+        assert set(session.scalars(select(Application.status))) == {"eligible"}

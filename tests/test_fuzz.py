@@ -13,9 +13,9 @@ from sqlalchemy import Engine, func, select
 
 from models import Application, EligibilityEvaluation, StatusChange
 from odd17.db import unit_of_work
-from odd17.services import eligibility, intake
+from odd17.services import intake
 from rules.eligibility import EligibilityPolicy
-from tests.factories import VALID, make_siret
+from tests.factories import VALID, evaluate_all, make_siret, runner
 
 NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 json_values = st.recursive(
@@ -58,7 +58,7 @@ def test_fuzzed_documents_never_raise_and_never_half_write(engine: Engine,
     with unit_of_work(engine) as session:
         before = session.scalar(select(func.count()).select_from(Application)) or 0
     raws = [intake.RawDocument(f"fuzz{i}", d) for i, d in enumerate(docs)]
-    outcomes = intake.submit_documents(engine, raws, now=NOW, actor="fuzz")
+    outcomes = intake.submit_documents(runner(engine, now=NOW, actor="fuzz"), raws)
     assert len(outcomes) == len(docs)
     for outcome in outcomes:
         event(f"outcome: {outcome.status}")
@@ -67,8 +67,7 @@ def test_fuzzed_documents_never_raise_and_never_half_write(engine: Engine,
             assert all(e["field"] and e["message"] for e in outcome.errors)
         else:
             assert outcome.reference and not outcome.errors
-    ids = eligibility.candidate_ids(engine)
-    eligibility.evaluate_ids(engine, ids, EligibilityPolicy(), now=NOW, actor="fuzz")
+    evaluate_all(engine, EligibilityPolicy(), now=NOW, actor="fuzz")
     new = {o.reference for o in outcomes if o.reference and not o.duplicate}
     with unit_of_work(engine) as session:
         after = session.scalar(select(func.count()).select_from(Application)) or 0

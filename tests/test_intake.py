@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 from models import Application, Call, Organisation, StatusChange
 from odd17.db import unit_of_work
 from odd17.services import intake
-from tests.factories import DELETE, application, jsonl, numbered
+from tests.factories import DELETE, application, jsonl, numbered, runner
 
 NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 
@@ -23,7 +23,8 @@ NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 def submit(engine: Engine, *docs: Any, now: dt.datetime = NOW,
            language: str = "fr") -> list[intake.Outcome]:
     raws = [intake.RawDocument(f"doc{i}", d) for i, d in enumerate(docs)]
-    return intake.submit_documents(engine, raws, now=now, actor="test", language=language)
+    return intake.submit_documents(runner(engine, now=now, actor="test"), raws,
+                                   language=language)
 
 
 def counts(engine: Engine) -> tuple[int, int, int]:

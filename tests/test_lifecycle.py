@@ -13,7 +13,7 @@ from models import Application, IllegalTransition, Status, StatusChange, check_t
 from models.lifecycle import FINAL, TRANSITIONS
 from odd17.db import unit_of_work
 from odd17.services import intake
-from tests.factories import application
+from tests.factories import application, runner
 
 S = Status
 DIAGRAM = {  # DESIGN.md §5, plus the two re-evaluation moves documented in models/lifecycle.py
@@ -45,7 +45,7 @@ NOW = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
 
 def _submitted(engine: Engine) -> int:
     raw = intake.RawDocument("test.json", application())
-    [outcome] = intake.submit_documents(engine, [raw], now=NOW, actor="test")
+    [outcome] = intake.submit_documents(runner(engine, now=NOW, actor="test"), [raw])
     with unit_of_work(engine) as session:
         return session.scalars(
             select(Application.id).where(Application.reference == outcome.reference)

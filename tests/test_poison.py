@@ -23,7 +23,7 @@ from models import Application, Reviewer
 from odd17.db import unit_of_work
 from odd17.services import intake, ledger, payments, reviewers, sources
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import as_uow, in_committee, numbered, runner_for
+from tests.factories import as_uow, in_committee, numbered, runner, runner_for
 from tests.review_support import uow
 from tests.test_cli import cli
 
@@ -68,8 +68,8 @@ def _bad(kind: str, size: int) -> tuple[bytes, bool]:
         text = "{" * size
     elif kind == "bigint":
         text = _splice(doc, '"duration_months": ' + "9" * size)
-    elif kind == "huge_string":
-        text = _dumps({**doc, "summary": "x" * size})
+    elif kind == "huge_string":  # past the summary's 4,000 characters whatever the size drawn
+        text = _dumps({**doc, "summary": "x" * (4_000 + size)})
     elif kind == "latin1":
         return _dumps(doc).encode().replace(b"Alliance", b"Alli\xe9nce"), False
     elif kind == "nul_escaped":
@@ -108,7 +108,7 @@ def test_poison_documents_in_a_jsonl_file(engine: Engine, tmp_path: Path,
     path.write_bytes(b"\n".join(line for line, _ in lines) + b"\n")
     before = _applications(engine)
     raws = intake.read_sources([path])
-    outcomes = intake.submit_documents(engine, raws, now=NOW, actor="poison")
+    outcomes = intake.submit_documents(runner(engine, now=NOW, actor="poison"), raws)
     assert [o.source for o in outcomes] == [f"{path}:{i}" for i in range(1, len(lines) + 1)]
     for outcome, (_, good) in zip(outcomes, lines, strict=True):
         if good:
@@ -127,8 +127,8 @@ def test_a_poison_json_file_is_refused_alone(engine: Engine, tmp_path: Path,
     bad, _ = _bad(kind, 1_200_000 if kind == "huge_string" else 200_000)
     (tmp_path / "a.json").write_bytes(bad)
     (tmp_path / "b.json").write_bytes(codecs.BOM_UTF8 + _good("folding")[0])
-    outcomes = intake.submit_documents(engine, intake.read_sources([tmp_path]), now=NOW,
-                                       actor="poison")
+    outcomes = intake.submit_documents(runner(engine, now=NOW, actor="poison"),
+                                       intake.read_sources([tmp_path]))
     assert [o.status == "refused" for o in outcomes] == [True, False]
     assert outcomes[0].errors[0]["field"] == "(document)"
 
@@ -165,7 +165,7 @@ def test_dedup_key_folding_past_the_column_still_detects_duplicates(engine: Engi
     doc = numbered(7)
     doc["title"] = "ﬃ" * 200  # numbered() appends its number to the title
     first, again = (intake.submit_documents(
-        engine, [intake.RawDocument("d", doc)], now=NOW, actor="t")[0] for _ in range(2))
+        runner(engine, now=NOW), [intake.RawDocument("d", doc)])[0] for _ in range(2))
     assert first.status == "submitted" and again.duplicate
     assert again.reference == first.reference
     with unit_of_work(engine) as session:
@@ -182,7 +182,7 @@ def test_values_that_grow_when_normalised_are_refused_per_document(engine: Engin
     rna = numbered(32)
     rna["lead"] = {**rna["lead"], "rna": "ß" * 20}
     raws = [intake.RawDocument(str(i), d) for i, d in enumerate([department, numbered(33), rna])]
-    outcomes = intake.submit_documents(engine, raws, now=NOW, actor="t")
+    outcomes = intake.submit_documents(runner(engine, now=NOW, actor="t"), raws)
     assert [o.status == "refused" for o in outcomes] == [True, False, True]
     assert outcomes[0].errors[0]["field"] == "territory.department"
     assert outcomes[2].errors[0]["field"] == "lead.rna"

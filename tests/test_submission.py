@@ -99,8 +99,8 @@ def test_strangers_cannot_submit_and_a_resubmission_after_a_crash_links_the_same
     # a process that stored the application then died before linking the draft
     with uow(engine) as u:
         doc = submission.prepare(u.session.get(drafts.Draft, draft), [])
-    intake.submit_documents(engine, [intake.RawDocument(submission.source_of(draft), doc)],
-                            now=NOW, actor="t")
+    intake.submit_documents(runner(engine), [intake.RawDocument(submission.source_of(draft),
+                                                                doc)])
     result = submission.submit(runner(engine), draft, LEAD)
     with uow(engine) as u:
         assert u.session.scalar(select(func.count()).select_from(Application)) == 1
@@ -109,8 +109,8 @@ def test_strangers_cannot_submit_and_a_resubmission_after_a_crash_links_the_same
 
 def test_a_duplicate_of_someone_elses_application_is_refused_without_its_reference(
         engine: Engine, tmp_path: Path) -> None:
-    [outcome] = intake.submit_documents(engine, [intake.RawDocument("cli", application())],
-                                        now=NOW, actor="t")
+    [outcome] = intake.submit_documents(runner(engine),
+                                        [intake.RawDocument("cli", application())])
     draft = ready_draft(engine, tmp_path)
     with pytest.raises(DomainError) as refused:
         submission.submit(runner(engine), draft, LEAD)

@@ -7,27 +7,20 @@ two when the verdict changes. Applications already in review or beyond are never
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from models import (
-    Application,
-    Call,
-    ConcurrentChange,
-    EligibilityEvaluation,
-    Status,
-    StatusChange,
-)
+from models import Application, Call, ConcurrentChange, EligibilityEvaluation, Status
+from models.application import history_row, write_history
 from models.base import rows_matched
-from models.lifecycle import check_transition
 from notifications import payloads
 from notifications.outbox import enqueue, message
-from odd17.db import unit_of_work
 from odd17.services.batching import gc_paused
+from odd17.uow import UnitOfWork
 from rules.eligibility import (
     RULESET_VERSION,
     CallDates,
@@ -63,7 +56,7 @@ class Tally:
         self.changed: list[dict[str, Any]] = []
 
     @classmethod
-    def of(cls, verdicts: list[Verdict]) -> Tally:
+    def of(cls, verdicts: Iterable[Verdict]) -> Tally:
         tally = cls()
         for v in verdicts:
             tally.evaluated += 1
@@ -92,27 +85,71 @@ class Tally:
         }
 
 
+def statuses(reevaluate: bool) -> tuple[Status, ...]:
+    """What a run evaluates: the pending applications, or with ``reevaluate`` (after a policy
+    change, or for named applications) those already judged too."""
+    return REEVALUABLE if reevaluate else PENDING
+
+
 def candidate_ids(
-    engine: Engine, *, references: list[str] | None = None, reevaluate: bool = False
+    uow: UnitOfWork, *, references: list[str] | None = None, reevaluate: bool = False
 ) -> list[int]:
     """Ids of the applications an eligibility run should evaluate, oldest first."""
-    statuses = REEVALUABLE if reevaluate or references else PENDING
-    query = select(Application.id).where(Application.status.in_(statuses))
+    query = select(Application.id).where(Application.status.in_(statuses(reevaluate)))
     if references:
         query = query.where(Application.reference.in_(references))
-    with unit_of_work(engine) as session:
-        return list(session.scalars(query.order_by(Application.id)))
+    return list(uow.session.scalars(query.order_by(Application.id)))
 
 
 @dataclass(slots=True)
 class Plan:
     """What an evaluation run will write: computed from a read, applied in one go."""
 
-    evaluations: list[dict[str, Any]]
-    moves: list[dict[str, Any]]
-    history: list[dict[str, Any]]
-    verdicts: list[Verdict]
-    messages: list[dict[str, Any]]
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    moves: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def judge(self, app_id: int, reference: str, status: Status | str,
+              document: dict[str, Any], call: CallDates, policy: EligibilityPolicy, *,
+              digest: str, now: dt.datetime, actor: str) -> Verdict:
+        """Evaluate one application from its stored document (normalised JSON) and add what
+        that writes: its evaluation and, when its status changes, the move, its history row
+        (through the one history writer) and the message to its lead. Intake calls this for
+        each new document, in the pass that stores it; :func:`plan` for stored ones."""
+        results = evaluate(Facts.from_json(document, call), policy)
+        eligible = is_eligible(results)
+        self.evaluations.append({
+            "application_id": app_id, "ruleset": RULESET_VERSION, "policy_digest": digest,
+            "eligible": eligible, "results": [r.as_dict() for r in results],
+            "evaluated_at": now, "actor": actor,
+        })
+        target = Status.eligible if eligible else Status.ineligible
+        failing = [r.rule for r in results if not r.passed]
+        if target != status:
+            self.history.append(history_row(
+                app_id, status, target, actor=actor, at=now, reference=reference,
+                detail=None if eligible else ", ".join(failing)))
+            self.moves.append({"b_id": app_id, "b_from": status, "b_to": target, "b_at": now})
+            outcome = (payloads.ApplicationEligible if eligible
+                       else payloads.ApplicationIneligible).from_evaluation(
+                reference, document, [(r.rule, r.reason) for r in results if not r.passed])
+            self.messages.append(message(
+                outcome, document["lead"]["email"], key=f"{outcome.event}:{reference}:"
+                f"{now.isoformat()}", now=now, reference=reference))
+        verdict = Verdict(reference, target.value, str(status), failing)
+        self.verdicts.append(verdict)
+        return verdict
+
+    def bind(self, ids: list[int]) -> None:
+        """Set the application ids of a plan judged before its applications were inserted
+        (intake): ``ids[i]`` is the i-th judged one, and each of them moved."""
+        if len(self.history) != len(ids) or len(self.evaluations) != len(ids):
+            raise ValueError("bind: one evaluation and one move per application expected")
+        for app_id, evaluation, change, move in zip(ids, self.evaluations, self.history,
+                                                    self.moves, strict=True):
+            evaluation["application_id"] = change["application_id"] = move["b_id"] = app_id
 
 
 def plan(
@@ -124,47 +161,21 @@ def plan(
 ) -> Plan:
     """Evaluate rows of ``ROW_COLUMNS``; pure, no database."""
     digest = policy.digest()
-    result = Plan([], [], [], [], [])
+    result = Plan()
     for app_id, reference, status, document, call_id, opens_on, closes_on in rows:
-        call = CallDates(call_id, opens_on, closes_on)
-        results = evaluate(Facts.from_json(document, call), policy)
-        eligible = is_eligible(results)
-        result.evaluations.append({
-            "application_id": app_id,
-            "ruleset": RULESET_VERSION,
-            "policy_digest": digest,
-            "eligible": eligible,
-            "results": [r.as_dict() for r in results],
-            "evaluated_at": now,
-            "actor": actor,
-        })
-        target = Status.eligible if eligible else Status.ineligible
-        failing = [r.rule for r in results if not r.passed]
-        if target != status:
-            meaning = check_transition(status, target, reference)
-            why = meaning if eligible else f"{meaning} : {', '.join(failing)}"
-            result.moves.append({"b_id": app_id, "b_from": status, "b_to": target, "b_at": now})
-            result.history.append({
-                "application_id": app_id, "from_status": status, "to_status": target,
-                "actor": actor, "reason": why, "at": now,
-            })
-            outcome = (payloads.ApplicationEligible if eligible
-                       else payloads.ApplicationIneligible).from_evaluation(
-                reference, document, [(r.rule, r.reason) for r in results if not r.passed])
-            result.messages.append(message(
-                outcome, document["lead"]["email"], key=f"{outcome.event}:{reference}:"
-                f"{now.isoformat()}", now=now, reference=reference))
-        result.verdicts.append(Verdict(reference, target.value, str(status), failing))
+        result.judge(app_id, reference, status, document, CallDates(call_id, opens_on, closes_on),
+                     policy, digest=digest, now=now, actor=actor)
     return result
 
 
-def apply(session: Session, planned: Plan) -> None:
+def apply(session: Session, planned: Plan, *, moved: bool = True) -> None:
     """Write a plan: evaluations, status moves guarded by the status they were planned from,
-    history. If any application moved meanwhile, raise ``ConcurrentChange``; the caller's
-    transaction then rolls back everything."""
+    history, messages. ``moved=False``: the statuses are already written (intake inserts the
+    final status). If any application moved meanwhile, raise ``ConcurrentChange``; the
+    caller's transaction then rolls back everything."""
     if planned.evaluations:
         session.execute(insert(EligibilityEvaluation.__table__), planned.evaluations)
-    if planned.moves:
+    if moved and planned.moves:
         table = Application.__table__
         result = session.execute(
             update(table)
@@ -172,77 +183,59 @@ def apply(session: Session, planned: Plan) -> None:
             .values(status=bindparam("b_to"), updated_at=bindparam("b_at")),
             planned.moves,
         )
-        if rows_matched(result) not in (-1, len(planned.moves)):
+        # exactly one row per move: a driver that cannot count (-1) is not taken as success
+        if rows_matched(result) != len(planned.moves):
             raise ConcurrentChange(
                 "des dossiers ont changé de statut pendant l'évaluation ; relancez l'évaluation"
             )
-        session.execute(insert(StatusChange.__table__), planned.history)
-        enqueue(session, planned.messages)
+    write_history(session, planned.history)
+    enqueue(session, planned.messages)
 
 
 def evaluate_batch(
-    session: Session,
+    uow: UnitOfWork,
     ids: list[int],
-    policy: EligibilityPolicy,
+    policy: EligibilityPolicy | None = None,
     *,
-    now: dt.datetime,
-    actor: str,
     reevaluate: bool = False,
 ) -> list[Verdict]:
     """Evaluate the given applications in the caller's transaction: one SELECT, one INSERT of
-    evaluations, one executemany UPDATE, one INSERT of history rows."""
-    statuses = REEVALUABLE if reevaluate else PENDING
+    evaluations, one executemany UPDATE, one INSERT of history rows. ``policy`` defaults to
+    the fund's (``uow.config``)."""
+    if not ids:
+        return []
     with gc_paused():
-        rows = session.execute(
+        rows = uow.session.execute(
             select(*ROW_COLUMNS).join(Call, Call.id == Application.call_id)
-            .where(Application.id.in_(ids), Application.status.in_(statuses))
+            .where(Application.id.in_(ids), Application.status.in_(statuses(reevaluate)))
             .order_by(Application.id)
             # rows another evaluator holds are its work: skipped, not waited for nor redone.
             # Only the applications are locked: locking the joined call row too (FOR UPDATE's
             # default) made a concurrent evaluator skip every application of that call.
             .with_for_update(skip_locked=True, of=Application)
         ).all()
-        planned = plan(rows, policy, now=now, actor=actor)
-        apply(session, planned)
+        planned = plan(rows, policy or uow.config.policy(), now=uow.now, actor=uow.actor)
+        apply(uow.session, planned)
     return planned.verdicts
 
 
 def evaluate_next(
-    engine: Engine,
-    policy: EligibilityPolicy,
+    uow: UnitOfWork,
+    policy: EligibilityPolicy | None = None,
     *,
     after_id: int,
     limit: int,
-    now: dt.datetime,
-    actor: str,
     reevaluate: bool = False,
 ) -> tuple[list[Verdict], int | None]:
-    """Evaluate the next ``limit`` candidates with an id above ``after_id``, in one
+    """Evaluate the next ``limit`` candidates with an id above ``after_id``, in the caller's
     transaction. Returns the verdicts and the cursor for the next call (``None``: done).
     A run that dies between two calls loses nothing: the next run starts from the database."""
-    statuses = REEVALUABLE if reevaluate else PENDING
-    with unit_of_work(engine) as session:
-        ids = list(session.scalars(
-            select(Application.id)
-            .where(Application.status.in_(statuses), Application.id > after_id)
-            .order_by(Application.id)
-            .limit(limit)
-        ))
-        if not ids:
-            return [], None
-        verdicts = evaluate_batch(session, ids, policy, now=now, actor=actor,
-                                  reevaluate=reevaluate)
-        return verdicts, ids[-1]
-
-
-def evaluate_ids(
-    engine: Engine,
-    ids: list[int],
-    policy: EligibilityPolicy,
-    *,
-    now: dt.datetime,
-    actor: str,
-    reevaluate: bool = False,
-) -> list[Verdict]:
-    with unit_of_work(engine) as session:
-        return evaluate_batch(session, ids, policy, now=now, actor=actor, reevaluate=reevaluate)
+    ids = list(uow.session.scalars(
+        select(Application.id)
+        .where(Application.status.in_(statuses(reevaluate)), Application.id > after_id)
+        .order_by(Application.id)
+        .limit(limit)
+    ))
+    if not ids:
+        return [], None
+    return evaluate_batch(uow, ids, policy, reevaluate=reevaluate), ids[-1]

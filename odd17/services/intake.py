@@ -1,67 +1,40 @@
 """Intake (README « For the applicant »; docs/architecture.md): read documents, validate them,
-store the well-formed ones.
+store the well-formed ones, and with a policy judge their eligibility in the same pass.
 
-Validation happens before any transaction; the write path runs once per batch in one
-transaction that first takes the reference counter's lock (``BEGIN IMMEDIATE`` on SQLite, a
-row lock on PostgreSQL). Under that lock, duplicate detection, reference numbering and the
-inserts see every earlier batch, so two ``odd17 submit`` processes at once can neither skip nor
-reuse a reference, nor store the same document twice."""
+Documents are read as a stream (one line at a time) and handled in batches: each batch is
+validated before any transaction, then stored in one transaction of its own (see
+odd17.services.intake_store), and its outcomes handed on before the next batch is read, so
+memory is bounded by the batch, not by the files. Each document is judged alone: one bad one
+never costs the others, and a batch is either stored whole or not at all."""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, func, insert, select
-from sqlalchemy.orm import Session
 
-from models import Application, Call, Organisation, ReferenceCounter, Status, StatusChange
-from models.dialect import dialect_insert, is_postgresql
-from models.lifecycle import INITIAL
-from notifications import payloads
-from notifications.outbox import enqueue, message
-from odd17.db import unit_of_work
+from models import Application, Organisation
 from odd17.services import sources
-from odd17.services.batching import gc_paused
+from odd17.services.batching import chunked, gc_paused
+from odd17.services.intake_store import (
+    DEDUP_KEY_LENGTH,
+    Outcome,
+    fit_key,
+    reference_for,
+    store_documents,
+)
+from odd17.uow import Runner
 from rules.document import ApplicationDocument, explain
+from rules.eligibility import EligibilityPolicy
+
+__all__ = ["DEDUP_KEY_LENGTH", "Outcome", "RawDocument", "Tally", "fit_key", "iter_documents",
+           "read_sources", "reference_for", "store_documents", "submit_documents",
+           "submit_stream", "validate"]
 
 SUFFIXES = (".json", ".jsonl")
-_IN_CHUNK = 500  # bound on parameters in one IN (...) list
-DEDUP_KEY_LENGTH = 600  # applications.dedup_key is varchar(600)
-
-
-@dataclass(slots=True)
-class RawDocument:
-    """One document as read from a source: parsed JSON, or why it could not be parsed."""
-
-    source: str
-    data: Any = None
-    error: str | None = None
-
-
-@dataclass(slots=True)
-class Outcome:
-    source: str
-    reference: str | None
-    status: str  # "refused", or the application's status
-    errors: list[dict[str, str]] = field(default_factory=list)
-    duplicate: bool = False
-    failing: list[str] = field(default_factory=list)  # eligibility rules not met
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "reference": self.reference,
-            "status": self.status,
-            "errors": self.errors,
-            "duplicate": self.duplicate,
-            "failing": self.failing,
-        }
+RawDocument = sources.Record  # one document as read: parsed JSON, or why it could not be
 
 
 class Tally:
@@ -75,7 +48,7 @@ class Tally:
         self.refused: list[dict[str, Any]] = []
 
     @classmethod
-    def of(cls, outcomes: list[Outcome]) -> Tally:
+    def of(cls, outcomes: Iterable[Outcome]) -> Tally:
         tally = cls()
         for o in outcomes:
             tally.received += 1
@@ -132,25 +105,52 @@ def iter_files(paths: Iterable[str | Path], language: str = "fr") -> Iterator[Pa
             yield path
 
 
-def read_file(path: Path, language: str = "fr") -> list[RawDocument]:
-    """The documents of one file, each judged alone (see odd17.services.sources)."""
+def read_file(path: Path, language: str = "fr") -> Iterator[RawDocument]:
+    """The documents of one file as they are read, each judged alone (odd17.services.sources):
+    a ``.jsonl`` file line by line; a ``.json`` file holds one document."""
     try:
-        data = sources.read_bytes(path)
-    except sources.SourceError:
-        return [_file_error(str(path), "lecture impossible", "cannot read", language)]
-    if path.suffix == ".json":
-        records = [sources.json_document(path, data, language)]
-    else:
-        records = sources.json_lines(path, data, language)
-    return [RawDocument(r.source, r.data, r.error) for r in records]
+        with path.open("rb") as stream:
+            if path.suffix == ".json":
+                yield sources.json_document(path, stream.read(), language)
+            else:
+                yield from sources.iter_json_lines(path, stream, language)
+    except OSError:
+        yield _file_error(str(path), "lecture impossible", "cannot read", language)
+
+
+def iter_documents(paths: Iterable[str | Path], language: str = "fr") -> Iterator[RawDocument]:
+    """Every document of ``paths``, in a stable order, as a stream."""
+    for item in iter_files(paths, language):
+        if isinstance(item, Path):
+            yield from read_file(item, language)
+        else:
+            yield item
 
 
 def read_sources(paths: Iterable[str | Path], language: str = "fr") -> list[RawDocument]:
-    docs: list[RawDocument] = []
-    for item in iter_files(paths, language):
-        with gc_paused():  # one file at a time: memory bounded by the largest file
-            docs.extend([item] if isinstance(item, RawDocument) else read_file(item, language))
-    return docs
+    """The same, as a list (the ``intake`` flow, whose tasks take batches)."""
+    with gc_paused():
+        return list(iter_documents(paths, language))
+
+
+def count_documents(paths: Iterable[str | Path]) -> int:
+    """How many documents ``paths`` hold, roughly (non-blank lines), for a progress bar:
+    counted in 1 MiB blocks, without parsing."""
+    total = 0
+    for item in iter_files(paths):
+        if not isinstance(item, Path) or item.suffix == ".json":
+            total += 1
+            continue
+        try:
+            with item.open("rb") as stream:
+                tail = b"\n"
+                while block := stream.read(1 << 20):
+                    total += block.count(b"\n")
+                    tail = block[-1:]
+                total += tail != b"\n"
+        except OSError:
+            total += 1
+    return total
 
 
 def validate(raw: RawDocument, language: str = "fr") -> ApplicationDocument | list[dict[str, str]]:
@@ -165,17 +165,6 @@ def validate(raw: RawDocument, language: str = "fr") -> ApplicationDocument | li
     except ValidationError as exc:
         return explain(exc, language)
     return overflow(doc, language) or doc
-
-
-def fit_key(key: str) -> str:
-    """The dedup key as stored: unchanged when it fits the column, else a prefix and the
-    SHA-256 of the whole key. Case folding can triple a title's length (``ﬃ`` -> ``ffi``),
-    so a 200-character title may fold past the column; keys that fit keep their old form,
-    so documents stored before still match."""
-    if len(key) <= DEDUP_KEY_LENGTH:
-        return key
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{key[:DEDUP_KEY_LENGTH - len(digest) - 1]}#{digest}"
 
 
 def _stored_values(doc: ApplicationDocument) -> Iterator[tuple[str, str | None, Any]]:
@@ -205,258 +194,49 @@ def overflow(doc: ApplicationDocument, language: str = "fr") -> list[dict[str, s
     return errors
 
 
-def reference_for(year: int, seq: int) -> str:
-    return f"ODD17-{year}-{seq:04d}"
-
-
-def _lock_counter(session: Session, year: int) -> int:
-    """Take the reference counter's lock for ``year`` and return its last value."""
-    session.execute(
-        dialect_insert(session, ReferenceCounter).values(year=year, last=0)
-        .on_conflict_do_nothing()
-    )
-    query = select(ReferenceCounter.last).where(ReferenceCounter.year == year)
-    if is_postgresql(session):
-        query = query.with_for_update()
-    return session.execute(query).scalar_one()
-
-
-def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _resolve_call(
-    doc: ApplicationDocument, calls: dict[str, Call], day: dt.date, language: str
-) -> Call | dict[str, str]:
-    if doc.call is not None:
-        call = calls.get(doc.call)
-        if call is None:
-            known = ", ".join(sorted(calls)) or "aucun"
-            return {"field": "call", "message": _msg(
-                language, f"appel à projets « {doc.call} » inconnu (appels connus : {known})",
-                f'unknown call "{doc.call}" (known calls: {known})')}
-    else:
-        open_calls = [c for c in calls.values() if c.is_open(day)]
-        if not open_calls:
-            return {"field": "call", "message": _no_open_call(calls, day, language)}
-        if len(open_calls) > 1:
-            names = ", ".join(sorted(c.id for c in open_calls))
-            return {"field": "call", "message": _msg(
-                language, f"plusieurs appels à projets sont ouverts : précisez « call » ({names})",
-                f'several calls are open: set "call" ({names})')}
-        call = open_calls[0]
-    if day < call.opens_on:
-        return {"field": "call", "message": _msg(
-            language, f"l'appel « {call.id} » n'ouvre que le {call.opens_on.isoformat()}",
-            f'call "{call.id}" opens only on {call.opens_on.isoformat()}')}
-    if day > call.closes_on:
-        return {"field": "call", "message": _msg(
-            language, f"l'appel « {call.id} » est clos depuis le {call.closes_on.isoformat()}",
-            f'call "{call.id}" closed on {call.closes_on.isoformat()}')}
-    return call
-
-
-def _no_open_call(calls: dict[str, Call], day: dt.date, language: str) -> str:
-    upcoming = sorted((c for c in calls.values() if c.opens_on > day), key=lambda c: c.opens_on)
-    past = sorted((c for c in calls.values() if c.closes_on < day), key=lambda c: c.closes_on)
-    if upcoming:
-        c = upcoming[0]
-        return _msg(language, f"aucun appel à projets n'est ouvert : « {c.id} » ouvrira le "
-                    f"{c.opens_on.isoformat()}",
-                    f'no call is open: "{c.id}" opens on {c.opens_on.isoformat()}')
-    if past:
-        c = past[-1]
-        return _msg(language, f"aucun appel à projets n'est ouvert : « {c.id} » est clos depuis "
-                    f"le {c.closes_on.isoformat()}",
-                    f'no call is open: "{c.id}" closed on {c.closes_on.isoformat()}')
-    return _msg(language, "aucun appel à projets n'est configuré (lancez « odd17 init »)",
-                "no call is configured (run `odd17 init`)")
-
-
-def _organisation_ids(
-    session: Session, docs: list[ApplicationDocument], now: dt.datetime
-) -> dict[str, int]:
-    """Ids of the lead organisations, creating the unknown ones (under the counter lock)."""
-    wanted: dict[str, ApplicationDocument] = {}
-    for doc in docs:
-        wanted.setdefault(doc.lead_identifier(), doc)
-    ids: dict[str, int] = {}
-    for chunk in _chunks(list(wanted)):
-        rows = session.execute(
-            select(Organisation.identifier, Organisation.id).where(
-                Organisation.identifier.in_(chunk)
-            )
-        )
-        ids.update(dict(rows.tuples().all()))
-    missing = [key for key in wanted if key not in ids]
-    if missing:
-        new_rows = [
-            {
-                "identifier": key,
-                "name": wanted[key].lead.name,
-                "kind": wanted[key].lead.kind.value,
-                "siret": wanted[key].lead.siret,
-                "rna": wanted[key].lead.rna,
-                "email": str(wanted[key].lead.email),
-                "created_at": now,
-            }
-            for key in missing
-        ]
-        # Core executemany, no RETURNING: the ORM bulk path split batches into thousands of
-        # statements and spliced RETURNING rows one by one; reading the new ids back by their
-        # unique key is one indexed query per chunk.
-        session.execute(insert(Organisation.__table__), new_rows)
-        for chunk in _chunks(missing):
-            rows_back = session.execute(
-                select(Organisation.identifier, Organisation.id).where(
-                    Organisation.identifier.in_(chunk)
-                )
-            )
-            ids.update(dict(rows_back.tuples().all()))
-    return ids
-
-
-def store_documents(
-    session: Session,
-    items: list[tuple[RawDocument, ApplicationDocument]],
-    *,
-    now: dt.datetime,
-    actor: str,
-    language: str = "fr",
-) -> list[Outcome]:
-    """Store validated documents in the caller's transaction; one outcome per item, in order."""
-    calls = {c.id: c for c in session.scalars(select(Call))}
-    last = _lock_counter(session, now.year)
-
-    outcomes: list[Outcome | None] = [None] * len(items)
-    resolved: list[tuple[int, RawDocument, ApplicationDocument, Call, str]] = []
-    for i, (raw, doc) in enumerate(items):
-        call = _resolve_call(doc, calls, now.date(), language)
-        if isinstance(call, dict):
-            outcomes[i] = Outcome(raw.source, None, "refused", [call])
-        else:
-            resolved.append((i, raw, doc, call, fit_key(doc.dedup_key())))
-
-    # Already stored (an earlier batch, another process, or an earlier line of this batch).
-    # The lookup is per call so that it uses the (call_id, dedup_key) unique index.
-    existing: dict[tuple[str, str], tuple[str, str]] = {}
-    keys_by_call: dict[str, set[str]] = {}
-    for _, _, _, call, key in resolved:
-        keys_by_call.setdefault(call.id, set()).add(key)
-    for call_id, keys in keys_by_call.items():
-        for chunk in _chunks(sorted(keys)):
-            rows = session.execute(
-                select(Application.dedup_key, Application.reference, Application.status)
-                .where(Application.call_id == call_id, Application.dedup_key.in_(chunk))
-            )
-            for key, reference, status in rows:
-                existing[(call_id, key)] = (reference, str(status))
-
-    fresh: list[tuple[str, RawDocument, ApplicationDocument, Call, str]] = []
-    for i, raw, doc, call, key in resolved:
-        if (call.id, key) in existing:
-            reference, status = existing[(call.id, key)]
-            outcomes[i] = Outcome(raw.source, reference, status, duplicate=True)
-        else:
-            last += 1
-            reference = reference_for(now.year, last)
-            existing[(call.id, key)] = (reference, INITIAL.value)
-            outcomes[i] = Outcome(raw.source, reference, INITIAL.value)
-            fresh.append((reference, raw, doc, call, key))
-
-    if fresh:
-        org_ids = _organisation_ids(session, [doc for _, _, doc, _, _ in fresh], now)
-        app_rows = [
-            {
-                "reference": reference,
-                "call_id": call.id,
-                "lead_id": org_ids[doc.lead_identifier()],
-                "dedup_key": key,
-                "status": INITIAL,
-                "title": doc.title,
-                "contact_email": str(doc.lead.email),
-                "primary_objective": doc.primary_objective,
-                "region": doc.territory.region or "",  # official name (COG); "" off the list
-                "department": doc.territory.department,
-                "requested_amount": doc.requested_amount,
-                "total_budget": doc.total_budget,
-                "source": raw.source[-500:],
-                "document": doc.model_dump(mode="json", exclude_none=True),
-                "submitted_at": now,
-                "updated_at": now,
-            }
-            for reference, raw, doc, call, key in fresh
-        ]
-        # We hold the write lock, so every application with an id above the current maximum
-        # is one of ours (see _organisation_ids for why not RETURNING).
-        before = session.scalar(select(func.coalesce(func.max(Application.id), 0)))
-        session.execute(insert(Application.__table__), app_rows)
-        app_ids = dict(
-            session.execute(
-                select(Application.reference, Application.id).where(Application.id > before)
-            ).tuples().all()
-        )
-        session.execute(
-            insert(StatusChange.__table__),
-            [
-                {
-                    "application_id": app_ids[reference],
-                    "from_status": None,
-                    "to_status": Status.submitted,
-                    "actor": actor,
-                    "reason": f"dossier reçu ({raw.source[-500:]})",
-                    "at": now,
-                }
-                for reference, raw, *_ in fresh
-            ],
-        )
-        enqueue(session, [
-            message(payloads.ApplicationReceived.from_submission(reference, doc, call=call.id,
-                                                                 at=now),
-                    str(doc.lead.email), key=f"application_received:{reference}", now=now,
-                    reference=reference)
-            for reference, _, doc, call, _ in fresh
-        ])
-        session.execute(
-            ReferenceCounter.__table__.update()
-            .where(ReferenceCounter.year == now.year)
-            .values(last=last)
-        )
-    return [o for o in outcomes if o is not None]
-
-
 def submit_documents(
-    engine: Engine,
+    runner: Runner,
     raws: list[RawDocument],
     *,
-    now: dt.datetime,
-    actor: str,
+    policy: EligibilityPolicy | None = None,
     language: str = "fr",
 ) -> list[Outcome]:
-    """Validate then store one batch; refused documents are reported, never stored, and never
-    stop the others. Returns one outcome per document, in input order."""
+    """Validate then store one batch in one transaction of its own; refused documents are
+    reported, never stored, and never stop the others. With ``policy``, new applications are
+    judged in the same pass (``odd17 submit``); without, they wait in ``submitted`` (the
+    ``intake`` flow). Returns one outcome per document, in input order."""
     with gc_paused():
-        return _submit(engine, raws, now=now, actor=actor, language=language)
+        outcomes: list[Outcome | None] = [None] * len(raws)
+        valid: list[tuple[int, RawDocument, ApplicationDocument]] = []
+        for i, raw in enumerate(raws):
+            result = validate(raw, language)
+            if isinstance(result, list):
+                outcomes[i] = Outcome(raw.source, None, "refused", result)
+            else:
+                valid.append((i, raw, result))
+        if valid:
+            with runner.uow() as uow:
+                stored = store_documents(uow, [(raw, doc) for _, raw, doc in valid],
+                                         policy=policy, language=language)
+            for (i, _, _), outcome in zip(valid, stored, strict=True):
+                outcomes[i] = outcome
+        return [o for o in outcomes if o is not None]
 
 
-def _submit(
-    engine: Engine, raws: list[RawDocument], *, now: dt.datetime, actor: str, language: str
-) -> list[Outcome]:
-    outcomes: list[Outcome | None] = [None] * len(raws)
-    valid: list[tuple[int, RawDocument, ApplicationDocument]] = []
-    for i, raw in enumerate(raws):
-        result = validate(raw, language)
-        if isinstance(result, list):
-            outcomes[i] = Outcome(raw.source, None, "refused", result)
-        else:
-            valid.append((i, raw, result))
-    if valid:
-        with unit_of_work(engine) as session:
-            stored = store_documents(
-                session, [(raw, doc) for _, raw, doc in valid], now=now, actor=actor,
-                language=language,
-            )
-        for (i, _, _), outcome in zip(valid, stored, strict=True):
-            outcomes[i] = outcome
-    return [o for o in outcomes if o is not None]
+def submit_stream(
+    runner: Runner,
+    raws: Iterable[RawDocument],
+    *,
+    batch_size: int,
+    policy: EligibilityPolicy | None = None,
+    language: str = "fr",
+) -> Iterator[list[Outcome]]:
+    """:func:`submit_documents` over a stream, batch by batch: each batch's outcomes are
+    yielded once it is committed, before the next one is read."""
+    stream = iter(raws)
+    while True:
+        with gc_paused():  # reading a batch allocates as much as validating it
+            batch = next(chunked(stream, batch_size), None)
+        if batch is None:
+            return
+        yield submit_documents(runner, batch, policy=policy, language=language)

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MAX_RECORD_BYTES = 1_000_000  # a full application (50 partners, 4,000-char summary) is ~60 kB
 MAX_DEPTH = 32                # the application format nests 3 levels
@@ -174,23 +175,34 @@ def json_document(path: Path, data: bytes, language: str = "fr",
 def json_lines(path: Path, data: bytes, language: str = "fr",
                controls: bool = False) -> list[Record]:
     """A ``.jsonl`` file: one record per ``\\n``-separated line, each decoded alone."""
-    if _is_utf16(data):
-        data = data.decode("utf-16", "replace").encode("utf-8")
-    records = []
-    for lineno, line in enumerate(data.split(b"\n"), start=1):
+    return list(iter_json_lines(path, io.BytesIO(data), language, controls))
+
+
+def iter_json_lines(path: Path, stream: BinaryIO, language: str = "fr",
+                    controls: bool = False) -> Iterator[Record]:
+    """The records of a ``.jsonl`` stream as they are read: memory bounded by the longest
+    line, not by the file."""
+    utf16 = _is_utf16(stream.read(2))
+    stream.seek(0)
+    if utf16:
+        text = io.TextIOWrapper(stream, encoding="utf-16", errors="replace", newline="\n")
+        lines: Iterator[bytes] = (line.encode("utf-8") for line in text)
+    else:
+        lines = iter(stream)  # binary lines end at b"\n" only
+    for lineno, raw in enumerate(lines, start=1):
         # A BOM may start any line of files joined with cat, not only the first.
-        line = _strip_bom(line.removesuffix(b"\r"))
+        line = _strip_bom(raw.removesuffix(b"\n").removesuffix(b"\r"))
         if not line.strip():
             continue
-        source = f"{path}:{lineno}"
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            records.append(Record(source, error=_decode_error(exc, language, line=True)))
-            continue
-        records.append(parse_json(source, text, language=language, controls=controls,
-                                  size=len(line)))
-    return records
+        yield _line_record(f"{path}:{lineno}", line, language, controls)
+
+
+def _line_record(source: str, line: bytes, language: str, controls: bool) -> Record:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Record(source, error=_decode_error(exc, language, line=True))
+    return parse_json(source, text, language=language, controls=controls, size=len(line))
 
 
 def _array_items(text: str) -> Iterator[tuple[int, str]] | None:

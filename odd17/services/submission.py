@@ -81,15 +81,15 @@ def submit(runner: Runner, draft_id: int, email: str, *, policy: EligibilityPoli
             raise DomainError("ce brouillon a déjà été déposé")
         files = list(uow.session.scalars(select(Attachment).where(
             Attachment.draft_id == draft.id).order_by(Attachment.id)))
-        document, file_ids, now = prepare(draft, files), [f.id for f in files], uow.now
+        document, file_ids = prepare(draft, files), [f.id for f in files]
     try:
         ApplicationDocument.model_validate(document)
     except ValidationError as exc:
         return _refused(explain(exc, language))
     raw = intake.RawDocument(source_of(draft_id), document)
-    [outcome] = pipeline.submit_and_evaluate(
-        runner.engine, [raw], policy or runner.context.config.policy(), now=now,
-        actor=runner.context.actor, language=language, batch_size=1)
+    [outcome] = list(pipeline.submit_and_evaluate(
+        runner, [raw], policy or runner.context.config.policy(), language=language,
+        batch_size=1))
     if outcome.reference is None:
         return _refused(outcome.errors)
     with runner.uow() as uow:
