@@ -127,7 +127,7 @@ def test_pages(engine: Engine, apps: list[str]) -> None:
     ({"per_page": 0}, "per_page"),
     ({"page": "deux"}, "page"),
     ({"score_min": "abc"}, "score_min"),
-    ({"score_min": "1.0001"}, "score_min"),
+    ({"score_min": "1.0001"}, "score_min : au plus trois décimales"),
     ({"score_min": "4", "score_max": "3"}, "le minimum (4) dépasse le maximum (3)"),
     ({"colonne": "x"}, "colonne"),
     ({"search": "x" * 201}, "search"),

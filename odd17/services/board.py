@@ -20,7 +20,7 @@ from rules.document import explain
 from rules.labels import objective_label, status_label
 from rules.money import as_str
 
-Score = Annotated[Decimal, Field(ge=0, le=100, decimal_places=3)]
+Score = Annotated[Decimal, Field(ge=0, le=100)]
 
 
 class BoardQuery(BaseModel):
@@ -41,6 +41,13 @@ class BoardQuery(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("score_min", "score_max")
+    @classmethod
+    def _thousandths(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value != value.quantize(Decimal("0.001")):
+            raise ValueError(f"au plus trois décimales, pas « {value} »")
+        return value
 
 
 def parse_query(raw: dict[str, Any]) -> BoardQuery:
