@@ -81,7 +81,9 @@ def minutes(uow: UnitOfWork, day: dt.date) -> Minutes:
         select(Recusal.application_id, Reviewer.email, Recusal.reason)
         .join(Reviewer, Reviewer.id == Recusal.reviewer_id)
         .where(Recusal.application_id.in_([a.id for _, a in found]))).tuples()}
-    decisions, present, total = [], set(), Decimal(0)
+    decisions: list[MinutesDecision] = []
+    present: set[str] = set()
+    total = Decimal(0)
     for decision, app in found:
         present.update(decision.present, decision.recused)
         if decision.outcome == DecisionOutcome.approve and decision.applied_at is not None:
