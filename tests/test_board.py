@@ -7,6 +7,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select, update
 
 from models import Application, DomainError, Review, Reviewer, Status
@@ -140,3 +142,20 @@ def test_bad_queries_are_refused_in_french(raw: dict, message: str) -> None:  # 
 def test_blank_fields_mean_no_filter() -> None:
     query = parse_query({"region": "  ", "search": "", "score_min": Decimal("2")})
     assert query.region is None and query.search is None and query.score_min == 2
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(title=st.text(st.characters(codec="utf-8", categories=["L", "N", "P", "S", "Zs"]),
+                     min_size=1, max_size=60),
+       cut=st.tuples(st.integers(0, 59), st.integers(1, 60)))
+def test_any_title_is_found_by_any_part_of_it_as_typed(
+        engine: Engine, apps: list[str], title: str, cut: tuple[int, int]) -> None:
+    """Whatever the title holds (LIKE's ``%``, ``_`` and escape character included), any part
+    of it, typed as it is, finds it."""
+    start = min(cut[0], len(title) - 1)
+    needle = title[start:start + cut[1]]
+    if not needle.strip():
+        return
+    _set(engine, apps[1], title=title)
+    assert apps[1] in _refs(show(engine, search=needle, per_page=10))

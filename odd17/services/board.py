@@ -102,13 +102,14 @@ def _scores() -> Any:
 
 
 def _search(text: str) -> ColumnElement[bool]:
-    """Reference, title, lead's name (case-insensitive), SIRET or RNA (spaces ignored).
-    ``autoescape``: a ``%`` or ``_`` typed is searched for literally."""
-    folded = text.casefold()
+    """Reference, title, lead's name, SIRET or RNA (spaces ignored). Text is found as typed,
+    or ignoring case as the database's ``lower`` does (SQLite's folds ASCII letters only).
+    ``autoescape``: a ``%``, ``_`` or ``/`` typed is searched for literally."""
+    lowered = text.lower()
     compact = "".join(text.split()).upper()
-    clauses = [func.lower(Application.reference).contains(folded, autoescape=True),
-               func.lower(Application.title).contains(folded, autoescape=True),
-               func.lower(Organisation.name).contains(folded, autoescape=True)]
+    clauses = [clause for column in (Application.reference, Application.title, Organisation.name)
+               for clause in (column.contains(text, autoescape=True),
+                              func.lower(column).contains(lowered, autoescape=True))]
     if compact:
         clauses += [Organisation.siret.contains(compact, autoescape=True),
                     func.upper(Organisation.rna).contains(compact, autoescape=True)]
