@@ -19,15 +19,18 @@ if TYPE_CHECKING:
     from models.lifecycle import TRANSITIONS, Status, check_transition
     from models.outbox import MessageStatus, OutboxMessage
     from models.review import Decision, DecisionOutcome, Recusal, Review, Reviewer
+    from models.staff import ApiToken, Comment
 
 __all__ = [
     "TRANSITIONS",
+    "ApiToken",
     "Application",
     "Attachment",
     "AttachmentKind",
     "Balance",
     "Base",
     "Call",
+    "Comment",
     "ConcurrentChange",
     "Decision",
     "DecisionOutcome",
@@ -62,7 +65,7 @@ __all__ = [
 ]
 
 _SUBMODULES = ("account", "applicant", "application", "base", "errors", "fund", "ledger",
-               "lifecycle", "outbox", "review")
+               "lifecycle", "outbox", "review", "staff")
 
 
 def __getattr__(name: str) -> Any:

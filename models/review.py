@@ -46,6 +46,10 @@ class Review(Base):
     weighted_milli: Mapped[int | None] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text)
     scored_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # saved but not submitted (the reviewer finishes later): partial notes, comment, when
+    draft_scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    draft_comment: Mapped[str | None] = mapped_column(Text)
+    draft_saved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     reviewer: Mapped[Reviewer] = relationship(lazy="joined")
 

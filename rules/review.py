@@ -13,6 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rules.identifiers import siren_of
 
+DESCRIPTIONS = {
+    "pertinence": "Le projet répond-il à un besoin réel du territoire et aux objectifs du fonds ?",
+    "alliance": "Solidité de l'alliance : rôle de chaque partenaire, engagements, gouvernance.",
+    "impact": "Effets attendus, indicateurs et capacité à les mesurer.",
+    "innovation": "Caractère innovant de la démarche ou de la solution.",
+    "modele": "Modèle économique : budget, cofinancements, pérennité après le soutien.",
+}
+
 
 class ReviewPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -21,6 +29,10 @@ class ReviewPolicy(BaseModel):
         "pertinence": 3, "alliance": 3, "impact": 2, "innovation": 2, "modele": 2})
     min_score: int = 0
     max_score: int = 5
+    # what each criterion means, shown on the scoring form (a criterion may have none)
+    descriptions: dict[str, str] = Field(default_factory=lambda: dict(DESCRIPTIONS))
+    delay_days: int = Field(21, ge=1, le=365)  # a review is due this long after assignment
+    anonymous: bool = False                    # hide the lead's identity from reviewers
 
 
 @dataclass(frozen=True, slots=True)

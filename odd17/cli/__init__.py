@@ -63,7 +63,7 @@ def _check_settings(ctx: typer.Context) -> None:
 
 
 # Imported for their commands, after ``app`` exists; the order is the order of the help.
-from odd17.cli import applications, finance, exports, review, outbox, serve, users  # noqa: E402, F401, I001
+from odd17.cli import applications, finance, exports, review, outbox, serve, tokens, users  # noqa: E402, F401, I001
 
 
 def main() -> None:

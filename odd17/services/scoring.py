@@ -54,6 +54,9 @@ def score(uow: UnitOfWork, reference: str, email: str, scores: dict[str, Any],
     if review is None:
         raise DomainError(f"{app.reference} : {reviewer.email} n'est pas désigné pour ce "
                           "dossier")
+    if review.scored_at is not None:
+        raise DomainError(f"{app.reference} : l'évaluation de {reviewer.email} est déjà rendue "
+                          "(elle est définitive)")
     problems = validate_scores(scores, policy)
     if problems:
         raise DomainError(f"{app.reference} : grille invalide : {'; '.join(problems)}")
@@ -61,6 +64,7 @@ def score(uow: UnitOfWork, reference: str, email: str, scores: dict[str, Any],
         raise DomainError(f"{app.reference} : un commentaire est requis avec les notes")
     review.scores, review.comment, review.scored_at = dict(scores), comment.strip(), uow.now
     review.weighted_milli = int(weighted(scores, policy) * 1000)
+    review.draft_scores = review.draft_comment = review.draft_saved_at = None  # submitted
     session.flush()
     pending = session.scalar(select(func.count()).select_from(Review).where(
         Review.application_id == app.id, Review.scored_at.is_(None)))
