@@ -43,7 +43,7 @@ def create_app(*, engine: Engine | None = None,
     """The portal on ``engine`` (default: ODD17_DATABASE_URL's); ``clock`` is the units of
     work's (tests move it)."""
     from odd17.db import get_engine
-    from odd17.web import auth
+    from odd17.web import applicant, auth
 
     settings = get_settings()
     app = FastAPI(title="odd17", docs_url=None, redoc_url=None, openapi_url=None)
@@ -61,6 +61,7 @@ def create_app(*, engine: Engine | None = None,
         return page(request, "home.html", {})
 
     app.include_router(auth.router)
+    app.include_router(applicant.router)
     return app
 
 
