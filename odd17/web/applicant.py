@@ -39,6 +39,10 @@ FIELD_LABELS = {"title": "Titre", "summary": "Résumé", "lead": "Structure port
                 "territory": "Territoire", "requested_amount": "Montant demandé",
                 "total_budget": "Budget total", "start_date": "Date de début",
                 "duration_months": "Durée", "documents": "Pièces jointes", "call": "Appel"}
+# what a page says after an action that redirected to it (Post/Redirect/Get: a reload does not
+# post again); ``?fait=<key>``
+DONE = {"invitation": "Invitation envoyée.", "co-porteur-retire": "Co-porteur retiré du brouillon.",
+        "piece": "Pièce jointe au brouillon.", "piece-retiree": "Pièce retirée du brouillon."}
 ORG_KINDS = {"association": "Association", "fondation": "Fondation",
              "entreprise": "Entreprise", "collectivite": "Collectivité", "etat": "État",
              "academique": "Établissement d'enseignement ou de recherche"}
@@ -124,7 +128,13 @@ def _draft_page(request: Request, user: Principal | None, draft_id: int, *,
 @router.get("/brouillons/{draft_id}", name="draft_form")
 def draft_form(request: Request, draft_id: str,
                user: Principal | None = Guard("draft_form")) -> HTMLResponse:
-    return _draft_page(request, user, _number(draft_id))
+    done = DONE.get(request.query_params.get("fait", ""))
+    return _draft_page(request, user, _number(draft_id), notice=done)
+
+
+def _done(request: Request, draft_id: int, key: str) -> Response:
+    target = request.url_for("draft_form", draft_id=str(draft_id))
+    return RedirectResponse(f"{target}?fait={key}", status_code=303)
 
 
 def _posted_values(form: FormData, action: str) -> dict[str, Any]:
@@ -216,7 +226,7 @@ async def draft_invite(request: Request, draft_id: str,
                                                  public_url=public_url))
     except DomainError as exc:
         return _draft_page(request, user, number, problem=str(exc), status_code=400)
-    return _draft_page(request, user, number, notice=f"Invitation envoyée à {invitee}.")
+    return _done(request, number, "invitation")
 
 
 @router.post("/brouillons/{draft_id}/co-porteurs/retrait", name="draft_uninvite",
@@ -226,7 +236,7 @@ async def draft_uninvite(request: Request, draft_id: str,
     number, email = _number(draft_id), _email(user)
     member = _str(await request.form(), "email", 320)
     _run(request, lambda unit: drafts.remove_member(unit, number, email, member))
-    return _draft_page(request, user, number, notice=f"{member} n'a plus accès au brouillon.")
+    return _done(request, number, "co-porteur-retire")
 
 
 # --- attachments ----------------------------------------------------------------------------
@@ -242,14 +252,13 @@ async def attachment_add(request: Request, draft_id: str,
                            status_code=400)
     store = attachments.UploadStore.from_settings()
     try:
-        added = _run(request, lambda unit: attachments.add_attachment(
+        _run(request, lambda unit: attachments.add_attachment(
             unit, store, number, email, kind, upload.filename or "", upload.file))
     except DomainError as exc:
         return _draft_page(request, user, number, problem=str(exc), status_code=400)
     finally:
         await upload.close()
-    return _draft_page(request, user, number,
-                       notice=f"Pièce « {added['filename']} » jointe au brouillon.")
+    return _done(request, number, "piece")
 
 
 @router.post("/brouillons/{draft_id}/pieces/{attachment_id}/retrait", name="attachment_remove",
@@ -261,7 +270,7 @@ def attachment_remove(request: Request, draft_id: str, attachment_id: str,
         _run(request, lambda unit: attachments.remove_attachment(unit, number, email, piece))
     except DomainError as exc:
         return _draft_page(request, user, number, problem=str(exc), status_code=400)
-    return _draft_page(request, user, number, notice="Pièce retirée du brouillon.")
+    return _done(request, number, "piece-retiree")
 
 
 @router.get("/pieces/{attachment_id}", name="attachment_download")

@@ -75,15 +75,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/brouillons/{draft_id}"): Rule(applicant_space(200), path="/brouillons/1",
                                              form={"title": "Titre revu", "action": "save"}),
     ("POST", "/brouillons/{draft_id}/co-porteurs"): Rule(
-        applicant_space(200), path="/brouillons/1/co-porteurs",
+        applicant_space(303), path="/brouillons/1/co-porteurs",
         form={"email": "invite@porteur.example.org"}),
     ("POST", "/brouillons/{draft_id}/co-porteurs/retrait"): Rule(
-        applicant_space(200), path="/brouillons/1/co-porteurs/retrait",
+        applicant_space(303), path="/brouillons/1/co-porteurs/retrait",
         form={"email": CO_APPLICANT}),
     ("POST", "/brouillons/{draft_id}/pieces"): Rule(  # no file: the page says to choose one
         applicant_space(400), path="/brouillons/1/pieces", form={"kind": "statuts"}),
     ("POST", "/brouillons/{draft_id}/pieces/{attachment_id}/retrait"): Rule(
-        applicant_space(200), path="/brouillons/1/pieces/1/retrait"),
+        applicant_space(303), path="/brouillons/1/pieces/1/retrait"),
     ("GET", "/pieces/{attachment_id}"): Rule(applicant_space(200), path="/pieces/1"),
     ("GET", "/dossiers/{reference}"): Rule(applicant_space(200), path="/dossiers/{ref}"),
     ("POST", "/dossiers/{reference}/retrait"): Rule(  # no reason: refused, nothing changes
