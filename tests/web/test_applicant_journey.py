@@ -87,7 +87,7 @@ def test_the_applicant_journey(live_server: LiveServer, page: Page, browser: Bro
     described = field.get_attribute("aria-describedby") or ""
     expect(page.locator(f"#{described.split()[-1]}")).to_be_visible()
     axe_check(page)
-    screenshot(page, "04-erreur")
+    screenshot(page, "04-erreur", full_page=False)
 
     page.locator("#f-requested_amount").fill("120 000,00")
     page.get_by_role("button", name="Enregistrer le brouillon").click()
@@ -103,7 +103,8 @@ def test_the_applicant_journey(live_server: LiveServer, page: Page, browser: Bro
         expect(page.locator("[role=status]")).to_contain_text("Pièce jointe")
         expect(page.locator("table")).to_contain_text(name)
     axe_check(page)
-    screenshot(page, "05-pieces")
+    page.locator("#pieces").scroll_into_view_if_needed()
+    screenshot(page, "05-pieces", full_page=False)
 
     page.get_by_label("Inviter un partenaire").fill(PARTNER)
     page.get_by_role("button", name="Envoyer l'invitation").click()
@@ -126,7 +127,7 @@ def test_the_applicant_journey(live_server: LiveServer, page: Page, browser: Bro
         expect(partner.locator("[role=status]")).to_contain_text("Brouillon enregistré")
         assert horizontal_overflow(partner) == 0  # readable on a phone
         axe_check(partner)
-        screenshot(partner, "06-co-porteur-telephone")
+        screenshot(partner, "06-co-porteur-telephone", full_page=False)
     finally:
         other.close()
 
