@@ -430,10 +430,10 @@ def test_every_page_has_the_security_headers_and_utf8(portal: TestClient, engine
 
 # --- the authorisation matrix ---------------------------------------------------------------
 
-IDENTITIES = ["anonymous", "totp_pending", "applicant", "reviewer", "committee", "manager",
-              "finance", "admin"]
+IDENTITIES = ["anonymous", "totp_pending", "applicant", "prospect", "reviewer", "committee",
+              "manager", "finance", "admin"]
 ADDRESSES = {"applicant": APPLICANT, "reviewer": REVIEWER, "committee": MEMBER, **STAFF,
-             "totp_pending": STAFF["admin"]}
+             "totp_pending": STAFF["admin"], "prospect": "nouveau@association.example.org"}
 
 
 def test_every_route_has_a_rule(engine: Engine, clock: Clock) -> None:
