@@ -139,6 +139,9 @@ def test_uploads_that_lie_or_are_too_large_are_refused_in_french(engine: Engine,
         assert exe.status_code == 400 and "son contenu n&#39;est pas un PDF" in exe.text
         big = attach(lead, draft, "statuts", "gros.pdf", pdf("x" * 5000))
         assert big.status_code == 400 and "trop volumineux : au plus 4 Ko" in big.text
+        huge = attach(lead, draft, "statuts", "enorme.pdf", pdf("x" * 200_000))
+        assert huge.status_code == 413 and "Fichier trop volumineux" in huge.text
+        assert not any(p.is_file() for p in uploads.rglob("*"))
         sneaky = attach(lead, draft, "autre", "../../../etc/passwd.pdf", pdf("x"))
         assert sneaky.status_code == 303
         assert "passwd.pdf" in lead.get(sneaky.headers["location"]).text

@@ -25,7 +25,10 @@ __all__ = ["HERE", "create_app", "templates"]
 
 _STATUS_TEXT = {404: ("Page introuvable", "Cette page n'existe pas, ou vous n'y avez pas accès."),
                 405: ("Action impossible", "Cette adresse ne s'utilise pas ainsi."),
-                400: ("Demande invalide", "La demande n'a pas pu être lue.")}
+                400: ("Demande invalide", "La demande n'a pas pu être lue."),
+                413: ("Fichier trop volumineux",
+                      "Ce fichier dépasse la taille autorisée pour une pièce jointe : revenez "
+                      "au brouillon et joignez un fichier plus petit.")}
 
 
 def account_policy(settings: Settings) -> AccountPolicy:

@@ -241,7 +241,21 @@ async def draft_uninvite(request: Request, draft_id: str,
 
 # --- attachments ----------------------------------------------------------------------------
 
-@router.post("/brouillons/{draft_id}/pieces", name="attachment_add", dependencies=CSRF)
+BODY_MARGIN = 64 * 1024  # the multipart envelope and the form's other fields
+
+
+def limit_upload(request: Request) -> None:
+    """Refuse a body announced larger than a file may be before anything reads it (the CSRF
+    check parses the form, spooling the file to disk); a body without Content-Length is
+    still cut by the use case at the limit."""
+    announced = request.headers.get("content-length", "")
+    limit = attachments.UploadStore.from_settings().max_bytes + BODY_MARGIN
+    if announced.isdigit() and int(announced) > limit:
+        raise HTTPException(413)
+
+
+@router.post("/brouillons/{draft_id}/pieces", name="attachment_add",
+             dependencies=[Depends(limit_upload), *CSRF])
 async def attachment_add(request: Request, draft_id: str,
                          user: Principal | None = Guard("attachment_add")) -> Response:
     number, email = _number(draft_id), _email(user)
