@@ -197,3 +197,24 @@ def test_a_draft_lead_and_its_co_applicants_are_applicants(engine: Engine) -> No
         assert roles_for(u.session, LEAD) == {Role.applicant}
         assert roles_for(u.session, MEMBER) == {Role.applicant}
         assert roles_for(u.session, STRANGER) == frozenset()
+
+
+def test_a_prospect_is_an_address_without_role_while_a_call_is_open(engine: Engine,
+                                                                     clock: Clock) -> None:
+    """No role given, a disabled account and a role already held stay as they are."""
+    import datetime as dt
+
+    from models import Call
+
+    people(engine, clock)
+    today = clock.now.date()
+    with uow_at(engine, clock) as uow:
+        accounts.disable_user(uow, STAFF["finance"])
+    with uow_at(engine, clock) as uow:
+        assert roles_for(uow.session, "nouveau@example.org", today) == {Role.prospect}
+        assert roles_for(uow.session, "nouveau@example.org") == frozenset()  # no day given
+        assert roles_for(uow.session, APPLICANT, today) == {Role.applicant}
+        assert roles_for(uow.session, REVIEWER, today) == {Role.reviewer}
+        assert roles_for(uow.session, STAFF["finance"], today) == frozenset()  # disabled
+        uow.session.execute(update(Call).values(closes_on=today - dt.timedelta(days=1)))
+        assert roles_for(uow.session, "nouveau@example.org", today) == frozenset()

@@ -3,6 +3,7 @@ TestClient), on the test database and the real outbox dispatcher writing .eml fi
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, func, select
 
 from models import OutboxMessage, SignInRequest, WebSession
 from odd17.services import accounts
-from odd17.services.access import Principal, Role
+from odd17.services.access import Principal, Role, roles_for
 from odd17.settings import reset_caches
 from odd17.web.app import create_app, route_table
 from odd17.web.policy import ROUTE_POLICY, Who
@@ -74,10 +75,51 @@ def test_known_and_unknown_addresses_get_the_same_answer(portal: TestClient, eng
     unknown = request_link(portal, "personne@inconnu.example.org")
     assert known == unknown and known[0] == 200
     assert "Si cette adresse est connue" in known[1]
-    assert connexions(engine, clock) == 1  # only the known address is sent a link
-    assert sent_links(engine, mail_dir, "personne@inconnu.example.org") == []
+    # a call is open: the unknown address is a prospective applicant, sent a link too
+    assert connexions(engine, clock) == 2
     [link] = sent_links(engine, mail_dir, APPLICANT)
     assert link.startswith("http://127.0.0.1:8017/connexion/")
+    assert len(sent_links(engine, mail_dir, "personne@inconnu.example.org")) == 1
+
+
+def test_with_no_call_open_only_known_addresses_get_a_link(portal: TestClient, engine: Engine,
+                                                           clock: Clock, mail_dir: Path) -> None:
+    close_calls(engine, clock)
+    known = request_link(portal, APPLICANT)
+    unknown = request_link(portal, "personne@inconnu.example.org")
+    assert known == unknown and known[0] == 200
+    assert connexions(engine, clock) == 1  # only the known address is sent a link
+    assert sent_links(engine, mail_dir, "personne@inconnu.example.org") == []
+
+
+def test_a_prospect_signs_in_sees_the_calls_and_becomes_an_applicant(
+        portal: TestClient, engine: Engine, clock: Clock, mail_dir: Path) -> None:
+    newcomer = "nouvelle@association.example.org"
+    assert sign_in(portal, engine, mail_dir, newcomer).endswith("/mon-espace")
+    space = portal.get("/mon-espace")
+    assert "futur porteur de projet" in space.text
+    calls = portal.get("/appels")
+    assert calls.status_code == 200
+    created = portal.post("/brouillons", data={"csrf_token": form_token(calls.text)})
+    assert created.status_code == 303 and "/brouillons/" in created.headers["location"]
+    assert "porteur de projet" in portal.get("/mon-espace").text
+    with uow_at(engine, clock) as uow:
+        assert roles_for(uow.session, newcomer, clock.now.date()) == {Role.applicant}
+    # the calls close: a prospect who started nothing has no role left, so no session
+    close_calls(engine, clock)
+    with uow_at(engine, clock) as uow:
+        assert roles_for(uow.session, "autre@association.example.org",
+                         clock.now.date()) == frozenset()
+
+
+def close_calls(engine: Engine, clock: Clock) -> None:
+    from sqlalchemy import update
+
+    from models import Call
+
+    with uow_at(engine, clock) as uow:
+        yesterday = clock.now.date() - dt.timedelta(days=1)
+        uow.session.execute(update(Call).values(closes_on=yesterday))
 
 
 def test_the_email_is_french_text_and_html_with_the_link(portal: TestClient, engine: Engine,
@@ -260,7 +302,7 @@ def test_too_many_requests_per_address_then_per_client(engine: Engine, clock: Cl
         assert request_link(browser, APPLICANT)[0] == 200
     with uow_at(engine, clock) as uow:  # refused requests are not counted
         assert uow.session.scalar(select(func.count()).select_from(SignInRequest)) == 6
-    assert connexions(engine, clock) == 3
+    assert connexions(engine, clock) == 6  # a call is open: unknown addresses are prospects
 
 
 # --- disabled accounts ----------------------------------------------------------------------
@@ -388,10 +430,10 @@ def test_every_page_has_the_security_headers_and_utf8(portal: TestClient, engine
 
 # --- the authorisation matrix ---------------------------------------------------------------
 
-IDENTITIES = ["anonymous", "totp_pending", "applicant", "reviewer", "committee", "manager",
-              "finance", "admin"]
+IDENTITIES = ["anonymous", "totp_pending", "applicant", "prospect", "reviewer", "committee",
+              "manager", "finance", "admin"]
 ADDRESSES = {"applicant": APPLICANT, "reviewer": REVIEWER, "committee": MEMBER, **STAFF,
-             "totp_pending": STAFF["admin"]}
+             "totp_pending": STAFF["admin"], "prospect": "nouveau@association.example.org"}
 
 
 def test_every_route_has_a_rule(engine: Engine, clock: Clock) -> None:
@@ -451,6 +493,7 @@ def expected(rule, who: str):  # type: ignore[no-untyped-def]
 
 def test_a_session_of_an_address_without_role_is_nobody(engine: Engine, clock: Clock) -> None:
     cookie, _ = open_session(engine, clock, "ancien@example.org")
+    close_calls(engine, clock)  # while a call is open, the address would be a prospect
     with client(engine, clock) as browser:
         assert with_cookie(browser, cookie).get("/mon-espace").status_code == 303
     with uow_at(engine, clock) as uow:

@@ -10,6 +10,7 @@ does not exist, so guessing identifiers reveals nothing (no enumeration)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from models import (
     Application,
+    Call,
     DomainError,
     Draft,
     DraftMember,
@@ -115,6 +117,9 @@ class Role(StrEnum):
     manager = "manager"        # staff: chargé de mission
     finance = "finance"        # staff: responsable financier
     admin = "admin"            # staff: administrateur
+    # an address with no other role while a call is open: may see the open calls and start a
+    # draft (then it is an applicant); without it, a new association could never sign in
+    prospect = "prospect"
 
 
 STAFF = frozenset({Role.manager, Role.finance, Role.admin})
@@ -126,7 +131,9 @@ ROLE_LABELS: dict[Role, str] = {
     Role.manager: "chargé de mission",
     Role.finance: "responsable financier",
     Role.admin: "administrateur",
+    Role.prospect: "futur porteur de projet",
 }
+APPLICANT_SPACE = frozenset({Role.applicant, Role.prospect})
 
 
 @dataclass(frozen=True)
@@ -164,9 +171,15 @@ def _in_a_draft(session: Session, email: str) -> bool:
 APPLICANT_CHECKS: list[Callable[[Session, str], bool]] = [_is_lead, _in_a_draft]
 
 
-def roles_for(session: Session, email: str) -> frozenset[Role]:
+def a_call_is_open(session: Session, day: dt.date) -> bool:
+    return session.execute(select(Call.id).where(Call.opens_on <= day, Call.closes_on >= day)
+                           .limit(1)).first() is not None
+
+
+def roles_for(session: Session, email: str, day: dt.date | None = None) -> frozenset[Role]:
     """Every role of ``email`` (lower-case) now; none for a disabled account, whatever else
-    the address is (disabling an account locks the address out)."""
+    the address is (disabling an account locks the address out). ``day`` (the fund's date
+    today): an address with no other role is a ``prospect`` while a call is open that day."""
     user = session.scalars(select(User).where(User.email == email)).first()
     if user is not None and user.disabled:
         return frozenset()
@@ -182,13 +195,16 @@ def roles_for(session: Session, email: str) -> frozenset[Role]:
             roles.add(Role.committee)
     if any(check(session, email) for check in APPLICANT_CHECKS):
         roles.add(Role.applicant)
+    if not roles and day is not None and a_call_is_open(session, day):
+        roles.add(Role.prospect)
     return frozenset(roles)
 
 
 # --- one authorisation function per use case ---------------------------------------------
 
 def may_request_sign_in(roles: frozenset[Role]) -> bool:
-    """A link is sent only to an address with a role (the answer on screen is the same)."""
+    """A link is sent only to an address with a role, ``prospect`` included: while a call is
+    open, any address (the answer on screen is the same)."""
     return bool(roles)
 
 
@@ -199,6 +215,12 @@ def must_confirm_totp(roles: frozenset[Role], *, required_for_staff: bool) -> bo
 def may_view_own_space(principal: Principal | None) -> bool:
     """« Mon espace »: anybody signed in with at least one role."""
     return principal is not None and bool(principal.roles)
+
+
+def may_use_applicant_space(principal: Principal | None) -> bool:
+    """The open calls, drafts, applications as their applicant: an applicant or a prospect
+    (each object is then checked by ``draft_for`` / ``application_for``: 404 if not theirs)."""
+    return principal is not None and bool(principal.roles & APPLICANT_SPACE)
 
 
 def may_sign_out(principal: Principal | None) -> bool:

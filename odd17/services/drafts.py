@@ -296,3 +296,18 @@ def remove_member(uow: UnitOfWork, draft_id: int, email: str, member_email: str)
     uow.session.flush()
     uow.session.expire(draft, ["members"])
 
+
+
+class CallView(TypedDict):
+    id: str
+    title: str
+    opens_on: str
+    closes_on: str
+
+
+def open_calls(uow: UnitOfWork) -> list[CallView]:
+    """The calls open today (the fund's date): those a new draft may be for."""
+    day = uow.now.astimezone(uow.context.zone).date()
+    return [{"id": c.id, "title": c.title, "opens_on": c.opens_on.isoformat(),
+             "closes_on": c.closes_on.isoformat()}
+            for c in uow.session.scalars(select(Call).order_by(Call.id)) if c.is_open(day)]

@@ -25,7 +25,10 @@ __all__ = ["HERE", "create_app", "templates"]
 
 _STATUS_TEXT = {404: ("Page introuvable", "Cette page n'existe pas, ou vous n'y avez pas accès."),
                 405: ("Action impossible", "Cette adresse ne s'utilise pas ainsi."),
-                400: ("Demande invalide", "La demande n'a pas pu être lue.")}
+                400: ("Demande invalide", "La demande n'a pas pu être lue."),
+                413: ("Fichier trop volumineux",
+                      "Ce fichier dépasse la taille autorisée pour une pièce jointe : revenez "
+                      "au brouillon et joignez un fichier plus petit.")}
 
 
 def account_policy(settings: Settings) -> AccountPolicy:
@@ -43,7 +46,7 @@ def create_app(*, engine: Engine | None = None,
     """The portal on ``engine`` (default: ODD17_DATABASE_URL's); ``clock`` is the units of
     work's (tests move it)."""
     from odd17.db import get_engine
-    from odd17.web import auth
+    from odd17.web import applicant, auth
 
     settings = get_settings()
     app = FastAPI(title="odd17", docs_url=None, redoc_url=None, openapi_url=None)
@@ -61,6 +64,7 @@ def create_app(*, engine: Engine | None = None,
         return page(request, "home.html", {})
 
     app.include_router(auth.router)
+    app.include_router(applicant.router)
     return app
 
 

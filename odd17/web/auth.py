@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from models import DomainError
 from odd17.services import signin
-from odd17.services.access import ROLE_LABELS, Principal
+from odd17.services.access import ROLE_LABELS, Principal, may_use_applicant_space
+from odd17.web.applicant import my_lists
 from odd17.web.deps import Guard, check_csrf, load_session, uow
 from odd17.web.security import SESSION_COOKIE
 from odd17.web.templating import page
@@ -131,4 +132,5 @@ def _signed_out(request: Request, text: str) -> Response:
 def my_space(request: Request, user: Principal | None = Guard("my_space")) -> HTMLResponse:
     assert user is not None
     roles: list[Any] = sorted(ROLE_LABELS[r] for r in user.roles)
-    return page(request, "mon_espace.html", {"user": user, "roles": roles})
+    lists = my_lists(request, user) if may_use_applicant_space(user) else {}
+    return page(request, "mon_espace.html", {"user": user, "roles": roles, **lists})

@@ -47,3 +47,11 @@ ROUTE_POLICY: dict[str, Rule] = {
     "sign_out_everywhere": Rule(Who.signed_in, allows=access.may_sign_out),
     "my_space": Rule(Who.signed_in, allows=access.may_view_own_space),
 }
+
+# The applicant's space (odd17/web/applicant.py): applicants and prospects; each draft,
+# application or file is then checked by its use case (404 if not theirs).
+APPLICANT_SPACE = Rule(Who.signed_in, allows=access.may_use_applicant_space)
+ROUTE_POLICY.update(dict.fromkeys((
+    "open_calls", "draft_create", "draft_form", "draft_save", "draft_invite", "draft_uninvite",
+    "attachment_add", "attachment_remove", "attachment_download", "application_view",
+    "application_withdraw"), APPLICANT_SPACE))

@@ -16,8 +16,16 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
+def _filters() -> None:
+    from odd17.web.applicant import amount, status_label, when
+
+    templates.env.filters.update(when=when, amount=amount, status_label=status_label)
+
+
 def page(request: Request, name: str, context: dict[str, Any],
          status_code: int = 200) -> HTMLResponse:
+    if "when" not in templates.env.filters:
+        _filters()
     session = getattr(request.state, "session", None)
     values = {"signed_in": session.principal if session and not session.totp_pending else None,
               "csrf_token": expected_token(request), "csrf_field": CSRF_FIELD, **context}

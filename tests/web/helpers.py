@@ -62,16 +62,17 @@ def axe_check(page: Page) -> None:
                           + format_violations(blocking))
 
 
-def screenshot(page: Page, name: str) -> Path | None:
+def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path | None:
     """docs/screenshots/<name>.png for the README's guide, only when ODD17_SCREENSHOTS=1 (so
-    that a test run does not rewrite files of the repository)."""
+    that a test run does not rewrite files of the repository); ``full_page=False``: what the
+    viewport shows (a long form's full height makes a large file)."""
     if os.environ.get("ODD17_SCREENSHOTS") != "1":
         return None
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
         raise ValueError(f"screenshot name {name!r}: lower-case letters, digits, - and _")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

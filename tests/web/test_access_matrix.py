@@ -19,7 +19,11 @@ from starlette.staticfiles import StaticFiles
 from tests.web.conftest import LiveServer
 from tests.webutil import APPLICANT, REVIEWER, STAFF
 
-ROLES = ("anonymous", "applicant", "reviewer", "manager", "finance", "admin")
+# applicant: the owner of the objects the routes name (draft 1, its file 1, the application);
+# other_applicant: an applicant with a draft of their own, who must get 404 on the owner's
+ROLES = ("anonymous", "applicant", "other_applicant", "reviewer", "manager", "finance", "admin")
+OTHER_APPLICANT = "autre@porteur.example.org"
+CO_APPLICANT = "co@porteur.example.org"
 
 
 def everyone(status: int) -> dict[str, int]:
@@ -45,6 +49,12 @@ def signed_in(status: int, anonymous: int = 303) -> dict[str, int]:
 UNKNOWN_LINK = "/connexion/" + "x" * 43
 
 
+def applicant_space(owner: int, other: int = 404) -> dict[str, int]:
+    """A page of the applicant's space on the owner's object: staff and reviewers are refused
+    the space (403), another applicant gets the 404 of a missing object."""
+    return {**everyone(403), "anonymous": 303, "applicant": owner, "other_applicant": other}
+
+
 # (method, route path) -> Rule. Every role must have its answer.
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): Rule(everyone(200)),
@@ -58,6 +68,27 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/mon-espace"): Rule(signed_in(200)),
     ("POST", "/deconnexion"): Rule(signed_in(200), fresh_session=True),
     ("POST", "/deconnexion/partout"): Rule(signed_in(200), fresh_session=True),
+    # the applicant's space (odd17/web/applicant.py); {ref} is the owner's application
+    ("GET", "/appels"): Rule(applicant_space(200, 200)),
+    ("POST", "/brouillons"): Rule(applicant_space(303, 303)),
+    ("GET", "/brouillons/{draft_id}"): Rule(applicant_space(200), path="/brouillons/1"),
+    ("POST", "/brouillons/{draft_id}"): Rule(applicant_space(200), path="/brouillons/1",
+                                             form={"title": "Titre revu", "action": "save"}),
+    ("POST", "/brouillons/{draft_id}/co-porteurs"): Rule(
+        applicant_space(303), path="/brouillons/1/co-porteurs",
+        form={"email": "invite@porteur.example.org"}),
+    ("POST", "/brouillons/{draft_id}/co-porteurs/retrait"): Rule(
+        applicant_space(303), path="/brouillons/1/co-porteurs/retrait",
+        form={"email": CO_APPLICANT}),
+    ("POST", "/brouillons/{draft_id}/pieces"): Rule(  # no file: the page says to choose one
+        applicant_space(400), path="/brouillons/1/pieces", form={"kind": "statuts"}),
+    ("POST", "/brouillons/{draft_id}/pieces/{attachment_id}/retrait"): Rule(
+        applicant_space(303), path="/brouillons/1/pieces/1/retrait"),
+    ("GET", "/pieces/{attachment_id}"): Rule(applicant_space(200), path="/pieces/1"),
+    ("GET", "/dossiers/{reference}"): Rule(applicant_space(200), path="/dossiers/{ref}"),
+    ("POST", "/dossiers/{reference}/retrait"): Rule(  # no reason: refused, nothing changes
+        applicant_space(400), path="/dossiers/{ref}/retrait", form={"reason": ""},
+        fresh_session=True),  # it comes after the sign-outs
 }
 
 # How a client becomes each role on the live server; None: the portal has no sign-in for that
@@ -81,6 +112,34 @@ def _people(server: LiveServer) -> None:
         if conn.execute(select(func.count()).select_from(User)).scalar():
             return
     people(server.engine, Clock())
+    _drafts(server)
+
+
+def _drafts(server: LiveServer) -> None:
+    """Draft 1 (with file 1 and a co-applicant) led by the applicant; draft 2 by the other."""
+    import io
+
+    from odd17.services import attachments, drafts
+    from odd17.settings import get_settings
+    from odd17.uow import Context, open_uow
+
+    with open_uow(server.engine, Context.from_settings("test")) as uow:
+        mine = drafts.create_draft(uow, APPLICANT, document={"title": "Brouillon du porteur"})
+        drafts.invite(uow, mine, APPLICANT, CO_APPLICANT, public_url=get_settings().public_url)
+        attachments.add_attachment(uow, attachments.UploadStore.from_settings(), mine,
+                                   APPLICANT, "statuts", "statuts.pdf",
+                                   io.BytesIO(b"%PDF-1.7\nstatuts\n%%EOF\n"))
+        drafts.create_draft(uow, OTHER_APPLICANT, document={"title": "Un autre brouillon"})
+
+
+def _reference(server: LiveServer) -> str:
+    from sqlalchemy import select
+
+    from models import Application
+
+    with server.engine.connect() as conn:
+        return str(conn.execute(select(Application.reference).order_by(Application.id)
+                                .limit(1)).scalar_one())
 
 
 def _signed_in_as(address: str) -> SignIn:
@@ -99,6 +158,7 @@ def _signed_in_as(address: str) -> SignIn:
 SIGN_IN: dict[str, SignIn | None] = {
     "anonymous": lambda server, client: None,
     "applicant": _signed_in_as(APPLICANT),
+    "other_applicant": _signed_in_as(OTHER_APPLICANT),
     "reviewer": _signed_in_as(REVIEWER),
     "manager": _signed_in_as(STAFF["manager"]),
     "finance": _signed_in_as(STAFF["finance"]),
@@ -170,10 +230,12 @@ def test_each_role_gets_the_expected_answer_on_every_route(role: str,
 
     wrong = []
     with httpx.Client(base_url=live_server.base, follow_redirects=False) as client:
+        _people(live_server)  # the objects the routes name, whoever asks
+        reference = _reference(live_server)
         sign_in(live_server, client)
         for method, path in sorted(route_table(create_app())):
             rule = RULES[method, path]
-            url = rule.path or path
+            url = (rule.path or path).replace("{ref}", reference)
             if rule.fresh_session:
                 client.cookies.clear()
                 sign_in(live_server, client)
