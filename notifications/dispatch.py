@@ -154,6 +154,7 @@ class Dispatcher:
     max_attempts: int
     backoff: dt.timedelta
     templates: Path | None
+    portal_url: str | None = None  # links in the emails (rendering adds it, like fund_name)
     report: Report = field(default_factory=Report)
     renderer: Renderer = field(init=False)
     conn: Connection | None = field(default=None, init=False)  # held for the run
@@ -193,7 +194,8 @@ class Dispatcher:
     def prepare(self, message: Candidate) -> Prepared:
         try:
             rendered = self.renderer.render(message.event, message.context,
-                                            fund_name=self.fund_name)
+                                            fund_name=self.fund_name,
+                                            portal_url=self.portal_url)
             email = build_message(rendered, sender=self.sender, recipient=message.recipient,
                                   key=message.key, now=self.clock())
         except DomainError as exc:  # a broken template or address will not mend by waiting
@@ -312,11 +314,12 @@ def dispatch(
     worker: str, clock: Callable[[], dt.datetime], max_attempts: int = 8,
     backoff: dt.timedelta = dt.timedelta(seconds=30), batch: int = 200,
     templates: Path | None = None, lifetime: dt.timedelta = dt.timedelta(days=5),
+    portal_url: str | None = None,
 ) -> Report:
     """Send every message due when the run starts, once each, until the queue is walked or
     the server cannot be reached."""
     dispatcher = Dispatcher(engine, worker, sender, fund_name, clock, max_attempts, backoff,
-                            templates)
+                            templates, portal_url)
     report = dispatcher.report
     now = clock()
     stale = expire_stale(engine, now)

@@ -102,24 +102,27 @@ class Renderer:
         return cls(_environment(folder, False, auto_reload=False),
                    _environment(folder, True, auto_reload=False))
 
-    def render(self, event: str, context: dict[str, Any], *, fund_name: str) -> Rendered:
-        return _render(self, event, context, fund_name)
+    def render(self, event: str, context: dict[str, Any], *, fund_name: str,
+               portal_url: str | None = None) -> Rendered:
+        return _render(self, event, context, fund_name, portal_url)
 
 
 def render(event: str, context: dict[str, Any], *, fund_name: str,
-           override: Path | None = None) -> Rendered:
+           portal_url: str | None = None, override: Path | None = None) -> Rendered:
     """The three parts of an event's email; any fault of a template or of the context (syntax,
     missing value, a filter given a bad value) is a ``DomainError`` naming the template."""
     folder = str(override) if override else None
     templates = Renderer(environment(folder, False), environment(folder, True))
-    return _render(templates, event, context, fund_name)
+    return _render(templates, event, context, fund_name, portal_url)
 
 
 def _render(templates: Renderer, event: str, context: dict[str, Any],
-            fund_name: str) -> Rendered:
+            fund_name: str, portal_url: str | None = None) -> Rendered:
     if event not in EVENTS:
         raise DomainError(f"événement inconnu « {event} » (événements : {', '.join(EVENTS)})")
-    values = {"fund_name": fund_name, **context}
+    # Added at rendering, like the fund's name: the portal's address (ODD17_PUBLIC_URL), so
+    # that messages already queued link to wherever the portal is served when they are sent.
+    values = {"fund_name": fund_name, "portal_url": portal_url, **context}
     parts: list[str] = []
     for suffix, html in (("subject", False), ("txt", False), ("html", True)):
         name = f"{event}.{suffix}.j2"

@@ -200,6 +200,7 @@ def _run(folder: Path, console: Console, url: str) -> int:
                                        on=utcnow().date())
         breaches = audit.check(session)
         counts = queries.count_by_status(session)
+        lead = session.scalars(select(Application.contact_email).order_by(Application.id)).first()
     with open_uow(engine, Context.from_settings("odd17 demo", config=config)) as uow:
         exports.write_scdl(uow, scdl)
         exports.write_360giving(uow, giving)
@@ -225,5 +226,10 @@ def _run(folder: Path, console: Console, url: str) -> int:
         say(f"  {label:<24} {path}")
     say(f"\nPour explorer : ODD17_DATABASE_URL={redact_url(url)} odd17 list | "
         "odd17 show RÉFÉRENCE | odd17 finance")
+    env = (f"ODD17_DATABASE_URL={redact_url(url)} ODD17_MAIL_TRANSPORT=eml "
+           f"ODD17_MAIL_DIR={folder / 'emails'}")
+    say(f"Dans le navigateur : {env} odd17 web, puis http://127.0.0.1:8017/connexion avec "
+        f"l'adresse d'un porteur ({lead or 'celle d’un dossier'}) ; le lien de connexion "
+        f"arrive dans {folder / 'emails'} après « {env} odd17 outbox send ».")
     dispose_engines()
     return 1 if breaches else 0

@@ -58,7 +58,7 @@ def variables(name: str, html: bool) -> set[str]:
 
 @pytest.mark.parametrize(("event", "part"), CASES)
 def test_a_template_reads_only_fields_of_its_payload(event: str, part: str) -> None:
-    fields = set(PAYLOADS[event].model_fields) | {"fund_name"}
+    fields = set(PAYLOADS[event].model_fields) | {"fund_name", "portal_url"}
     unknown = variables(f"{event}.{part}.j2", part == "html") - fields
     assert not unknown, f"{event}.{part}.j2 uses {sorted(unknown)}, not in {PAYLOADS[event]}"
 
@@ -147,3 +147,20 @@ def test_amounts_are_stored_with_two_decimals() -> None:
     assert alert.context() == {"envelope": "1000.00", "committed": "850.50",
                                "disbursed": "0.00", "available": "149.50",
                                "threshold": "20 %", "at": "2027-01-02"}
+
+
+APPLICANT_EVENTS = ["application_received", "application_eligible", "application_ineligible",
+                    "decision_approved", "decision_rejected", "tranche_paid"]
+
+
+@pytest.mark.parametrize("event", APPLICANT_EVENTS)
+def test_emails_to_applicants_link_to_their_application_page(event: str) -> None:
+    """Issue 13: the emails link to the application's page on the portal (ODD17_PUBLIC_URL),
+    and say nothing of a portal when none is configured."""
+    sample = SAMPLES[event].context()
+    page = f"https://portail.example.org/dossiers/{sample['reference']}"
+    linked = render(event, sample, fund_name="F", portal_url="https://portail.example.org")
+    assert page in linked.text
+    assert f'href="{page}"' in linked.html
+    plain = render(event, sample, fund_name="F")
+    assert "portail" not in plain.text and "/dossiers/" not in plain.html

@@ -108,13 +108,15 @@ def outbox_preview(
     from odd17.uow import open_uow
 
     with user_errors():
-        context, templates = _context(), get_settings().templates_dir
+        settings = get_settings()
+        context, templates = _context(), settings.templates_dir
+        portal = settings.public_url.rstrip("/")
         if reference:
             with open_uow(existing_engine(), context) as uow:
                 rendered = outbox.preview(context, event, templates=templates, uow=uow,
-                                          reference=reference)
+                                          reference=reference, portal_url=portal)
         else:
-            rendered = outbox.preview(context, event, templates=templates)
+            rendered = outbox.preview(context, event, templates=templates, portal_url=portal)
     render.email(rendered)
     if html is not None:
         html.write_text(rendered.html, "utf-8")

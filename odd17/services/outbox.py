@@ -33,6 +33,7 @@ class MailSettings:
     backoff: dt.timedelta = dt.timedelta(seconds=30)
     lifetime: dt.timedelta = dt.timedelta(days=5)
     templates: Path | None = None
+    portal_url: str | None = None  # ODD17_PUBLIC_URL: the emails link to the portal's pages
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailSettings:
@@ -40,7 +41,8 @@ class MailSettings:
                    max_attempts=settings.mail_max_attempts,
                    backoff=dt.timedelta(seconds=settings.mail_backoff_seconds),
                    lifetime=dt.timedelta(days=settings.mail_expiry_days),
-                   templates=settings.templates_dir)
+                   templates=settings.templates_dir,
+                   portal_url=settings.public_url.rstrip("/"))
 
 
 def transport_factory(settings: Settings) -> Callable[[], Transport]:
@@ -61,7 +63,7 @@ def send(runner: Runner, mail: MailSettings, *, worker: str | None = None) -> Re
         fund_name=runner.context.config.fund.name,
         worker=worker or f"{socket.gethostname()}:{os.getpid()}", clock=runner.context.clock,
         max_attempts=mail.max_attempts, backoff=mail.backoff, templates=mail.templates,
-        lifetime=mail.lifetime)
+        lifetime=mail.lifetime, portal_url=mail.portal_url)
 
 
 def retry(uow: UnitOfWork, ids: list[int] | None) -> int:
@@ -91,7 +93,8 @@ def counts(uow: UnitOfWork) -> dict[str, int]:
 
 
 def preview(context: Context, event: str, *, templates: Path | None = None,
-            uow: UnitOfWork | None = None, reference: str | None = None) -> Rendered:
+            uow: UnitOfWork | None = None, reference: str | None = None,
+            portal_url: str | None = None) -> Rendered:
     """The e-mail ``event`` rendered: on its sample payload, or on the context of the last
     message of that event stored for ``reference`` (then ``uow`` is needed)."""
     from notifications.events import EXAMPLES
@@ -107,4 +110,5 @@ def preview(context: Context, event: str, *, templates: Path | None = None,
         if found is None:
             raise DomainError(f"aucun message « {event} » pour {reference}")
         stored = found.context
-    return render(event, stored, fund_name=context.config.fund.name, override=templates)
+    return render(event, stored, fund_name=context.config.fund.name, portal_url=portal_url,
+                  override=templates)

@@ -140,6 +140,9 @@ def test_the_applicant_journey(live_server: LiveServer, page: Page, browser: Bro
     expect(page.locator("body")).to_contain_text("Dossier éligible")
     axe_check(page)
     screenshot(page, "07-verdict")
+    # the verdict's email links to this very page (ODD17_PUBLIC_URL + /dossiers/<reference>)
+    verdict = live_server.mailbox.link(LEAD, "/dossiers/")
+    assert page.url.split("?")[0].endswith("/" + verdict.split("/", 3)[3])
 
     page.get_by_role("button", name="Retirer le dossier").click()  # no reason: refused
     expect(page.locator("#retrait-erreur")).to_contain_text("indiquez la raison du retrait")
