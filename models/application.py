@@ -195,3 +195,24 @@ class EligibilityEvaluation(Base):
     @property
     def failing(self) -> list[dict[str, Any]]:
         return [r for r in self.results if not r["passed"]]
+
+
+def move_many(session: Session, reasons: dict[int, str], current: Status, target: Status, *,
+              actor: str, at: dt.datetime) -> None:
+    """Move the applications ``reasons`` names (id -> reason) from ``current`` to ``target``
+    at once: the moves checked against the lifecycle, one compare-and-set UPDATE whose count is
+    checked (one that moved meanwhile raises ``ConcurrentChange``, so the caller's transaction
+    writes nothing) and their history rows through :func:`history_row`, the one writer. The
+    bulk counterpart of :meth:`Application.transition_to` (assignment, payment batches)."""
+    rows = [history_row(app_id, current, target, actor=actor, at=at, reason=reason)
+            for app_id, reason in reasons.items()]
+    if not rows:
+        return
+    table = Application.__table__
+    moved = rows_matched(session.execute(
+        update(table).where(table.c.id.in_(list(reasons)), table.c.status == current)
+        .values(status=target, updated_at=at)))
+    if moved != len(reasons):
+        raise ConcurrentChange(f"statut changé entre-temps : {len(reasons) - moved} dossier(s) "
+                               f"n'étaient plus « {current} » ; rien n'a été modifié")
+    write_history(session, rows)

@@ -324,6 +324,7 @@ def test_a_batch_move_is_a_compare_and_set(engine: Engine) -> None:
     """One application of the batch moved meanwhile: the whole move is refused, nothing is
     written (no status, no history row)."""
     from models import ConcurrentChange, Status, StatusChange
+    from models.application import move_many
 
     eligible(engine, 3)
     with unit_of_work(engine) as s:
@@ -331,8 +332,8 @@ def test_a_batch_move_is_a_compare_and_set(engine: Engine) -> None:
         s.execute(update(Application).where(Application.id == ids[1]).values(status="withdrawn"))
         before = len(s.scalars(select(StatusChange)).all())
     with pytest.raises(ConcurrentChange, match="statut changé entre-temps"), uow(engine) as u:
-        assignment.move_all(u.session, dict.fromkeys(ids, "test"), Status.eligible,
-                            Status.in_review, actor="t", at=u.now)
+        move_many(u.session, dict.fromkeys(ids, "test"), Status.eligible, Status.in_review,
+                  actor="t", at=u.now)
     with unit_of_work(engine) as s:
         assert [str(x) for x in s.scalars(select(Application.status)
                                           .order_by(Application.id))] == [

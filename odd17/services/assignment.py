@@ -17,20 +17,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, func, insert, inspect, select, update
+from sqlalchemy import Table, func, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from models import (
     Application,
-    ConcurrentChange,
     Recusal,
     Review,
     Reviewer,
     Status,
-    StatusChange,
 )
-from models.base import rows_matched
-from models.lifecycle import check_transition
+from models.application import move_many
 from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.uow import UnitOfWork
@@ -41,7 +38,6 @@ BATCH = 500  # applications per read and per bulk write: bounded memory, few sta
 APPLICATIONS: Table = Application.__table__
 REVIEWS: Table = Review.__table__
 RECUSALS: Table = Recusal.__table__
-HISTORY: Table = StatusChange.__table__
 
 
 def index(people: Sequence[Reviewer]) -> ConflictIndex:
@@ -162,28 +158,9 @@ class _Batch:
             email, key=f"review_assigned:{row.reference}:{email}", now=now,
             reference=row.reference)
             for row, chosen in chosen_by_app for email in chosen])
-        move_all(session, {row.id: f"évaluateurs désignés : {', '.join(chosen)}"
+        move_many(session, {row.id: f"évaluateurs désignés : {', '.join(chosen)}"
                            for row, chosen in chosen_by_app},
                  Status.eligible, Status.in_review, actor=self.uow.actor, at=now)
-
-
-def move_all(session: Session, reasons: dict[int, str], current: Status, target: Status, *,
-             actor: str, at: dt.datetime) -> None:
-    """Move the applications ``reasons`` names from ``current`` to ``target`` with one
-    compare-and-set UPDATE (its count checked: one that moved meanwhile makes it raise
-    ``ConcurrentChange`` and the transaction writes nothing) and one INSERT of their history
-    rows. A local bulk writer: models.Application.transition_to moves one application."""
-    check_transition(current, target)
-    moved = rows_matched(session.execute(
-        update(APPLICATIONS).where(APPLICATIONS.c.id.in_(reasons),
-                                   APPLICATIONS.c.status == current)
-        .values(status=target, updated_at=at)))
-    if moved != len(reasons):
-        raise ConcurrentChange(f"statut changé entre-temps : {len(reasons) - moved} dossier(s) "
-                               f"n'étaient plus « {current} » ; rien n'a été modifié")
-    session.execute(insert(HISTORY), [
-        {"application_id": app_id, "from_status": current, "to_status": target,
-         "actor": actor, "reason": reason, "at": at} for app_id, reason in reasons.items()])
 
 
 def _expire_moved(session: Session, moved: set[int]) -> None:

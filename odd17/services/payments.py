@@ -13,27 +13,24 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, lazyload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models import (
     Application,
-    ConcurrentChange,
     DomainError,
     EntryKind,
     Grant,
     LedgerEntry,
     NotFound,
     Status,
-    StatusChange,
     Tranche,
 )
-from models.base import rows_matched
+from models.application import move_many
 from models.dialect import is_postgresql
 from models.ledger import ZERO
-from models.lifecycle import check_transition
 from notifications.outbox import enqueue
 from odd17.services import ledger, sources
 from odd17.services.balances import (
@@ -255,18 +252,9 @@ def _activate(uow: UnitOfWork, firsts: dict[int, tuple[Application, str]]) -> No
     fail, and its lines are then recorded one by one."""
     if not firsts:
         return
-    check_transition(Status.approved, Status.active, "")
-    table = Application.__table__
-    moved = rows_matched(uow.session.execute(
-        update(table).where(table.c.id.in_(list(firsts)), table.c.status == Status.approved)
-        .values(status=Status.active, updated_at=uow.now)))
-    if moved != len(firsts):
-        raise ConcurrentChange("un dossier du lot a changé de statut pendant l'enregistrement")
-    uow.session.execute(insert(StatusChange.__table__), [
-        {"application_id": app_id, "from_status": Status.approved, "to_status": Status.active,
-         "actor": uow.actor, "reason": f"premier versement ({payment_reference})",
-         "at": uow.now}
-        for app_id, (_, payment_reference) in firsts.items()])
+    move_many(uow.session, {app_id: f"premier versement ({payment_reference})"
+                            for app_id, (_, payment_reference) in firsts.items()},
+              Status.approved, Status.active, actor=uow.actor, at=uow.now)
     for app, _ in firsts.values():  # the objects in step, without a second UPDATE at flush
         set_committed_value(app, "status", Status.active)
         set_committed_value(app, "updated_at", uow.now)
