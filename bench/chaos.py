@@ -43,6 +43,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy.orm import Session
 from stdnum import luhn
 
 from models import (
@@ -61,7 +62,7 @@ from odd17.services import assignment, audit, committee, intake, ledger, pipelin
 from odd17.services.reviewers import ReviewerIn, add_reviewer
 from odd17.services.setup import init_database
 from odd17.settings import load_fund_config
-from odd17.uow import Context, Runner, open_uow
+from odd17.uow import Context, Runner, UnitOfWork, open_uow
 
 CONFIG = load_fund_config(None)
 POLICY = CONFIG.policy()
@@ -71,6 +72,11 @@ MEMBERS = [f"m{i}@comite.example.org" for i in range(3)]
 REVIEWERS = [f"r{i}@eval.example.org" for i in range(5)]
 OPS = ["submit", "assign", "score", "score", "score", "approve", "reject", "pay", "cancel",
        "close", "topup"]
+
+
+def uow_for(session: Session) -> UnitOfWork:
+    """A unit of work around a session already open (the read models take one)."""
+    return UnitOfWork(session, Context(actor="chaos", config=CONFIG), dt.datetime.now(dt.UTC))
 
 
 def now() -> dt.datetime:
@@ -265,7 +271,7 @@ def q(session: Any, sql: str) -> list[Any]:
 def verify(engine: Any) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {"breaches": [], "duplicates": [], "losses": []}
     with unit_of_work(engine) as s:
-        found["breaches"] = audit.check(s)
+        found["breaches"] = audit.check(uow_for(s))
         dup, loss = found["duplicates"], found["losses"]
         for ref, n in q(s, "SELECT a.reference, count(*) FROM decisions d JOIN applications a "
                            "ON a.id = d.application_id WHERE d.applied_at IS NOT NULL AND "

@@ -10,11 +10,10 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from flows.common import FLOW_DEFAULTS, TASK_DEFAULTS
-from odd17.db import get_engine, unit_of_work
+from odd17.db import get_engine
 from odd17.runtime import actor, utcnow
 from odd17.services import finance, payments
-from odd17.settings import get_fund_config
-from odd17.uow import Context, Runner
+from odd17.uow import Context, Runner, open_uow
 
 
 @task(name="record-payments", **TASK_DEFAULTS)
@@ -26,15 +25,14 @@ def record_payments(path: str) -> payments.PaymentTally:
 
 @task(name="tranches-due", **TASK_DEFAULTS)
 def tranches_due(on: dt.date) -> list[finance.TrancheDue]:
-    with unit_of_work(get_engine()) as session:
-        return finance.tranches_due(session, on)
+    with open_uow(get_engine(), Context.from_settings(actor("prefect:disbursement"))) as uow:
+        return finance.tranches_due(uow, on)
 
 
 @task(name="envelope-status", **TASK_DEFAULTS)
 def envelope_status() -> dict[str, Any]:
-    threshold = get_fund_config().disbursement.alert_threshold
-    with unit_of_work(get_engine()) as session:
-        report = finance.finance_report(session, alert_threshold=threshold)
+    with open_uow(get_engine(), Context.from_settings(actor("prefect:disbursement"))) as uow:
+        report = finance.finance_report(uow)
     return {key: report[key] for key in ("envelope", "committed", "disbursed", "available",
                                          "alert", "alert_threshold")}
 

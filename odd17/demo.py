@@ -194,14 +194,12 @@ def _run(folder: Path, console: Console, url: str) -> int:
 
     report_path, scdl, giving = (folder / "rapport-financier.html",
                                  folder / "subventions-scdl.csv", folder / "subventions-360.json")
-    with unit_of_work(engine) as session:
-        report = finance.finance_report(session,
-                                       alert_threshold=config.disbursement.alert_threshold,
-                                       on=utcnow().date())
-        breaches = audit.check(session)
-        counts = queries.count_by_status(session)
-        lead = session.scalars(select(Application.contact_email).order_by(Application.id)).first()
     with open_uow(engine, Context.from_settings("odd17 demo", config=config)) as uow:
+        report = finance.finance_report(uow, on=uow.now.date())
+        breaches = audit.check(uow)
+        counts = queries.count_by_status(uow.session)
+        lead = uow.session.scalars(select(Application.contact_email)
+                                   .order_by(Application.id)).first()
         exports.write_scdl(uow, scdl)
         exports.write_360giving(uow, giving)
         mails = outbox.counts(uow)

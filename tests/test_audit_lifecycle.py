@@ -12,7 +12,7 @@ from models import Application, Status, StatusChange
 from odd17.db import unit_of_work
 from odd17.services import audit, ledger
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import as_uow, in_committee
+from tests.factories import as_uow, in_committee, uow_on
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 T = Decimal("0.10")
@@ -20,7 +20,7 @@ T = Decimal("0.10")
 
 def check(engine: Engine) -> list[str]:
     with unit_of_work(engine) as s:
-        return audit.check(s)
+        return audit.check(uow_on(s))
 
 
 def test_lost_decision_race_is_flagged(engine: Engine) -> None:

@@ -14,7 +14,7 @@ from flows.disbursement import disbursement_flow
 from odd17.db import unit_of_work
 from odd17.services import audit, ledger
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import as_uow, in_committee
+from tests.factories import as_uow, in_committee, uow_on
 from tests.test_cli import cli
 
 # Approvals 20 days ago: payments may be dated from the approval day to today (real clock).
@@ -140,4 +140,4 @@ def test_disbursement_flow(engine: Engine, tmp_path: Path) -> None:
     again = disbursement_flow(payment_files=[str(csv_file)], as_of=as_of)
     assert (again["recorded"], again["already_recorded"]) == (0, 2)  # nothing twice
     with unit_of_work(engine) as s:
-        assert audit.check(s) == []
+        assert audit.check(uow_on(s)) == []

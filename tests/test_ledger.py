@@ -38,12 +38,12 @@ def end(engine: Engine, ref: str, cancel: bool, reason: str = "motif") -> ledger
 
 def report(engine: Engine) -> dict:  # type: ignore[type-arg]
     with unit_of_work(engine) as s:
-        return finance.finance_report(s, alert_threshold=T)
+        return finance.finance_report(uow_on(s))
 
 
 def breaches(engine: Engine) -> list[str]:
     with unit_of_work(engine) as s:
-        return audit.check(s)
+        return audit.check(uow_on(s))
 
 
 def test_init_opens_the_envelope_once(engine: Engine) -> None:

@@ -14,7 +14,7 @@ from models import DomainError, Grant, LedgerEntry, Tranche
 from odd17.db import unit_of_work
 from odd17.services import audit, finance, ledger
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import as_uow, in_committee
+from tests.factories import as_uow, in_committee, uow_on
 
 THREADS, OPS = 8, 40
 T = Decimal("0.10")
@@ -68,8 +68,8 @@ def test_random_concurrent_approvals_payments_and_cancellations(engine: Engine) 
     # cancellations, so it is not asserted.)
     assert sum(asked, Decimal(0)) > Decimal("2000000.00")
     with unit_of_work(engine) as s:
-        assert audit.check(s) == []
-        report = finance.finance_report(s, alert_threshold=T)
+        assert audit.check(uow_on(s)) == []
+        report = finance.finance_report(uow_on(s))
         grants = s.scalars(select(Grant)).all()
         awarded = sum((g.awarded for g in grants), Decimal(0))
         released = sum((g.released for g in grants), Decimal(0))

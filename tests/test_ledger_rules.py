@@ -18,7 +18,7 @@ from models import Application, DomainError, LedgerEntry, NotFound, Tranche
 from odd17.db import unit_of_work
 from odd17.services import finance, ledger, setup
 from rules.tranches import DateOutOfRange, add_months, due_date
-from tests.factories import as_uow, in_committee
+from tests.factories import as_uow, in_committee, uow_on
 from tests.test_cli import cli
 from tests.test_ledger import NOW, approve, breaches, pay, report
 
@@ -35,7 +35,7 @@ def grant(engine: Engine, ref: str) -> dict:  # type: ignore[type-arg]
 
 def due(engine: Engine, on: dt.date = dt.date(2100, 1, 1)) -> list[tuple[int, str, str]]:
     with unit_of_work(engine) as s:
-        return [(r["tranche"], r["amount"], r["left"]) for r in finance.tranches_due(s, on)]
+        return [(r["tranche"], r["amount"], r["left"]) for r in finance.tranches_due(uow_on(s), on)]
 
 
 def set_start(engine: Engine, ref: str, start: str, months: int = 24) -> None:

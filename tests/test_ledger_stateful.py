@@ -24,7 +24,7 @@ from odd17.db import dispose_engines, engine_for, unit_of_work
 from odd17.services import audit, finance, ledger
 from rules.tranches import DEFAULT_PLAN, split
 from tests.conftest import fresh_database_url
-from tests.factories import as_uow, in_committee
+from tests.factories import as_uow, in_committee, uow_on
 
 T = Decimal("0.10")
 SHARES = [t.share for t in DEFAULT_PLAN.tranches]
@@ -188,8 +188,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def balances_agree_with_the_model(self) -> None:
         with unit_of_work(self.engine) as s:
-            report = finance.finance_report(s, alert_threshold=T)
-            assert audit.check(s) == []
+            report = finance.finance_report(uow_on(s))
+            assert audit.check(uow_on(s)) == []
         assert Decimal(report["envelope"]) == self.envelope
         assert Decimal(report["committed"]) == self.committed
         assert Decimal(report["disbursed"]) == self.disbursed

@@ -35,7 +35,7 @@ from odd17.services.audit import check as check_ledger
 from odd17.services.reviewers import ReviewerIn, add_reviewer
 from rules.review import ReviewPolicy
 from tests.conftest import ON_POSTGRES, _admin, _pg_url
-from tests.factories import eligible, in_committee, jsonl, numbered
+from tests.factories import eligible, in_committee, jsonl, numbered, uow_on
 from tests.review_support import uow
 from tests.test_review import siren
 
@@ -85,7 +85,7 @@ def race(db_url: str, tmp_path: Path, workers: list[list[list[str]]]) -> list[li
 
 def audit(engine: Engine) -> list[str]:
     with unit_of_work(engine) as session:
-        return check_ledger(session)
+        return check_ledger(uow_on(session))
 
 
 @pytest.mark.parametrize("sides", [("--approve", "--reject"), ("--reject", "--reject")])

@@ -56,7 +56,7 @@ def topup(engine: Engine, amount: str, day: dt.date) -> None:
 
 def report(engine: Engine, on: dt.date | None = None) -> dict[str, Any]:
     with unit_of_work(engine) as s:
-        return finance.finance_report(s, alert_threshold=T, **({"on": on} if on else {}))
+        return finance.finance_report(uow_on(s), **({"on": on} if on else {}))
 
 
 def svg_of(html: str, ident: str) -> ET.Element:

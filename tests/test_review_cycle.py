@@ -17,7 +17,7 @@ from models import Application, Decision, DecisionOutcome, DomainError
 from odd17.db import unit_of_work
 from odd17.services import audit, committee, ledger, reviewers, scoring, setup
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import as_uow, dies_on_call, eligible, in_committee
+from tests.factories import as_uow, dies_on_call, eligible, in_committee, uow_on
 from tests.review_support import uow
 from tests.test_cli import cli
 from tests.test_review import PARTNER, siren
@@ -148,7 +148,7 @@ def test_review_flow_interrupted_then_rerun(engine: Engine,
         assert set(s.scalars(select(Application.status))) == {"approved"}
         assert committee.pending_decisions(u) == []
         assert all(d.applied_at for d in s.scalars(select(Decision)))
-        assert audit.check(s) == []
+        assert audit.check(uow_on(s)) == []
     assert review_flow()["applied"] == 0  # nothing left: the next run does nothing
 
 

@@ -176,7 +176,7 @@ def test_the_lead_withdraws_with_a_reason_recorded_in_the_history(engine: Engine
             "retrait du porteur : Le partenaire principal s'est retiré.")
         with pytest.raises(IllegalTransition):
             applicant.withdraw(u, reference, LEAD, "encore")
-        assert audit.check(u.session) == []
+        assert audit.check(u) == []
 
 
 def test_a_withdrawal_racing_a_status_change_loses_cleanly(engine: Engine,

@@ -14,7 +14,7 @@ from odd17.db import unit_of_work
 from odd17.services import audit, committee, finance, ledger, outbox, reviewers
 from odd17.uow import Context, open_uow
 from rules.tranches import DEFAULT_PLAN
-from tests.factories import as_uow, in_committee
+from tests.factories import as_uow, in_committee, uow_on
 from tests.review_support import runner, uow
 from tests.test_review import siren
 
@@ -58,7 +58,7 @@ def test_decide_records_then_applies_and_notes_what_the_envelope_refuses(
     with uow(engine) as u:  # noted as failed: not retried by the flow
         assert committee.pending_decisions(u) == []
     with unit_of_work(engine) as s:
-        assert audit.check(s) == []
+        assert audit.check(uow_on(s)) == []
 
 
 def test_decide_records_nothing_it_refuses(engine: Engine) -> None:
@@ -85,7 +85,7 @@ def test_record_topup_derives_its_key_from_amount_and_motif(engine: Engine) -> N
     assert topup("1000.00", "CA du 4 mars").recorded
     assert topup("1000.00", "CA du 3 mars", key="second-versement").recorded
     with unit_of_work(engine) as s:
-        assert finance.finance_report(s, alert_threshold=T)["envelope"] == "2003000.00"
+        assert finance.finance_report(uow_on(s))["envelope"] == "2003000.00"
 
 
 def test_list_reviewers_is_sorted_by_email(engine: Engine) -> None:

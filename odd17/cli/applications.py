@@ -40,18 +40,18 @@ LIST_PAGE = 50  # rows per page of `odd17 list` (human output)
 @app.command()
 def init(as_json: JsonFlag = False) -> None:
     """Crée ou met à jour la base (Alembic) et charge la configuration du fonds. Idempotent."""
-    from odd17.db import get_engine, unit_of_work
-    from odd17.runtime import utcnow
+    from odd17.db import get_engine
+    from odd17.runtime import actor, utcnow
     from odd17.services import finance, setup
     from odd17.settings import get_fund_config, get_settings, redact_url
+    from odd17.uow import Context, open_uow
 
     with user_errors():
         config = get_fund_config()
         engine = get_engine()
         fund = setup.init_database(engine, config, utcnow())
-        with unit_of_work(engine) as session:
-            report = finance.finance_report(session,
-                                           alert_threshold=config.disbursement.alert_threshold)
+        with open_uow(engine, Context.from_settings(actor("cli"), config=config)) as uow:
+            report = finance.finance_report(uow)
     database = redact_url(get_settings().database_url)
     differs = fund.envelope != config.fund.envelope
     if as_json:

@@ -14,12 +14,12 @@ from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
     err,
-    existing_engine,
     fail,
     out,
     parse_amount_option,
     parse_day_option,
     print_json,
+    read_uow,
     ready_engine,
     user_errors,
 )
@@ -134,7 +134,7 @@ def topup(
             assert value is not None
             result = ledger.record_topup(uow, value, reason=motif, key=key,
                                          max_amount=uow.config.disbursement.max_topup)
-        report = finance_report(uow.session, alert_threshold=uow.context.alert_threshold)
+        report = finance_report(uow)
     if as_json:
         print_json({"entry": result.entry, "kind": "correction" if correct else "topup",
                     "corrects": correct, "amount": as_str(result.amount),
@@ -161,11 +161,10 @@ def tranches(
     as_json: JsonFlag = False,
 ) -> None:
     """Tranches échues et non versées."""
-    from odd17.db import unit_of_work
     from odd17.services.finance import tranches_due
 
-    with user_errors(), unit_of_work(existing_engine()) as session:
-        rows = tranches_due(session, parse_day_option(date))
+    with user_errors(), read_uow() as uow:
+        rows = tranches_due(uow, parse_day_option(date))
     if as_json:
         print_json(rows)
         return
@@ -182,7 +181,6 @@ def finance(
 ) -> None:
     """Situation de l'enveloppe : engagé, versé, disponible, par objectif et par région, et
     les tranches échues à verser."""
-    from odd17.db import unit_of_work
     from odd17.runtime import utcnow
     from odd17.services import audit
     from odd17.services.finance import finance_report
@@ -191,11 +189,9 @@ def finance(
     config = get_fund_config()
     timezone = get_settings().timezone
     now = utcnow()
-    with user_errors(), unit_of_work(existing_engine()) as session:
-        report = finance_report(session,
-                                       alert_threshold=config.disbursement.alert_threshold,
-                                       on=local_today(now, timezone))
-        breaches = audit.check(session) if check else []
+    with user_errors(), read_uow() as uow:
+        report = finance_report(uow, on=local_today(now, timezone))
+        breaches = audit.check(uow) if check else []
     if html is not None:
         from odd17 import reports
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, and_, case, func, not_, or_, select, type_coerce
 from sqlalchemy.orm import Session, aliased, selectinload
@@ -26,6 +26,9 @@ from models.base import Money
 from models.ledger import TOTAL
 from odd17.services.balances import ZERO, fund_id
 from rules.money import as_str
+
+if TYPE_CHECKING:
+    from odd17.uow import UnitOfWork
 
 # Statuses in which an application may hold a grant; a cancelled one may too, once what was
 # still committed has been released (the grant is ended, nothing outstanding).
@@ -164,11 +167,12 @@ def _per_grant(session: Session, fund: int) -> dict[int, dict[str, Decimal]]:
             for gid, c, d, r, n in rows}
 
 
-def check(session: Session) -> list[str]:
+def check(uow: UnitOfWork) -> list[str]:
     """Verify every invariant of the ledger (models/ledger.py) from the ledger alone; returns
     the breaches found, each named (empty: all hold). The running balances are recomputed by
     the database (window sums over the entries in id order), so a million entries take about a
     second rather than a Python loop over each."""
+    session = uow.session
     fund = fund_id(session)
     breaches, (env, com, dis) = _entry_breaches(session, fund)
     per_grant = _per_grant(session, fund)

@@ -5,8 +5,7 @@ finance report, the tranches due and a grant's detail. They only read; money mov
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
-from typing import NotRequired, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -24,6 +23,9 @@ from models import (
 from models.ledger import TOTAL
 from odd17.services.balances import ZERO, fund_id
 from rules.money import as_str
+
+if TYPE_CHECKING:
+    from odd17.uow import UnitOfWork
 
 # The read models, typed (issue 11): the CLI's --json prints them as they are, the web
 # renders them; amounts are strings with two decimals (rules.money.as_str), dates ISO.
@@ -96,11 +98,12 @@ def _amounts(row: Balance | LedgerDay) -> Amounts:
             "disbursed": as_str(row.disbursed), "available": as_str(available)}
 
 
-def finance_report(session: Session, *, alert_threshold: Decimal,
-                   on: dt.date | None = None) -> FinanceReport:
+def finance_report(uow: UnitOfWork, *, on: dt.date | None = None) -> FinanceReport:
     """Envelope, committed, disbursed, available, grants, splits and history: read from the
     running balances, never by summing the ledger (constant time in the ledger's size). With
-    ``on``, also the tranches due that day (``tranches_due``) and the date itself (``as_of``)."""
+    ``on``, also the tranches due that day (``tranches_due``) and the date itself (``as_of``).
+    The alert threshold shown is the unit of work's fund configuration's."""
+    session, alert_threshold = uow.session, uow.context.alert_threshold
     fund = fund_id(session)
     rows = session.scalars(select(Balance).where(Balance.fund_id == fund)).all()
     total = next((r for r in rows if r.dimension == TOTAL), None)
@@ -127,14 +130,14 @@ def finance_report(session: Session, *, alert_threshold: Decimal,
     )
     if on is not None:
         report["as_of"] = on.isoformat()
-        report["tranches_due"] = tranches_due(session, on)
+        report["tranches_due"] = tranches_due(uow, on)
     return report
 
 
-def tranches_due(session: Session, on: dt.date) -> list[TrancheDue]:
+def tranches_due(uow: UnitOfWork, on: dt.date) -> list[TrancheDue]:
     """Tranches due on ``on`` and not paid, oldest first, with the beneficiary (the lead) and
     what is left to pay on each (``left``: the amount less what was already ``paid``)."""
-    rows = session.execute(
+    rows = uow.session.execute(
         select(Application.reference, Application.title, Tranche.number, Tranche.label,
                Tranche.amount, Tranche.paid_amount, Tranche.due_on,
                Organisation.name.label("beneficiary"))

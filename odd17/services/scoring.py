@@ -130,7 +130,7 @@ def ranking(uow: UnitOfWork) -> Ranking:
                            .order_by(Application.id)).all()
     ranked = [(a.reference, application_score(session, a.id, policy) or Fraction(0),
                a.requested_amount) for a in apps]
-    report = finance.finance_report(session, alert_threshold=uow.context.alert_threshold)
+    report = finance.finance_report(uow)
     available = Decimal(report["available"])
     return Ranking(available, propose(ranked, available), {a.reference: a.title for a in apps})
 
