@@ -30,7 +30,8 @@ T = TypeVar("T")
 # ``?fait=<key>``: what the application's page says after an action redirected to it
 DONE = {"commentaire": "Commentaire interne enregistré.",
         "reevaluation": "Éligibilité réévaluée."}
-BOARD_FIELDS = ("call", "objective", "region", "score_min", "score_max", "search", "page")
+BOARD_FIELDS = ("call", "objective", "region", "score_min", "score_max", "search", "page",
+                "per_page")
 STATUSES = [(s.value, status_label(s.value)) for s in Status]
 
 
