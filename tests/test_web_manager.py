@@ -5,6 +5,8 @@ unknown references answering 404, and hostile text escaped."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 
 from models import Application, Comment, EligibilityEvaluation, Review, Reviewer, Status
-from tests.factories import eligible
+from odd17.services import attachments, drafts, submission
+from odd17.settings import reset_caches
+from odd17.uow import Context, Runner
+from tests.factories import VALID, application, eligible
 from tests.webutil import (
     APPLICANT,
     REVIEWER,
@@ -117,7 +122,8 @@ def manager_paths(ref: str) -> list[tuple[str, str]]:
             ("POST", f"/gestion/dossiers/{ref}/commentaires"),
             ("POST", f"/gestion/dossiers/{ref}/attribution"),
             ("POST", f"/gestion/dossiers/{ref}/evaluateurs"),
-            ("POST", f"/gestion/dossiers/{ref}/reevaluation")]
+            ("POST", f"/gestion/dossiers/{ref}/reevaluation"),
+            ("GET", f"/gestion/dossiers/{ref}/pieces/1")]
 
 
 @pytest.mark.parametrize("who", [APPLICANT, REVIEWER, STAFF["finance"], STAFF["admin"]])
@@ -278,3 +284,36 @@ def test_reevaluate_refused_once_in_review(engine: Engine, clock: Clock,
     assert refused.status_code == 400 and "ne se réévalue plus" in refused.text
     assert count(engine, EligibilityEvaluation) == before
     assert status_of(engine, refs[0]) is Status.in_review
+
+
+def test_attachments_listed_and_downloaded(engine: Engine, clock: Clock, refs: list[str],
+                                           tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ODD17_UPLOAD_DIR", str(tmp_path / "uploads"))
+    reset_caches()
+    lead = "direction@depot.example.org"
+    content = b"%PDF-1.7\nstatuts\n%%EOF\n"
+    with uow_at(engine, clock) as uow:
+        document = application(lead={**VALID["lead"], "email": lead})
+        document.pop("documents")
+        draft = drafts.create_draft(uow, lead, document=document)
+        attachments.add_attachment(uow, attachments.UploadStore.from_settings(), draft, lead,
+                                   "statuts", "statuts.pdf", io.BytesIO(content))
+    ref = submission.submit(Runner(engine, Context.from_settings("t", clock=clock)), draft,
+                            lead)["reference"]
+    assert ref is not None
+    with uow_at(engine, clock) as uow:
+        [piece] = attachments.attachments_of(uow, ref)
+    b = browser(engine, clock)
+    page = b.get(f"/gestion/dossiers/{ref}")
+    link = f"/gestion/dossiers/{ref}/pieces/{piece['id']}"
+    assert f'href="http://testserver{link}" download>statuts.pdf</a>' in page.text
+    got = b.get(link)
+    assert got.status_code == 200 and got.content == content
+    assert got.headers["content-disposition"].startswith("attachment")
+    # the file of another application, an unknown or malformed id: the same 404
+    for wrong in (f"/gestion/dossiers/{refs[0]}/pieces/{piece['id']}",
+                  f"/gestion/dossiers/{ref}/pieces/999", f"/gestion/dossiers/{ref}/pieces/x1"):
+        assert b.get(wrong).status_code == 404, wrong
+    assert browser(engine, clock, lead).get(link).status_code == 403
+    reset_caches()

@@ -12,14 +12,23 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from models import DomainError, NotFound, Status
 from models.lookup import application_by_reference
-from odd17.services import assignment, board, choosing, comments, eligibility, queries
+from odd17.services import (
+    assignment,
+    attachments,
+    board,
+    choosing,
+    comments,
+    eligibility,
+    queries,
+)
 from odd17.services.access import Principal
 from odd17.uow import UnitOfWork
+from odd17.web.applicant import KIND_LABELS
 from odd17.web.deps import Guard, check_csrf, uow
 from odd17.web.templating import page
 from rules.labels import INNOVATION_LABELS, OBJECTIVE_LABELS, status_label
@@ -88,6 +97,7 @@ def _application_page(request: Request, reference: str, *, problem: str | None =
     def read(unit: UnitOfWork) -> dict[str, Any]:
         detail = queries.application_detail(unit, reference)
         return {"app": detail, "history": comments.history(unit, reference),
+                "files": attachments.attachments_of(unit, reference),
                 "candidates": choosing.assignable_reviewers(unit, reference)
                 if detail["status"] == Status.eligible else [],
                 "needed": unit.config.review.reviewers_per_application}
@@ -99,7 +109,7 @@ def _application_page(request: Request, reference: str, *, problem: str | None =
         **found, "problem": problem, "comment": comment, "notice": done,
         "assigned": [e for e in assigned.split(",") if e][:20],
         "status_label": status_label(found["app"]["status"]),
-        "objectives": OBJECTIVE_LABELS, "innovations": INNOVATION_LABELS,
+        "objectives": OBJECTIVE_LABELS, "innovations": INNOVATION_LABELS, "kinds": KIND_LABELS,
         "max_comment": comments.MAX_LENGTH}, status_code=status_code)
 
 
@@ -107,6 +117,20 @@ def _application_page(request: Request, reference: str, *, problem: str | None =
 def manager_application(request: Request, reference: str,
                         _: Principal | None = Guard("manager_application")) -> HTMLResponse:
     return _application_page(request, _ref(reference))
+
+
+@router.get("/dossiers/{reference}/pieces/{attachment_id}", name="manager_attachment")
+def manager_attachment(request: Request, reference: str, attachment_id: str,
+                       _: Principal | None = Guard("manager_attachment")) -> Response:
+    if not attachment_id.isdigit() or len(attachment_id) > 12:
+        raise HTTPException(404)
+    ref, store = _ref(reference), attachments.UploadStore.from_settings()
+    described, path = _run(request, lambda unit: attachments.open_for_staff(
+        unit, store, ref, int(attachment_id)))
+    # always a download, of the type read from its bytes (as the applicant's route)
+    return FileResponse(path, media_type=described["media_type"],
+                        filename=described["filename"], content_disposition_type="attachment",
+                        headers={"Cache-Control": "private, no-store"})
 
 
 def _back(request: Request, reference: str, query: str) -> Response:

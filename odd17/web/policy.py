@@ -60,6 +60,7 @@ ROUTE_POLICY.update(dict.fromkeys((
 # superset here: each rule names its roles).
 MANAGER_SPACE = Rule(Who.signed_in, roles=frozenset({Role.manager}))
 ROUTE_POLICY.update(dict.fromkeys((
-    "manager_board", "manager_application", "manager_comment", "manager_assign_auto",
-    "manager_assign_chosen", "manager_reevaluate_preview", "manager_reevaluate"),
+    "manager_board", "manager_application", "manager_attachment", "manager_comment",
+    "manager_assign_auto", "manager_assign_chosen", "manager_reevaluate_preview",
+    "manager_reevaluate"),
     MANAGER_SPACE))

@@ -98,6 +98,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/gestion"): Rule(manager_space(200)),
     ("GET", "/gestion/dossiers/{reference}"): Rule(manager_space(200),
                                                    path="/gestion/dossiers/{ref}"),
+    ("GET", "/gestion/dossiers/{reference}/pieces/{attachment_id}"): Rule(  # file 1: a draft's
+        manager_space(404), path="/gestion/dossiers/{ref}/pieces/1"),
     ("GET", "/gestion/dossiers/{reference}/reevaluation"): Rule(
         manager_space(200), path="/gestion/dossiers/{ref}/reevaluation"),
     ("POST", "/gestion/dossiers/{reference}/attribution"): Rule(  # too few reviewers: refused
