@@ -90,6 +90,8 @@ def test_board_counts_filters_search_and_pages(engine: Engine, clock: Clock,
     assert "éligible</a> : <strong>3</strong>" in page.text
     assert HOSTILE not in page.text and "&lt;script&gt;" in page.text  # escaped
 
+    typed = b.get("/gestion", params={"search": HOSTILE})
+    assert HOSTILE not in typed.text and 'value="&lt;script&gt;alert(&#34;x&#34;)' in typed.text
     searched = b.get("/gestion", params={"search": "n°1"})
     assert refs[1] in searched.text and refs[0] not in searched.text
 
