@@ -38,6 +38,7 @@ CSRF = [Depends(check_csrf)]
 T = TypeVar("T")
 # ``?fait=<key>``: what the application's page says after an action redirected to it
 DONE = {"commentaire": "Commentaire interne enregistré.",
+        "designes": "Évaluateurs désignés : le dossier est en instruction.",
         "reevaluation": "Éligibilité réévaluée."}
 BOARD_FIELDS = ("call", "objective", "region", "score_min", "score_max", "search", "page",
                 "per_page")
@@ -104,10 +105,8 @@ def _application_page(request: Request, reference: str, *, problem: str | None =
 
     found = _run(request, read)
     done = DONE.get(request.query_params.get("fait", ""))
-    assigned = request.query_params.get("designes", "")
     return page(request, "gestion_dossier.html", {
         **found, "problem": problem, "comment": comment, "notice": done,
-        "assigned": [e for e in assigned.split(",") if e][:20],
         "status_label": status_label(found["app"]["status"]),
         "objectives": OBJECTIVE_LABELS, "innovations": INNOVATION_LABELS, "kinds": KIND_LABELS,
         "max_comment": comments.MAX_LENGTH}, status_code=status_code)
@@ -158,13 +157,12 @@ def manager_assign_auto(request: Request, reference: str,
     ref = _ref(reference)
 
     def run(unit: UnitOfWork) -> assignment.Assignment:
-        queries.application_detail(unit, ref)  # NotFound for an unknown reference
+        application_by_reference(unit.session, ref)  # NotFound for an unknown reference
         return assignment.assign(unit, [ref])
 
     result = _run(request, run)
-    emails = result.assigned.get(ref)
-    if emails:
-        return _back(request, ref, "designes=" + ",".join(emails))
+    if result.assigned.get(ref):
+        return _back(request, ref, "fait=designes")
     if ref in result.short:
         problem = (f"Pas assez d'évaluateurs disponibles sans conflit d'intérêts : "
                    f"{result.short[ref]} ; rien n'a été enregistré.")
@@ -182,10 +180,10 @@ async def manager_assign_chosen(request: Request, reference: str,
     chosen = [e[:320] for e in (await request.form()).getlist("reviewer")
               if isinstance(e, str)][:50]
     try:
-        emails = _run(request, lambda unit: choosing.assign_chosen(unit, ref, chosen))
+        _run(request, lambda unit: choosing.assign_chosen(unit, ref, chosen))
     except DomainError as exc:
         return _application_page(request, ref, problem=str(exc), status_code=400)
-    return _back(request, ref, "designes=" + ",".join(emails))
+    return _back(request, ref, "fait=designes")
 
 
 @router.get("/dossiers/{reference}/reevaluation", name="manager_reevaluate_preview")
