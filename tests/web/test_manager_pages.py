@@ -39,6 +39,13 @@ def test_the_manager_pages(live_server: LiveServer, page: Page) -> None:
     axe_check(page)
     screenshot(page, "21-gestion-dossier")
 
+    page.get_by_role("link", name="Réévaluer l'éligibilité").click()
+    expect(page.locator("[role=status]")).to_contain_text("Le statut ne changera pas")
+    axe_check(page)
+    page.get_by_role("button", name="Confirmer la réévaluation").click()
+    expect(page.locator("[role=status]")).to_contain_text("Éligibilité réévaluée")
+
     page.set_viewport_size({"width": 390, "height": 800})
-    page.goto(live_server.url("/gestion"))
-    assert horizontal_overflow(page) == 0  # readable on a phone
+    for path in ("/gestion", f"/gestion/dossiers/{refs[0]}"):
+        page.goto(live_server.url(path))
+        assert horizontal_overflow(page) == 0, path  # readable on a phone
