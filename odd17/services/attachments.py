@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 
 from models import Application, Attachment, AttachmentKind, DomainError, Draft, NotFound
 from models.base import rows_matched
+from models.lookup import application_by_reference
 from odd17.services.access import application_for, draft_for, is_draft_lead, is_draft_member
 from odd17.uow import UnitOfWork
 
@@ -258,3 +259,25 @@ def _may_read(uow: UnitOfWork, row: Attachment, email: str) -> bool:
             except NotFound:
                 return False
     return False
+
+
+# --- staff (the fund manager's workspace: its route's rule checks the role) ---------------------
+
+def attachments_of(uow: UnitOfWork, reference: str) -> list[AttachmentView]:
+    """The files of an application, for staff."""
+    app = application_by_reference(uow.session, reference)
+    return [view(a) for a in uow.session.scalars(
+        select(Attachment).where(Attachment.application_id == app.id).order_by(Attachment.id))]
+
+
+def open_for_staff(uow: UnitOfWork, store: UploadStore, reference: str,
+                   attachment_id: int) -> tuple[AttachmentView, Path]:
+    """One file of that application, for staff; another application's is NotFound."""
+    app = application_by_reference(uow.session, reference)
+    row = uow.session.get(Attachment, attachment_id)
+    if row is None or row.application_id != app.id:
+        raise NotFound(ATTACHMENT_NOT_FOUND)
+    path = store.path_of(row.sha256)
+    if not path.is_file():
+        raise NotFound(f"{ATTACHMENT_NOT_FOUND} : le fichier manque dans le stockage")
+    return view(row), path

@@ -239,3 +239,16 @@ def evaluate_next(
     if not ids:
         return [], None
     return evaluate_batch(uow, ids, policy, reevaluate=reevaluate), ids[-1]
+
+
+def preview(uow: UnitOfWork, reference: str,
+            policy: EligibilityPolicy | None = None) -> Verdict | None:
+    """What re-evaluating one application would give, writing nothing (the fund manager's
+    dry run): its verdict under ``policy`` (default: the fund's), or ``None`` when it is past
+    re-evaluation (in review or beyond)."""
+    rows = uow.session.execute(
+        select(*ROW_COLUMNS).join(Call, Call.id == Application.call_id)
+        .where(Application.reference == reference.strip().upper(),
+               Application.status.in_(REEVALUABLE))).all()
+    planned = plan(rows, policy or uow.config.policy(), now=uow.now, actor=uow.actor)
+    return planned.verdicts[0] if planned.verdicts else None

@@ -55,3 +55,12 @@ ROUTE_POLICY.update(dict.fromkeys((
     "open_calls", "draft_create", "draft_form", "draft_save", "draft_invite", "draft_uninvite",
     "attachment_add", "attachment_remove", "attachment_download", "application_view",
     "application_withdraw"), APPLICANT_SPACE))
+
+# The fund manager's workspace (odd17/web/manager.py): the manager role only (admin is not a
+# superset here: each rule names its roles).
+MANAGER_SPACE = Rule(Who.signed_in, roles=frozenset({Role.manager}))
+ROUTE_POLICY.update(dict.fromkeys((
+    "manager_board", "manager_application", "manager_attachment", "manager_comment",
+    "manager_assign_auto", "manager_assign_chosen", "manager_reevaluate_preview",
+    "manager_reevaluate"),
+    MANAGER_SPACE))

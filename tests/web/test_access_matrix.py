@@ -55,6 +55,11 @@ def applicant_space(owner: int, other: int = 404) -> dict[str, int]:
     return {**everyone(403), "anonymous": 303, "applicant": owner, "other_applicant": other}
 
 
+def manager_space(manager: int) -> dict[str, int]:
+    """A page of the fund manager's workspace: the manager only (admin included in nothing)."""
+    return {**everyone(403), "anonymous": 303, "manager": manager}
+
+
 # (method, route path) -> Rule. Every role must have its answer.
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): Rule(everyone(200)),
@@ -89,6 +94,23 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/dossiers/{reference}/retrait"): Rule(  # no reason: refused, nothing changes
         applicant_space(400), path="/dossiers/{ref}/retrait", form={"reason": ""},
         fresh_session=True),  # it comes after the sign-outs
+    # the fund manager's workspace (odd17/web/manager.py); {ref} is eligible, one reviewer only
+    ("GET", "/gestion"): Rule(manager_space(200)),
+    ("GET", "/gestion/dossiers/{reference}"): Rule(manager_space(200),
+                                                   path="/gestion/dossiers/{ref}"),
+    ("GET", "/gestion/dossiers/{reference}/pieces/{attachment_id}"): Rule(  # file 1: a draft's
+        manager_space(404), path="/gestion/dossiers/{ref}/pieces/1"),
+    ("GET", "/gestion/dossiers/{reference}/reevaluation"): Rule(
+        manager_space(200), path="/gestion/dossiers/{ref}/reevaluation"),
+    ("POST", "/gestion/dossiers/{reference}/attribution"): Rule(  # too few reviewers: refused
+        manager_space(400), path="/gestion/dossiers/{ref}/attribution"),
+    ("POST", "/gestion/dossiers/{reference}/commentaires"): Rule(
+        manager_space(303), path="/gestion/dossiers/{ref}/commentaires",
+        form={"body": "Note de la matrice"}),
+    ("POST", "/gestion/dossiers/{reference}/evaluateurs"): Rule(  # nobody chosen: refused
+        manager_space(400), path="/gestion/dossiers/{ref}/evaluateurs"),
+    ("POST", "/gestion/dossiers/{reference}/reevaluation"): Rule(
+        manager_space(303), path="/gestion/dossiers/{ref}/reevaluation"),
 }
 
 # How a client becomes each role on the live server; None: the portal has no sign-in for that
