@@ -55,3 +55,12 @@ ROUTE_POLICY.update(dict.fromkeys((
     "open_calls", "draft_create", "draft_form", "draft_save", "draft_invite", "draft_uninvite",
     "attachment_add", "attachment_remove", "attachment_download", "application_view",
     "application_withdraw"), APPLICANT_SPACE))
+
+# The reviewer's and the committee's workspaces (odd17/web/reviewing.py): each application is
+# then checked by its use case (404 when the reviewer is not designated or is recused).
+REVIEWER_SPACE = Rule(Who.signed_in, roles=frozenset({Role.reviewer}))
+COMMITTEE_SPACE = Rule(Who.signed_in, roles=frozenset({Role.committee}))
+ROUTE_POLICY.update(dict.fromkeys(("review_list", "review_form", "review_save"), REVIEWER_SPACE))
+ROUTE_POLICY.update(dict.fromkeys((
+    "committee_session", "committee_decide", "committee_minutes", "committee_minutes_pdf"),
+    COMMITTEE_SPACE))
