@@ -11,6 +11,7 @@ import io
 import re
 from decimal import Decimal
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
@@ -188,24 +189,24 @@ def test_decisions_approve_with_french_amount_reject_and_defer(engine: Engine,
     browser = browser_of(engine, clock, M[0])
     token = form_token(browser.get("/comite").text)
 
-    def decide(ref: str, outcome: str, **extra: object) -> object:
+    def decide(ref: str, outcome: str, **extra: object) -> httpx.Response:
         return browser.post("/comite/decisions", data={
             "reference": ref, "outcome": outcome, "present": M[:3], "csrf_token": token,
             **extra})
 
     too_much = decide(a, "approve", amount="100 000,01")
     assert too_much.status_code == 400 and "Décision non enregistrée" in too_much.text \
-        and a in too_much.text  # type: ignore[attr-defined]
+        and a in too_much.text
     typo = decide(a, "approve", amount="70.000,5")
-    assert typo.status_code == 400 and "montant invalide" in typo.text  # type: ignore[attr-defined]
+    assert typo.status_code == 400 and "montant invalide" in typo.text
     done = decide(a, "approve", amount="70 000,50")
-    assert done.status_code == 303  # type: ignore[attr-defined]
-    shown = browser.get(done.headers["location"])  # type: ignore[attr-defined]
+    assert done.status_code == 303
+    shown = browser.get(done.headers["location"])
     assert f"{a} : accordé" in shown.text
     no_motif = decide(b, "reject", motif="   ")
-    assert no_motif.status_code == 400 and "motivé" in no_motif.text  # type: ignore[attr-defined]
-    assert decide(b, "reject", motif=HOSTILE).status_code == 303  # type: ignore[attr-defined]
-    assert decide(c, "defer").status_code == 303  # type: ignore[attr-defined]
+    assert no_motif.status_code == 400 and "motivé" in no_motif.text
+    assert decide(b, "reject", motif=HOSTILE).status_code == 303
+    assert decide(c, "defer").status_code == 303
     no_quorum = browser.post("/comite/decisions", data={
         "reference": c, "outcome": "defer", "present": M[:1], "csrf_token": token})
     assert no_quorum.status_code == 400 and "quorum" in no_quorum.text

@@ -110,13 +110,13 @@ async def review_save(request: Request, reference: str,
     names = [c["name"] for c in _run(
         request, lambda u: reviewing.review_form(u, reference, email))["criteria"]]
     scores, problems = _scores(form, names)
-    posted = {"scores": scores, "comment": _str(form, "comment")}
+    comment = _str(form, "comment")
+    posted = {"scores": scores, "comment": comment}
     if problems:
         return _review_page(request, reference, email, errors=problems, posted=posted,
                             status_code=400)
     try:
-        _run(request, lambda u: reviewing.save_draft(u, reference, email, scores,
-                                                     posted["comment"]))
+        _run(request, lambda u: reviewing.save_draft(u, reference, email, scores, comment))
         if _str(form, "action") == "submit":
             _run(request, lambda u: reviewing.submit(u, reference, email))
     except DomainError as exc:
