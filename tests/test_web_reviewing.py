@@ -10,6 +10,7 @@ import html
 import io
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from sqlalchemy import Engine, select
 
 from models import Application, Decision, Recusal, Review, Status
 from odd17.services import choosing, sessions_committee
+from odd17.settings import reset_caches
 from tests.factories import eligible, in_committee
 from tests.review_support import NOW, runner, uow
 from tests.test_choosing_comments import HOSTILE
@@ -134,6 +136,29 @@ def test_not_assigned_or_recused_is_the_missing_page(engine: Engine, clock: Cloc
     assert without_tokens(recused.get(f"/evaluation/{ref}").text) == \
         without_tokens(missing.text)
     assert ref not in recused.get("/evaluation").text
+
+
+def test_anonymous_fund_hides_the_lead_on_both_pages(engine: Engine, clock: Clock, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = assigned(engine)
+    with uow(engine) as u:
+        lead = u.session.scalars(select(Application)).one().lead
+        identity = [lead.name, lead.siret]
+    browser = browser_of(engine, clock, R0)
+    shown = browser.get(f"/evaluation/{ref}").text + browser.get("/evaluation").text
+    assert all(html.escape(i) in shown for i in identity if i)
+    default = (Path(__file__).parent.parent / "odd17/data/fund.toml").read_text()
+    anonymous = tmp_path / "fund.toml"
+    anonymous.write_text(default.replace("[review]\n", "[review]\nanonymous = true\n", 1))
+    monkeypatch.setenv("ODD17_FUND_CONFIG", str(anonymous))
+    reset_caches()
+    try:
+        shown = browser.get(f"/evaluation/{ref}").text + browser.get("/evaluation").text
+    finally:
+        monkeypatch.delenv("ODD17_FUND_CONFIG")
+        reset_caches()
+    assert ref in shown and "anonyme (le fonds masque" in shown
+    assert not [i for i in identity if i and html.escape(i) in shown]
 
 
 def test_posts_without_csrf_and_wrong_roles_are_refused(engine: Engine, clock: Clock) -> None:
