@@ -110,6 +110,7 @@ def test_draft_saved_then_submitted_then_read_only(engine: Engine, clock: Clock)
         **notes(**{**FULL, "impact": "0"}), "comment": "autre", "action": "save",
         "csrf_token": token})
     assert refused.status_code == 400 and "définitive" in refused.text
+    assert "<td>3 / 5</td>" in refused.text and "<td>0 / 5</td>" not in refused.text
     with uow(engine) as u:
         assert u.session.get(Review, review.id).scores["impact"] == 3  # type: ignore[union-attr]
 

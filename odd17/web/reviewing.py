@@ -68,7 +68,7 @@ def _review_page(request: Request, reference: str, email: str, *,
                  errors: list[str] | None = None, posted: dict[str, Any] | None = None,
                  status_code: int = 200) -> HTMLResponse:
     form = _run(request, lambda u: reviewing.review_form(u, reference, email))
-    if posted is not None:  # what was typed, shown back beside the errors
+    if posted is not None and form["state"] != "submitted":  # what was typed, shown back
         for criterion in form["criteria"]:
             criterion["value"] = posted["scores"].get(criterion["name"])
         form["comment"] = posted["comment"]
@@ -145,9 +145,9 @@ def _session_page(request: Request, present: list[str], *, result: dict[str, Any
         view = _run(request, lambda u: sessions_committee.session_view(u, []))
         problem, status_code = str(exc), 400
     return page(request, "comite_seance.html", {
-        "s": view, "present_query": urlencode([("present", p) for p in view["present"]]),
-        "result": result, "problem": problem, "posted": posted or {}, "outcomes": OUTCOMES,
-        "applied": APPLIED, "today": _today(request).isoformat()}, status_code=status_code)
+        "s": view, "result": result, "problem": problem, "posted": posted or {},
+        "outcomes": OUTCOMES, "applied": APPLIED, "today": _today(request).isoformat()},
+        status_code=status_code)
 
 
 def _today(request: Request) -> dt.date:
