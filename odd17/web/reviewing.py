@@ -37,6 +37,12 @@ OUTCOMES = {"approve": "Accorder", "reject": "Refuser", "defer": "Reporter"}
 APPLIED = {"approve": "accordé", "reject": "refusé", "defer": "reporté"}
 
 
+def score(text: str | None) -> str:
+    """A score of the read models (three decimals, a dot) for people: the French comma, not
+    rounded again (rounding a rounded value twice could differ from the exact one's)."""
+    return "—" if text is None else text.replace(".", ",")
+
+
 def _email(user: Principal | None) -> str:
     assert user is not None  # the route's guard let a signed-in user only
     return user.email
@@ -74,7 +80,7 @@ def _review_page(request: Request, reference: str, email: str, *,
         form["comment"] = posted["comment"]
     done = DONE.get(request.query_params.get("fait", ""))
     return page(request, "evaluation_dossier.html", {
-        "f": form, "errors": errors or [], "notice": None if errors else done},
+        "f": form, "score": score, "errors": errors or [], "notice": None if errors else done},
         status_code=status_code)
 
 
@@ -146,7 +152,8 @@ def _session_page(request: Request, present: list[str], *, result: dict[str, Any
         problem, status_code = str(exc), 400
     return page(request, "comite_seance.html", {
         "s": view, "result": result, "problem": problem, "posted": posted or {},
-        "outcomes": OUTCOMES, "applied": APPLIED, "today": _today(request).isoformat()},
+        "outcomes": OUTCOMES, "applied": APPLIED, "score": score,
+        "today": _today(request).isoformat()},
         status_code=status_code)
 
 
