@@ -64,3 +64,11 @@ ROUTE_POLICY.update(dict.fromkeys((
     "manager_assign_auto", "manager_assign_chosen", "manager_reevaluate_preview",
     "manager_reevaluate"),
     MANAGER_SPACE))
+# The reviewer's and the committee's workspaces (odd17/web/reviewing.py): each application is
+# then checked by its use case (404 when the reviewer is not designated or is recused).
+REVIEWER_SPACE = Rule(Who.signed_in, roles=frozenset({Role.reviewer}))
+COMMITTEE_SPACE = Rule(Who.signed_in, roles=frozenset({Role.committee}))
+ROUTE_POLICY.update(dict.fromkeys(("review_list", "review_form", "review_save"), REVIEWER_SPACE))
+ROUTE_POLICY.update(dict.fromkeys((
+    "committee_session", "committee_decide", "committee_minutes", "committee_minutes_pdf"),
+    COMMITTEE_SPACE))

@@ -17,11 +17,12 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from tests.web.conftest import LiveServer
-from tests.webutil import APPLICANT, REVIEWER, STAFF
+from tests.webutil import APPLICANT, MEMBER, REVIEWER, STAFF
 
 # applicant: the owner of the objects the routes name (draft 1, its file 1, the application);
 # other_applicant: an applicant with a draft of their own, who must get 404 on the owner's
-ROLES = ("anonymous", "applicant", "other_applicant", "reviewer", "manager", "finance", "admin")
+ROLES = ("anonymous", "applicant", "other_applicant", "reviewer", "committee", "manager",
+         "finance", "admin")
 OTHER_APPLICANT = "autre@porteur.example.org"
 CO_APPLICANT = "co@porteur.example.org"
 
@@ -58,6 +59,11 @@ def applicant_space(owner: int, other: int = 404) -> dict[str, int]:
 def manager_space(manager: int) -> dict[str, int]:
     """A page of the fund manager's workspace: the manager only (admin included in nothing)."""
     return {**everyone(403), "anonymous": 303, "manager": manager}
+
+
+def only(role: str, status: int) -> dict[str, int]:
+    """A workspace of one role: ``status`` for it, 403 for the other roles."""
+    return {**everyone(403), "anonymous": 303, role: status}
 
 
 # (method, route path) -> Rule. Every role must have its answer.
@@ -111,6 +117,19 @@ RULES: dict[tuple[str, str], Rule] = {
         manager_space(400), path="/gestion/dossiers/{ref}/evaluateurs"),
     ("POST", "/gestion/dossiers/{reference}/reevaluation"): Rule(
         manager_space(303), path="/gestion/dossiers/{ref}/reevaluation"),
+    # the reviewer's and the committee's workspaces (odd17/web/reviewing.py): the matrix's
+    # reviewer is designated for no application (404 on the owner's)
+    ("GET", "/evaluation"): Rule(only("reviewer", 200)),
+    ("GET", "/evaluation/{reference}"): Rule(only("reviewer", 404), path="/evaluation/{ref}"),
+    ("POST", "/evaluation/{reference}"): Rule(only("reviewer", 404), path="/evaluation/{ref}",
+                                              form={"action": "save"}),
+    ("GET", "/comite"): Rule(only("committee", 200)),
+    ("POST", "/comite/decisions"): Rule(  # no decision chosen: refused, nothing changes
+        only("committee", 400), form={"reference": "FDS-2099-99999", "outcome": ""}),
+    ("GET", "/comite/proces-verbal"): Rule(only("committee", 200),
+                                           path="/comite/proces-verbal?date=2026-12-03"),
+    ("GET", "/comite/proces-verbal.pdf"): Rule(only("committee", 200),
+                                               path="/comite/proces-verbal.pdf?date=2026-12-03"),
 }
 
 # How a client becomes each role on the live server; None: the portal has no sign-in for that
@@ -182,6 +201,7 @@ SIGN_IN: dict[str, SignIn | None] = {
     "applicant": _signed_in_as(APPLICANT),
     "other_applicant": _signed_in_as(OTHER_APPLICANT),
     "reviewer": _signed_in_as(REVIEWER),
+    "committee": _signed_in_as(MEMBER),
     "manager": _signed_in_as(STAFF["manager"]),
     "finance": _signed_in_as(STAFF["finance"]),
     "admin": _signed_in_as(STAFF["admin"]),
