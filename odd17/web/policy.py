@@ -55,3 +55,10 @@ ROUTE_POLICY.update(dict.fromkeys((
     "open_calls", "draft_create", "draft_form", "draft_save", "draft_invite", "draft_uninvite",
     "attachment_add", "attachment_remove", "attachment_download", "application_view",
     "application_withdraw"), APPLICANT_SPACE))
+
+# The finance workspace (odd17/web/finance.py): the finance officer only (admin is not a
+# superset of the other roles here).
+FINANCE_SPACE = Rule(Who.signed_in, roles=frozenset({Role.finance}))
+ROUTE_POLICY.update(dict.fromkeys((
+    "finance_home", "finance_tranches", "finance_pay", "finance_statement_form",
+    "finance_statement", "finance_export_scdl", "finance_export_360giving"), FINANCE_SPACE))
