@@ -21,8 +21,16 @@ from odd17.db import unit_of_work
 from odd17.services import ledger
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import as_uow, in_committee
-from tests.webutil import STAFF, Clock, add_people, client, form_token, open_session, uow_at, \
-    with_cookie
+from tests.webutil import (
+    STAFF,
+    Clock,
+    add_people,
+    client,
+    form_token,
+    open_session,
+    uow_at,
+    with_cookie,
+)
 
 # approved 20 days ago: the first tranche is due, payments may be dated since then
 NOW = dt.datetime.combine(dt.date.today() - dt.timedelta(days=20), dt.time(10), dt.UTC)
