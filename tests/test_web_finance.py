@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select
 from models import Tranche
 from odd17.db import unit_of_work
 from odd17.services import ledger
+from rules.labels import objective_label
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import as_uow, in_committee
 from tests.webutil import (
@@ -80,6 +81,7 @@ def test_the_figures_and_the_ledger_check(engine: Engine, clock: Clock) -> None:
     assert "Tous les invariants du grand livre sont vérifiés." in text
     assert "<svg" in text and "<script>" not in text and "style=" not in text
     assert "2 tranche(s) à verser" in text
+    assert f'<th scope="row">{objective_label("experimentation")}</th>' in text
     with browser(engine, clock) as b:
         tranches = b.get("/finances/tranches").text
     for ref in refs:

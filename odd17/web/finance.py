@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,10 @@ def finance_home(request: Request,
             breaches = audit.check(unit.session)
     except NotFound as exc:  # the envelope is not open yet
         return page(request, "message.html", {"title": "Finances", "text": str(exc)})
-    return page(request, "finances_home.html", {"report": report, "breaches": breaches,
-                                                **_charts(report)})
+    threshold = f"{Decimal(report['alert_threshold']) * 100:.0f} %"
+    return page(request, "finances_home.html", {
+        "report": report, "breaches": breaches, "threshold": threshold,
+        "objective_label": objective_label, **_charts(report)})
 
 
 def _charts(report: Any) -> dict[str, str]:
