@@ -131,6 +131,16 @@ def test_an_unknown_tranche_or_application_answers_404(engine: Engine, clock: Cl
         assert pay_form(b, refs[0], number=123).status_code == 404  # type: ignore[attr-defined]
 
 
+def test_a_refusal_on_a_tranche_not_listed_is_still_said(engine: Engine, clock: Clock) -> None:
+    refs = approved(engine, clock, 1)
+    with browser(engine, clock) as b:
+        answer = pay_form(b, refs[0], number=2)  # not due yet: not on the list
+    assert answer.status_code == 400  # type: ignore[attr-defined]
+    assert f"Versement refusé : {refs[0]}/2 : {refs[0]} : la tranche n°1 doit être versée " \
+        "avant la tranche n°2" in answer.text  # type: ignore[attr-defined]
+    assert paid(engine, 2) == [(None, None)]
+
+
 @pytest.mark.parametrize("path", ["/finances/tranches/{ref}/1", "/finances/releve"])
 def test_posts_without_the_csrf_token_are_refused(path: str, engine: Engine,
                                                    clock: Clock) -> None:

@@ -83,9 +83,14 @@ def _tranches_page(request: Request, *, done: str | None = None, errors: Any = N
     with uow(request) as unit:
         rows = tranches_due(unit.session, today(unit))
         day = today(unit)
+    errors = errors or {}
+    shown = {f"{r['reference']}/{r['tranche']}" for r in rows}
+    # a refusal on a tranche the list does not show (not due, paid meanwhile): said on top
+    elsewhere = [f"{key} : {message}" for key, found in errors.items() if key not in shown
+                 for message in found.values()]
     return page(request, "finances_tranches.html", {
-        "rows": rows, "done": done, "errors": errors or {}, "values": values or {},
-        "today": day.isoformat()}, status_code=status_code)
+        "rows": rows, "done": done, "errors": errors, "values": values or {},
+        "elsewhere": elsewhere, "today": day.isoformat()}, status_code=status_code)
 
 
 def _str(form: FormData, name: str, limit: int = 200) -> str:
