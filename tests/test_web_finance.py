@@ -202,6 +202,7 @@ def test_a_statement_with_a_bad_line_records_the_others(engine: Engine, clock: C
 
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("releve.pdf", b"%PDF", "format non pris en charge"),
+    ("../rel\x00eve.exe", b"x", "format non pris en charge"),
     (None, b"", "choisissez le fichier du relevé"),
 ])
 def test_a_statement_that_cannot_be_read_is_refused(name: str | None, content: bytes,
@@ -215,7 +216,9 @@ def test_a_statement_that_cannot_be_read_is_refused(name: str | None, content: b
     assert answer.status_code == 400 and message in answer.text
 
 
-def test_a_csv_statement_is_read_like_the_flow_reads_it(engine: Engine, clock: Clock) -> None:
+@pytest.mark.parametrize("name", ["releve.csv", "../../etc/RELEVÉ\x00 <b>.CSV"])
+def test_a_csv_statement_is_read_like_the_flow_reads_it(name: str, engine: Engine,
+                                                         clock: Clock) -> None:
     refs = approved(engine, clock, 1)
     out = io.StringIO()
     writer = csv.writer(out)
@@ -224,8 +227,9 @@ def test_a_csv_statement_is_read_like_the_flow_reads_it(engine: Engine, clock: C
     with browser(engine, clock) as b:
         token = form_token(b.get("/finances/releve").text)
         answer = b.post("/finances/releve", data={"csrf_token": token},
-                        files={"statement": ("releve.csv", out.getvalue().encode(), "text/csv")})
+                        files={"statement": (name, out.getvalue().encode(), "text/csv")})
     assert "1 versement(s) enregistré(s)" in answer.text
+    assert "<b>" not in answer.text and "/tmp" not in answer.text
     assert paid(engine) == [("CSV-1", Decimal("50000.00"))]
 
 

@@ -173,7 +173,7 @@ async def finance_statement(request: Request,
         return page(request, "finances_releve.html", {"tally": None, "error": error},
                     status_code=400)
     assert isinstance(upload, UploadFile) and upload.filename
-    results = _record_statement(request, Path(upload.filename).name, data)
+    results = _record_statement(request, Path(upload.filename).name[:100], data)
     return page(request, "finances_releve.html", {"tally": results, "error": None})
 
 
@@ -181,7 +181,8 @@ def _record_statement(request: Request, filename: str, data: bytes) -> dict[str,
     """The statement read as the disbursement flow reads it (from a file of the same name),
     then recorded batch by batch; each line's result, in the file's order."""
     with tempfile.TemporaryDirectory(prefix="odd17-releve-") as folder:
-        path = Path(folder) / filename
+        # a name of our own (the browser's may hold anything), its type kept for the reader
+        path = Path(folder) / f"releve{Path(filename).suffix.lower()}"
         path.write_bytes(data)
         orders = payments.read_orders(path)
     session = getattr(request.state, "session", None)
