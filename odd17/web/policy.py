@@ -72,3 +72,9 @@ ROUTE_POLICY.update(dict.fromkeys(("review_list", "review_form", "review_save"),
 ROUTE_POLICY.update(dict.fromkeys((
     "committee_session", "committee_decide", "committee_minutes", "committee_minutes_pdf"),
     COMMITTEE_SPACE))
+# The finance workspace (odd17/web/finance.py): the finance officer only (admin is not a
+# superset of the other roles here).
+FINANCE_SPACE = Rule(Who.signed_in, roles=frozenset({Role.finance}))
+ROUTE_POLICY.update(dict.fromkeys((
+    "finance_home", "finance_tranches", "finance_pay", "finance_statement_form",
+    "finance_statement", "finance_export_scdl", "finance_export_360giving"), FINANCE_SPACE))

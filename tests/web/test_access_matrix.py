@@ -66,6 +66,12 @@ def only(role: str, status: int) -> dict[str, int]:
     return {**everyone(403), "anonymous": 303, role: status}
 
 
+def finance_space(status: int) -> dict[str, int]:
+    """A page of the finance workspace: ``status`` for the finance officer, 403 for every
+    other signed-in role."""
+    return {**everyone(403), "anonymous": 303, "finance": status}
+
+
 # (method, route path) -> Rule. Every role must have its answer.
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): Rule(everyone(200)),
@@ -130,6 +136,24 @@ RULES: dict[tuple[str, str], Rule] = {
                                            path="/comite/proces-verbal?date=2026-12-03"),
     ("GET", "/comite/proces-verbal.pdf"): Rule(only("committee", 200),
                                                path="/comite/proces-verbal.pdf?date=2026-12-03"),
+    # the finance workspace (odd17/web/finance.py): the finance officer only; the payment
+    # form without its fields and the statement without a file are refused (400), nothing paid
+    ("GET", "/finances"): Rule(finance_space(200)),
+    ("GET", "/finances/tranches"): Rule(finance_space(200)),
+    ("POST", "/finances/tranches/{reference}/{number}"): Rule(
+        finance_space(400), path="/finances/tranches/{ref}/1"),
+    ("GET", "/finances/releve"): Rule(finance_space(200)),
+    ("POST", "/finances/releve"): Rule(finance_space(400)),
+    ("GET", "/finances/exports/scdl.csv"): Rule(finance_space(200)),
+    ("GET", "/finances/exports/360giving.json"): Rule(finance_space(409)),  # no grant yet
+    # the JSON API (odd17/web/api.py): a bearer token, never the browser's session (401);
+    # its scopes are tested in tests/test_api.py
+    ("GET", "/api/v1/openapi.json"): Rule(everyone(200)),
+    ("GET", "/api/v1/applications"): Rule(everyone(401)),
+    ("GET", "/api/v1/applications/{reference}"): Rule(everyone(401),
+                                                      path="/api/v1/applications/{ref}"),
+    ("GET", "/api/v1/finance"): Rule(everyone(401)),
+    ("GET", "/api/v1/tranches"): Rule(everyone(401)),
 }
 
 # How a client becomes each role on the live server; None: the portal has no sign-in for that

@@ -1,0 +1,255 @@
+"""The finance workspace (odd17/web/finance.py) through HTTP: the figures and the ledger
+check, a payment recorded from its form and shown, bad input refused in French beside its
+field, CSRF, the other roles refused, a bank statement with a bad line (the others recorded)
+and the exports."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+from decimal import Decimal
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from models import Tranche
+from odd17.db import unit_of_work
+from odd17.services import ledger
+from rules.labels import objective_label
+from rules.tranches import DEFAULT_PLAN
+from tests.factories import as_uow, in_committee
+from tests.webutil import (
+    STAFF,
+    Clock,
+    add_people,
+    client,
+    form_token,
+    open_session,
+    uow_at,
+    with_cookie,
+)
+
+# approved 20 days ago: the first tranche is due, payments may be dated since then
+NOW = dt.datetime.combine(dt.date.today() - dt.timedelta(days=20), dt.time(10), dt.UTC)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def approved(engine: Engine, clock: Clock, count: int = 2) -> list[str]:
+    refs = in_committee(engine, count)
+    with unit_of_work(engine) as s:
+        for ref in refs:
+            ledger.approve(as_uow(s, now=NOW, actor="c"), ref, Decimal("100000"),
+                           plan=DEFAULT_PLAN)
+    with uow_at(engine, clock) as uow:
+        add_people(uow)
+    return refs
+
+
+def browser(engine: Engine, clock: Clock, role: str = "finance") -> TestClient:
+    return with_cookie(client(engine, clock), open_session(engine, clock, STAFF[role])[0])
+
+
+def pay_form(b: TestClient, ref: str, number: int = 1, **fields: str) -> object:
+    token = form_token(b.get("/finances/tranches").text)
+    data = {"csrf_token": token, "paid_on": dt.date.today().isoformat(),
+            "payment_reference": "VIR-WEB-1", **fields}
+    return b.post(f"/finances/tranches/{ref}/{number}", data=data)
+
+
+def paid(engine: Engine, ref_number: int = 1) -> list[tuple[str | None, Decimal | None]]:
+    with unit_of_work(engine) as s:
+        return [(t.payment_reference, t.paid_amount)
+                for t in s.scalars(select(Tranche).where(Tranche.number == ref_number)
+                                   .order_by(Tranche.id))]
+
+
+def test_the_figures_and_the_ledger_check(engine: Engine, clock: Clock) -> None:
+    refs = approved(engine, clock)
+    with browser(engine, clock) as b:
+        answer = b.get("/finances")
+    assert answer.status_code == 200
+    text = answer.text
+    assert "200\u202f000,00 €" in text or "200 000,00 €" in text  # committed
+    assert "Tous les invariants du grand livre sont vérifiés." in text
+    assert "<svg" in text and "<script>" not in text and "style=" not in text
+    assert "2 tranche(s) à verser" in text
+    assert f'<th scope="row">{objective_label("experimentation")}</th>' in text
+    with browser(engine, clock) as b:
+        tranches = b.get("/finances/tranches").text
+    for ref in refs:
+        assert f"/finances/tranches/{ref}/1" in tranches
+
+
+def test_a_payment_is_recorded_then_shown_and_a_retry_records_nothing(
+        engine: Engine, clock: Clock) -> None:
+    refs = approved(engine, clock)
+    with browser(engine, clock) as b:
+        answer = pay_form(b, refs[0], amount="20 000,50")
+        assert answer.status_code == 303  # type: ignore[attr-defined]
+        shown = b.get(answer.headers["location"]).text  # type: ignore[attr-defined]
+        assert "Versement enregistré." in shown
+        # partly paid: still due for the rest, what was paid shown
+        row = re.search(rf"<th scope=\"row\">{refs[0]}</th>.*?</tr>", shown, re.S)
+        assert row and re.search(r"20.000,50 €", row.group(0))
+        again = pay_form(b, refs[0], amount="20 000,50")
+        assert "fait=deja" in again.headers["location"]  # type: ignore[attr-defined]
+    assert (("VIR-WEB-1", Decimal("20000.50")) in paid(engine))
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"amount": "12,345"}, "montant invalide « 12,345 »"),
+    ({"amount": "-5"}, "montant invalide « -5 »"),
+    ({"amount": "abc"}, "montant invalide « abc »"),
+    ({"paid_on": "03/12/2026"}, "date de paiement invalide"),
+    ({"payment_reference": "  "}, "la référence de paiement est obligatoire"),
+    ({"amount": "999 999,00"}, "dépasse"),  # refused by the ledger, the page says why
+])
+def test_bad_input_is_refused_in_french_and_nothing_is_paid(
+        fields: dict[str, str], message: str, engine: Engine, clock: Clock) -> None:
+    refs = approved(engine, clock, 1)
+    with browser(engine, clock) as b:
+        answer = pay_form(b, refs[0], **fields)
+    assert answer.status_code == 400  # type: ignore[attr-defined]
+    text = answer.text  # type: ignore[attr-defined]
+    assert message in text.replace("&#34;", '"').replace("&#39;", "'"), text
+    assert 'aria-invalid="true"' in text or 'role="alert"' in text
+    assert paid(engine) == [(None, None)]
+
+
+def test_an_unknown_tranche_or_application_answers_404(engine: Engine, clock: Clock) -> None:
+    refs = approved(engine, clock, 1)
+    with browser(engine, clock) as b:
+        assert pay_form(b, "ODD17-1999-9999").status_code == 404  # type: ignore[attr-defined]
+        assert pay_form(b, refs[0], number=123).status_code == 404  # type: ignore[attr-defined]
+
+
+def test_a_refusal_on_a_tranche_not_listed_is_still_said(engine: Engine, clock: Clock) -> None:
+    refs = approved(engine, clock, 1)
+    with browser(engine, clock) as b:
+        answer = pay_form(b, refs[0], number=2)  # not due yet: not on the list
+    assert answer.status_code == 400  # type: ignore[attr-defined]
+    assert f"Versement refusé : {refs[0]}/2 : {refs[0]} : la tranche n°1 doit être versée " \
+        "avant la tranche n°2" in answer.text  # type: ignore[attr-defined]
+    assert paid(engine, 2) == [(None, None)]
+
+
+@pytest.mark.parametrize("path", ["/finances/tranches/{ref}/1", "/finances/releve"])
+def test_posts_without_the_csrf_token_are_refused(path: str, engine: Engine,
+                                                   clock: Clock) -> None:
+    refs = approved(engine, clock, 1)
+    with browser(engine, clock) as b:
+        for token in (None, "x" * 43):
+            data = {"paid_on": dt.date.today().isoformat(), "payment_reference": "VIR-X"}
+            if token:
+                data["csrf_token"] = token
+            answer = b.post(path.replace("{ref}", refs[0]), data=data)
+            assert answer.status_code == 403 and "Formulaire expiré" in answer.text
+    assert paid(engine) == [(None, None)]
+
+
+@pytest.mark.parametrize("role", ["manager", "admin"])
+def test_other_staff_are_refused(role: str, engine: Engine, clock: Clock) -> None:
+    refs = approved(engine, clock, 1)
+    with browser(engine, clock, role) as b:
+        for path in ("/finances", "/finances/tranches", "/finances/releve",
+                     "/finances/exports/scdl.csv", "/finances/exports/360giving.json"):
+            assert b.get(path).status_code == 403, path
+        token = form_token(b.get("/mon-espace").text)
+        answer = b.post(f"/finances/tranches/{refs[0]}/1",
+                        data={"csrf_token": token, "paid_on": dt.date.today().isoformat(),
+                              "payment_reference": "VIR-X"})
+        assert answer.status_code == 403
+        assert "Espace finances" not in b.get("/mon-espace").text
+    assert paid(engine) == [(None, None)]
+
+
+def test_a_statement_with_a_bad_line_records_the_others(engine: Engine, clock: Clock) -> None:
+    refs = approved(engine, clock)
+    today = dt.date.today().isoformat()
+    lines = [{"reference": refs[0], "tranche": 1, "payment_reference": "REL-1", "date": today},
+             {"reference": refs[1], "tranche": 1, "payment_reference": "REL-2",
+              "date": "pas une date"},
+             {"reference": "ODD17-1999-9999", "tranche": 1, "payment_reference": "REL-3",
+              "date": today},
+             {"reference": refs[1], "tranche": 1, "payment_reference": "REL-4", "date": today,
+              "amount": "10000.00"}]
+    body = "\n".join(json.dumps(line) for line in lines) + "\n"
+    with browser(engine, clock) as b:
+        token = form_token(b.get("/finances/releve").text)
+        answer = b.post("/finances/releve", data={"csrf_token": token},
+                        files={"statement": ("releve.jsonl", body.encode(), "text/plain")})
+        assert answer.status_code == 200, answer.text
+        text = answer.text
+        assert "2 versement(s) enregistré(s), 0 déjà enregistré(s), 2 ligne(s) refusée(s)" \
+            in text
+        assert "releve.jsonl" in text and "/tmp" not in text
+        assert text.count("refusée :") == 2 and text.count("acceptée") == 2
+        assert "ODD17-1999-9999" in text
+        # the same statement again: nothing new
+        again = b.post("/finances/releve", data={"csrf_token": token},
+                       files={"statement": ("releve.jsonl", body.encode(), "text/plain")})
+        assert "0 versement(s) enregistré(s), 2 déjà enregistré(s)" in again.text
+    assert sorted(p for p, _ in paid(engine)) == ["REL-1", "REL-4"]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("releve.pdf", b"%PDF", "format non pris en charge"),
+    ("../rel\x00eve.exe", b"x", "format non pris en charge"),
+    (None, b"", "choisissez le fichier du relevé"),
+])
+def test_a_statement_that_cannot_be_read_is_refused(name: str | None, content: bytes,
+                                                    message: str, engine: Engine,
+                                                    clock: Clock) -> None:
+    approved(engine, clock, 1)
+    with browser(engine, clock) as b:
+        token = form_token(b.get("/finances/releve").text)
+        files = {"statement": (name, content, "application/octet-stream")} if name else None
+        answer = b.post("/finances/releve", data={"csrf_token": token}, files=files)
+    assert answer.status_code == 400 and message in answer.text
+
+
+@pytest.mark.parametrize("name", ["releve.csv", "../../etc/RELEVÉ\x00 <b>.CSV"])
+def test_a_csv_statement_is_read_like_the_flow_reads_it(name: str, engine: Engine,
+                                                         clock: Clock) -> None:
+    refs = approved(engine, clock, 1)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["reference", "tranche", "payment_reference", "date", "amount"])
+    writer.writerow([refs[0], "1", "CSV-1", dt.date.today().isoformat(), ""])
+    with browser(engine, clock) as b:
+        token = form_token(b.get("/finances/releve").text)
+        answer = b.post("/finances/releve", data={"csrf_token": token},
+                        files={"statement": (name, out.getvalue().encode(), "text/csv")})
+    assert "1 versement(s) enregistré(s)" in answer.text
+    assert "<b>" not in answer.text and "/tmp" not in answer.text
+    assert paid(engine) == [("CSV-1", Decimal("50000.00"))]
+
+
+def test_the_exports_download(engine: Engine, clock: Clock) -> None:
+    refs = approved(engine, clock)
+    with browser(engine, clock) as b:
+        scdl = b.get("/finances/exports/scdl.csv")
+        giving = b.get("/finances/exports/360giving.json")
+    assert scdl.status_code == 200, scdl.text
+    assert scdl.headers["content-disposition"] == 'attachment; filename="scdl.csv"'
+    rows = list(csv.DictReader(io.StringIO(scdl.text)))
+    assert len(rows) == len(refs)
+    assert giving.status_code == 200
+    assert giving.headers["content-disposition"] == 'attachment; filename="360giving.json"'
+    assert len(giving.json()["grants"]) == len(refs)
+
+
+def test_exports_with_nothing_to_publish_say_why(engine: Engine, clock: Clock) -> None:
+    with uow_at(engine, clock) as uow:
+        add_people(uow)
+    with browser(engine, clock) as b:
+        answer = b.get("/finances/exports/360giving.json")
+    assert answer.status_code == 409 and "aucune subvention attribuée" in answer.text
