@@ -4,6 +4,8 @@ document and the reviewers' declared interests."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from odd17.services.reviewers import ReviewerIn
@@ -44,3 +46,20 @@ def test_every_place_derives_the_same_siren(written: str) -> None:
 def test_a_declared_interest_that_is_no_siren_is_refused() -> None:
     with pytest.raises(ValidationError, match="SIREN invalide"):
         ReviewerIn(name="R", email="r@example.org", interests=[SIRET[:10]])
+
+
+@given(st.one_of(
+    st.text(alphabet="0123456789", min_size=14, max_size=14),
+    st.builds(make_siret, st.integers(min_value=0, max_value=10**8)),
+    st.builds(lambda d: "356000000" + d, st.text(alphabet="0123456789", min_size=5, max_size=5)),
+    st.text(alphabet="0123456789 .-", min_size=0, max_size=20),
+    st.text(max_size=16)))
+def test_the_fast_siret_check_answers_as_stdnum(value: str) -> None:
+    """rules.eligibility._siret_ok's fast path (two Luhn sums on 14 digits) gives the same
+    answer as stdnum's siret.is_valid on every input: digits, valid SIRETs, La Poste's, spaced
+    forms and any text."""
+    from stdnum.fr import siret
+
+    from rules.eligibility import _siret_ok
+
+    assert _siret_ok.__wrapped__(value) is bool(value and siret.is_valid(value))
