@@ -84,6 +84,10 @@ class Context:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def today(self) -> dt.date:
+        """Today in the fund's zone: a call opens, a tranche falls due, from local midnight."""
+        return self.clock().astimezone(self.zone).date()
+
     @property
     def alert_threshold(self) -> Decimal:
         return self.config.disbursement.alert_threshold
@@ -97,6 +101,11 @@ class UnitOfWork:
     session: Session
     context: Context
     now: dt.datetime
+
+    @property
+    def today(self) -> dt.date:
+        """The day of ``now`` in the fund's zone (see :meth:`Context.today`)."""
+        return self.now.astimezone(self.context.zone).date()
 
     @property
     def actor(self) -> str:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from models import Status
-    from odd17.uow import UnitOfWork
+    from odd17.uow import Context, UnitOfWork
 
 out = console()  # markup off: user text is printed as it is (odd17/display.py)
 err = console(stderr=True)
@@ -147,11 +147,19 @@ def read_uow() -> Iterator[UnitOfWork]:
     """A unit of work on the existing database (refused when absent or outdated, see
     existing_engine), for the commands that only read; actor and configuration from the
     settings."""
-    from odd17.runtime import actor
-    from odd17.uow import Context, open_uow
+    from odd17.uow import open_uow
 
-    with open_uow(existing_engine(), Context.from_settings(actor("cli"))) as uow:
+    with open_uow(existing_engine(), cli_context()) as uow:
         yield uow
+
+
+def cli_context() -> Context:
+    """The context of every command: its actor (ODD17_ACTOR, else cli:<login>), the fund's
+    configuration and the deployment's settings."""
+    from odd17.runtime import actor
+    from odd17.uow import Context
+
+    return Context.from_settings(actor("cli"))
 
 
 def ready_engine() -> Engine:

@@ -13,6 +13,7 @@ from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
     check_references,
+    cli_context,
     crash_guard,
     err,
     fail,
@@ -82,16 +83,15 @@ def submit(
 
 
 def _submit(paths: list[Path], as_json: bool, settings: Settings) -> None:
-    from odd17.runtime import actor
     from odd17.services import intake
     from odd17.services.pipeline import submit_and_evaluate
-    from odd17.uow import Context, Runner
+    from odd17.uow import Runner
 
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"fichier ou dossier introuvable : {', '.join(missing)}")
     with user_errors():
-        runner = Runner(ready_engine(), Context.from_settings(actor("cli")))
+        runner = Runner(ready_engine(), cli_context())
         bar = not as_json and err.is_terminal
         with progress_bar(intake.count_documents(paths) if bar else 0, "Dépôt",
                           bar) as advance:
@@ -193,15 +193,14 @@ def evaluate(
     as_json: JsonFlag = False,
 ) -> None:
     """Évalue l'éligibilité des dossiers en attente, ou réévalue après un changement de règles."""
-    from odd17.runtime import actor
     from odd17.services.eligibility import REEVALUABLE
     from odd17.services.pipeline import evaluate_references
     from odd17.settings import get_settings
-    from odd17.uow import Context, Runner, open_uow
+    from odd17.uow import Runner, open_uow
 
     settings = get_settings()
     with user_errors():
-        runner = Runner(ready_engine(), Context.from_settings(actor("cli")))
+        runner = Runner(ready_engine(), cli_context())
         if references:
             with open_uow(runner.engine, runner.context) as uow:
                 check_references(uow.session, references, allowed=REEVALUABLE,

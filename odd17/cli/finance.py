@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +12,7 @@ import typer
 from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
+    cli_context,
     err,
     fail,
     out,
@@ -64,10 +64,9 @@ def pay(
 
 def _uow() -> AbstractContextManager[UnitOfWork]:
     """One unit of work for a finance command: the CLI's actor, the fund's configuration."""
-    from odd17.runtime import actor
-    from odd17.uow import Context, open_uow
+    from odd17.uow import open_uow
 
-    return open_uow(ready_engine(), Context.from_settings(actor("cli")))
+    return open_uow(ready_engine(), cli_context())
 
 
 grant_app = typer.Typer(help="Subventions attribuées : annulation, clôture.",
@@ -190,7 +189,7 @@ def finance(
     timezone = get_settings().timezone
     now = utcnow()
     with user_errors(), read_uow() as uow:
-        report = finance_report(uow, on=local_today(now, timezone))
+        report = finance_report(uow, on=uow.today)
         breaches = audit.check(uow) if check else []
     if html is not None:
         from odd17 import reports
@@ -212,10 +211,3 @@ def finance(
         if not as_json:
             out.print(line(("Tous les invariants du grand livre sont vérifiés.", "green")))
 
-
-def local_today(now: dt.datetime, timezone: str) -> dt.date:
-    """Today in the fund's zone (ODD17_TIMEZONE): a tranche due today is due from local
-    midnight, not from UTC midnight."""
-    from zoneinfo import ZoneInfo
-
-    return now.astimezone(ZoneInfo(timezone)).date()

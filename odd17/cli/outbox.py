@@ -10,6 +10,7 @@ import typer
 from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
+    cli_context,
     err,
     existing_engine,
     fail,
@@ -20,17 +21,11 @@ from odd17.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from odd17.uow import Context
+    pass
 
 outbox_app = typer.Typer(help="Courriels : file d'envoi (outbox).", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
 
-
-def _context() -> Context:
-    from odd17.runtime import actor
-    from odd17.uow import Context
-
-    return Context.from_settings(actor("cli"))
 
 
 @outbox_app.command("list")
@@ -48,7 +43,7 @@ def outbox_list(
         wanted = MessageStatus(status) if status else None
     except ValueError:
         fail(f"--status : « {status} » inconnu (pending, sending, sent, failed)")
-    with user_errors(), open_uow(existing_engine(), _context()) as uow:
+    with user_errors(), open_uow(existing_engine(), cli_context()) as uow:
         rows = outbox.list_messages(uow, wanted)
         counts = outbox.counts(uow)
     if as_json:
@@ -69,7 +64,7 @@ def outbox_send(as_json: JsonFlag = False) -> None:
     from odd17.uow import Runner
 
     with user_errors():
-        runner = Runner(ready_engine(), _context())
+        runner = Runner(ready_engine(), cli_context())
         report = outbox.send(runner, outbox.MailSettings.from_settings(get_settings()))
     if as_json:
         print_json({"sent": report.sent, "retried": report.retried, "failed": report.failed,
@@ -89,7 +84,7 @@ def outbox_retry(ids: Annotated[list[int] | None, typer.Argument()] = None) -> N
     from odd17.services import outbox
     from odd17.uow import open_uow
 
-    with user_errors(), open_uow(ready_engine(), _context()) as uow:
+    with user_errors(), open_uow(ready_engine(), cli_context()) as uow:
         count = outbox.retry(uow, ids)
     out.print(f"{count} message(s) remis en file.")
 
@@ -109,7 +104,7 @@ def outbox_preview(
 
     with user_errors():
         settings = get_settings()
-        context, templates = _context(), settings.templates_dir
+        context, templates = cli_context(), settings.templates_dir
         portal = settings.public_url.rstrip("/")
         if reference:
             with open_uow(existing_engine(), context) as uow:

@@ -12,6 +12,7 @@ from odd17.cli import app, render
 from odd17.cli._common import (
     JsonFlag,
     check_references,
+    cli_context,
     existing_engine,
     fail,
     out,
@@ -39,10 +40,9 @@ app.add_typer(committee_app, name="committee")
 
 def _runner(engine: Engine) -> Runner:
     """The CLI's runner: its actor (ODD17_ACTOR, else cli:<login>) and the configured fund."""
-    from odd17.runtime import actor
-    from odd17.uow import Context, Runner
+    from odd17.uow import Runner
 
-    return Runner(engine, Context.from_settings(actor("cli")))
+    return Runner(engine, cli_context())
 
 
 def _uow(engine: Engine) -> AbstractContextManager[UnitOfWork]:

@@ -8,21 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from odd17.cli import app
-from odd17.cli._common import JsonFlag, existing_engine, out, print_json, user_errors
+from odd17.cli._common import JsonFlag, cli_context, existing_engine, out, print_json, user_errors
 from odd17.display import SafeTable, line
 
 if TYPE_CHECKING:
-    from odd17.uow import Context
+    pass
 
 tokens_app = typer.Typer(help="Jetons d'API personnels (scripts).", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 
-
-def _context() -> Context:
-    from odd17.runtime import actor
-    from odd17.uow import Context
-
-    return Context.from_settings(actor("cli"))
 
 
 @tokens_app.command("create")
@@ -35,7 +29,7 @@ def tokens_create(
     from odd17.services import tokens
     from odd17.uow import open_uow
 
-    with user_errors(), open_uow(existing_engine(), _context()) as uow:
+    with user_errors(), open_uow(existing_engine(), cli_context()) as uow:
         created = tokens.create(uow, email, name)
     if as_json:
         print_json(created)
@@ -57,7 +51,7 @@ def tokens_list(
     from odd17.services import tokens
     from odd17.uow import open_uow
 
-    with user_errors(), open_uow(existing_engine(), _context()) as uow:
+    with user_errors(), open_uow(existing_engine(), cli_context()) as uow:
         rows = tokens.list_tokens(uow, owner)
     if as_json:
         print_json(rows)
@@ -78,7 +72,7 @@ def tokens_revoke(token_id: Annotated[int, typer.Argument(help="Numéro du jeton
     from odd17.services import tokens
     from odd17.uow import open_uow
 
-    with user_errors(), open_uow(existing_engine(), _context()) as uow:
+    with user_errors(), open_uow(existing_engine(), cli_context()) as uow:
         token = tokens.revoke(uow, token_id)
     if as_json:
         print_json(token)

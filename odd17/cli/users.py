@@ -7,11 +7,20 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from odd17.cli import app
-from odd17.cli._common import JsonFlag, err, fail, out, print_json, ready_engine, user_errors
+from odd17.cli._common import (
+    JsonFlag,
+    cli_context,
+    err,
+    fail,
+    out,
+    print_json,
+    ready_engine,
+    user_errors,
+)
 from odd17.display import SafeTable, line
 
 if TYPE_CHECKING:
-    from odd17.uow import Context
+    pass
 
 users_app = typer.Typer(help="Comptes de l'équipe du fonds (portail web).",
                         no_args_is_help=True)
@@ -20,12 +29,6 @@ app.add_typer(users_app, name="users")
 ROLE_NAMES = {"manager": "chargé de mission", "finance": "responsable financier",
               "admin": "administrateur"}
 
-
-def _context() -> Context:
-    from odd17.runtime import actor
-    from odd17.uow import Context
-
-    return Context.from_settings(actor("cli"))
 
 
 @users_app.command("add")
@@ -39,7 +42,7 @@ def users_add(
 
     if role.strip().lower() not in ROLE_NAMES:
         fail(f"--role : « {role} » inconnu (manager, finance ou admin)")
-    with user_errors(), open_uow(ready_engine(), _context()) as uow:
+    with user_errors(), open_uow(ready_engine(), cli_context()) as uow:
         created = accounts.add_user(uow, email, role)
         address = accounts.normalise_email(email)
     verb = "créé" if created else "mis à jour (rôle, réactivé)"
@@ -52,7 +55,7 @@ def users_list(as_json: JsonFlag = False) -> None:
     from odd17.services import accounts
     from odd17.uow import open_uow
 
-    with user_errors(), open_uow(ready_engine(), _context()) as uow:
+    with user_errors(), open_uow(ready_engine(), cli_context()) as uow:
         rows = accounts.list_users(uow)
     if as_json:
         print_json([r.as_json() for r in rows])
@@ -74,7 +77,7 @@ def users_disable(email: str) -> None:
     from odd17.services import accounts
     from odd17.uow import open_uow
 
-    with user_errors(), open_uow(ready_engine(), _context()) as uow:
+    with user_errors(), open_uow(ready_engine(), cli_context()) as uow:
         revoked = accounts.disable_user(uow, email)
         address = accounts.normalise_email(email)
     out.print(line("Compte ", (address, "bold"),
@@ -87,7 +90,7 @@ def users_totp(email: str) -> None:
     from odd17.services import accounts
     from odd17.uow import open_uow
 
-    with user_errors(), open_uow(ready_engine(), _context()) as uow:
+    with user_errors(), open_uow(ready_engine(), cli_context()) as uow:
         secret, uri = accounts.enrol_totp(uow, email)
     err.print("Ajoutez ce compte à l'application d'authentification de son titulaire "
               "(lien otpauth ou secret) ; il ne sera plus affiché.")

@@ -94,7 +94,7 @@ def create_draft(uow: UnitOfWork, email: str, *, call_id: str | None = None,
                  document: dict[str, Any] | None = None) -> int:
     """A new draft led by ``email`` for an open call (the only one, if none is named)."""
     lead = normalise_email(email)
-    call = _open_call(uow.session, call_id, uow.now.astimezone(uow.context.zone).date())
+    call = _open_call(uow.session, call_id, uow.today)
     document = check_document(document or {})
     draft = Draft(call_id=call.id, lead_email=lead, document=document, version=1,
                   created_at=uow.now, updated_at=uow.now)
@@ -307,7 +307,7 @@ class CallView(TypedDict):
 
 def open_calls(uow: UnitOfWork) -> list[CallView]:
     """The calls open today (the fund's date): those a new draft may be for."""
-    day = uow.now.astimezone(uow.context.zone).date()
+    day = uow.today
     return [{"id": c.id, "title": c.title, "opens_on": c.opens_on.isoformat(),
              "closes_on": c.closes_on.isoformat()}
             for c in uow.session.scalars(select(Call).order_by(Call.id)) if c.is_open(day)]

@@ -98,7 +98,7 @@ def assigned_to(uow: UnitOfWork, email: str) -> list[AssignedRow]:
     found = session.execute(select(Review, Application).join(
         Application, Application.id == Review.application_id).where(
         Review.reviewer_id == reviewer.id, Review.application_id.not_in(recused))).all()
-    today = uow.now.astimezone(uow.context.zone).date()
+    today = uow.today
     hidden = uow.config.review.anonymous
     rows = []
     for review, app in found:

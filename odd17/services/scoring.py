@@ -49,8 +49,11 @@ def score(uow: UnitOfWork, reference: str, email: str, scores: dict[str, Any],
     if app.status != Status.in_review:
         raise DomainError(f"{app.reference} : dossier au statut « {app.status} », il n'est pas "
                           "en évaluation")
+    # Read fresh under the application's lock: a caller may hold this review from before it
+    # (the portal's submit), and another submission may have landed meanwhile (PostgreSQL).
     review = session.scalars(select(Review).where(Review.application_id == app.id,
-                                                  Review.reviewer_id == reviewer.id)).first()
+                                                  Review.reviewer_id == reviewer.id)
+                             .execution_options(populate_existing=True)).first()
     if review is None:
         raise DomainError(f"{app.reference} : {reviewer.email} n'est pas désigné pour ce "
                           "dossier")

@@ -69,11 +69,6 @@ INVALID_LINK = ("Ce lien de connexion n'est plus valable (déjà utilisé, expir
                 "Demandez-en un nouveau.")
 
 
-def _today(uow: UnitOfWork) -> dt.date:
-    """The fund's date now: a call is open by the day of its time zone."""
-    return uow.now.astimezone(uow.context.zone).date()
-
-
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
@@ -91,7 +86,7 @@ def request_sign_in(uow: UnitOfWork, policy: AccountPolicy, email: str, client: 
     _check_limit(uow, SignInRequest.client == client, since, policy.max_per_client, policy,
                  "ce poste")
     uow.session.add(SignInRequest(email=address, client=client, at=uow.now))
-    if not may_request_sign_in(roles_for(uow.session, address, _today(uow))):
+    if not may_request_sign_in(roles_for(uow.session, address, uow.today)):
         return
     token = secrets.token_urlsafe(32)
     hashed = digest(token)
@@ -141,7 +136,7 @@ def consume_link(uow: UnitOfWork, policy: AccountPolicy, token: str) -> NewSessi
         raise InvalidLink(INVALID_LINK)
     email = uow.session.execute(select(table.c.email).where(table.c.token_hash == hashed)) \
         .scalar_one()
-    roles = roles_for(uow.session, email, _today(uow))
+    roles = roles_for(uow.session, email, uow.today)
     if not roles:  # disabled, or no longer a reviewer or an applicant since the link was sent
         raise InvalidLink(INVALID_LINK)
     pending = must_confirm_totp(roles, required_for_staff=policy.totp_required_for_staff)
@@ -178,7 +173,7 @@ def session_for(uow: UnitOfWork, cookie: str | None) -> SessionState | None:
     found = uow.session.get(WebSession, digest(cookie))
     if found is None or found.revoked_at is not None or found.expires_at <= uow.now:
         return None
-    roles = roles_for(uow.session, found.email, _today(uow))
+    roles = roles_for(uow.session, found.email, uow.today)
     if not roles:
         return None
     if uow.now - found.last_seen_at >= LAST_SEEN_EVERY:

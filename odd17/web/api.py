@@ -162,7 +162,7 @@ def create_api(parent: FastAPI) -> FastAPI:
     def finance_report(request: Request) -> JSONResponse:
         try:
             with _uow(request, _actor(request)) as unit:
-                report = finance.finance_report(unit, on=_today(unit.now, unit.context.zone))
+                report = finance.finance_report(unit, on=unit.today)
         except NotFound as exc:  # the envelope is not open
             raise HTTPException(409, str(exc)) from None
         return JSONResponse(report)
@@ -174,14 +174,10 @@ def create_api(parent: FastAPI) -> FastAPI:
                  date: Annotated[dt.date | None, Query(description="défaut : aujourd'hui")]
                  = None) -> JSONResponse:
         with _uow(request, _actor(request)) as unit:
-            rows = finance.tranches_due(unit, date or _today(unit.now, unit.context.zone))
+            rows = finance.tranches_due(unit, date or unit.today)
         return JSONResponse(rows)
 
     return api
-
-
-def _today(now: dt.datetime, zone: Any) -> dt.date:
-    return now.astimezone(zone).date()
 
 
 __all__ = ["create_api"]

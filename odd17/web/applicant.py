@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -23,13 +22,12 @@ from odd17.services import applicant, attachments, drafts, forms, submission
 from odd17.services.access import Principal
 from odd17.settings import get_settings
 from odd17.uow import Context, Runner, UnitOfWork
-from odd17.web.deps import Guard, check_csrf, uow
+from odd17.web.deps import Guard, check_csrf, run, signed_in_email, uow
 from odd17.web.templating import page
 from rules.labels import INNOVATION_LABELS, OBJECTIVE_LABELS, status_label
 
 router = APIRouter()
 CSRF = [Depends(check_csrf)]
-T = TypeVar("T")
 _ACTION = re.compile(r"(?P<verb>add|remove):(?P<group>partners|cofunding)(?::(?P<row>\d{1,4}))?")
 KIND_LABELS = {"statuts": "Statuts", "budget_previsionnel": "Budget prévisionnel",
                "rib": "RIB", "autre": "Autre pièce"}
@@ -48,18 +46,6 @@ ORG_KINDS = {"association": "Association", "fondation": "Fondation",
              "academique": "Établissement d'enseignement ou de recherche"}
 
 
-def _email(user: Principal | None) -> str:
-    assert user is not None  # the route's guard let a signed-in user only
-    return user.email
-
-
-def _run(request: Request, use_case: Callable[[UnitOfWork], T]) -> T:
-    """Run a use case in its unit of work; a missing or foreign object is a 404."""
-    try:
-        with uow(request) as unit:
-            return use_case(unit)
-    except NotFound:
-        raise HTTPException(404) from None
 
 
 def _number(text: str) -> int:
@@ -75,7 +61,7 @@ def _str(form: FormData, name: str, limit: int = 400) -> str:
 
 @router.get("/appels", name="open_calls")
 def open_calls(request: Request, user: Principal | None = Guard("open_calls")) -> HTMLResponse:
-    calls = _run(request, drafts.open_calls)
+    calls = run(request, drafts.open_calls)
     return page(request, "appels.html", {"calls": calls, "error": None})
 
 
@@ -85,9 +71,9 @@ async def draft_create(request: Request,
     call = _str(await request.form(), "call", 50) or None
     try:
         with uow(request) as unit:
-            draft_id = drafts.create_draft(unit, _email(user), call_id=call)
+            draft_id = drafts.create_draft(unit, signed_in_email(user), call_id=call)
     except DomainError as exc:
-        calls = _run(request, drafts.open_calls)
+        calls = run(request, drafts.open_calls)
         return page(request, "appels.html", {"calls": calls, "error": str(exc)},
                     status_code=400)
     return RedirectResponse(request.url_for("draft_form", draft_id=str(draft_id)),
@@ -107,13 +93,13 @@ def _draft_page(request: Request, user: Principal | None, draft_id: int, *,
                 values: dict[str, Any] | None = None, errors: dict[str, list[str]] | None = None,
                 notice: str | None = None, problem: str | None = None,
                 status_code: int = 200) -> HTMLResponse:
-    email = _email(user)
+    email = signed_in_email(user)
 
     def read(unit: UnitOfWork) -> tuple[drafts.DraftView, list[attachments.AttachmentView]]:
         return (drafts.load_draft(unit, draft_id, email),
                 attachments.draft_attachments(unit, draft_id, email))
 
-    draft, files = _run(request, read)
+    draft, files = run(request, read)
     shown = values if values is not None else forms.document_to_form(draft["document"])
     return page(request, "brouillon.html", {
         "draft": draft, "files": files, "v": shown, "errors": errors or {},
@@ -162,13 +148,13 @@ def _posted_values(form: FormData, action: str) -> dict[str, Any]:
 @router.post("/brouillons/{draft_id}", name="draft_save", dependencies=CSRF)
 async def draft_save(request: Request, draft_id: str,
                      user: Principal | None = Guard("draft_save")) -> Response:
-    number, email = _number(draft_id), _email(user)
+    number, email = _number(draft_id), signed_in_email(user)
     form = await request.form()
     action = _str(form, "action", 40) or "save"
     values = _posted_values(form, action)
     result, errors = forms.validate_form(list(_pairs(values)))
     try:
-        _run(request, lambda unit: drafts.save_draft(unit, number, email, result.document))
+        run(request, lambda unit: drafts.save_draft(unit, number, email, result.document))
     except DomainError as exc:
         return _draft_page(request, user, number, values=values, errors=errors,
                            problem=str(exc), status_code=400)
@@ -196,7 +182,7 @@ def _submit(request: Request, user: Principal | None, number: int,
     actor = f"web:{session.principal.email}" if session else "web"
     runner = Runner(state.engine, Context.from_settings(actor, clock=state.clock))
     try:
-        outcome = submission.submit(runner, number, _email(user))
+        outcome = submission.submit(runner, number, signed_in_email(user))
     except NotFound:
         raise HTTPException(404) from None
     except DomainError as exc:
@@ -218,11 +204,11 @@ def _submit(request: Request, user: Principal | None, number: int,
 @router.post("/brouillons/{draft_id}/co-porteurs", name="draft_invite", dependencies=CSRF)
 async def draft_invite(request: Request, draft_id: str,
                        user: Principal | None = Guard("draft_invite")) -> Response:
-    number, email = _number(draft_id), _email(user)
+    number, email = _number(draft_id), signed_in_email(user)
     invitee = _str(await request.form(), "email", 320)
     public_url = get_settings().public_url
     try:
-        _run(request, lambda unit: drafts.invite(unit, number, email, invitee,
+        run(request, lambda unit: drafts.invite(unit, number, email, invitee,
                                                  public_url=public_url))
     except DomainError as exc:
         return _draft_page(request, user, number, problem=str(exc), status_code=400)
@@ -233,9 +219,9 @@ async def draft_invite(request: Request, draft_id: str,
              dependencies=CSRF)
 async def draft_uninvite(request: Request, draft_id: str,
                          user: Principal | None = Guard("draft_uninvite")) -> Response:
-    number, email = _number(draft_id), _email(user)
+    number, email = _number(draft_id), signed_in_email(user)
     member = _str(await request.form(), "email", 320)
-    _run(request, lambda unit: drafts.remove_member(unit, number, email, member))
+    run(request, lambda unit: drafts.remove_member(unit, number, email, member))
     return _done(request, number, "co-porteur-retire")
 
 
@@ -258,7 +244,7 @@ def limit_upload(request: Request) -> None:
              dependencies=[Depends(limit_upload), *CSRF])
 async def attachment_add(request: Request, draft_id: str,
                          user: Principal | None = Guard("attachment_add")) -> Response:
-    number, email = _number(draft_id), _email(user)
+    number, email = _number(draft_id), signed_in_email(user)
     form = await request.form()
     upload, kind = form.get("fichier"), _str(form, "kind", 50)
     if not isinstance(upload, UploadFile) or not upload.filename:
@@ -266,7 +252,7 @@ async def attachment_add(request: Request, draft_id: str,
                            status_code=400)
     store = attachments.UploadStore.from_settings()
     try:
-        _run(request, lambda unit: attachments.add_attachment(
+        run(request, lambda unit: attachments.add_attachment(
             unit, store, number, email, kind, upload.filename or "", upload.file))
     except DomainError as exc:
         return _draft_page(request, user, number, problem=str(exc), status_code=400)
@@ -279,9 +265,9 @@ async def attachment_add(request: Request, draft_id: str,
              dependencies=CSRF)
 def attachment_remove(request: Request, draft_id: str, attachment_id: str,
                       user: Principal | None = Guard("attachment_remove")) -> Response:
-    number, piece, email = _number(draft_id), _number(attachment_id), _email(user)
+    number, piece, email = _number(draft_id), _number(attachment_id), signed_in_email(user)
     try:
-        _run(request, lambda unit: attachments.remove_attachment(unit, number, email, piece))
+        run(request, lambda unit: attachments.remove_attachment(unit, number, email, piece))
     except DomainError as exc:
         return _draft_page(request, user, number, problem=str(exc), status_code=400)
     return _done(request, number, "piece-retiree")
@@ -290,9 +276,9 @@ def attachment_remove(request: Request, draft_id: str, attachment_id: str,
 @router.get("/pieces/{attachment_id}", name="attachment_download")
 def attachment_download(request: Request, attachment_id: str,
                         user: Principal | None = Guard("attachment_download")) -> Response:
-    piece, email = _number(attachment_id), _email(user)
+    piece, email = _number(attachment_id), signed_in_email(user)
     store = attachments.UploadStore.from_settings()
-    described, path = _run(request, lambda unit: attachments.open_attachment(
+    described, path = run(request, lambda unit: attachments.open_attachment(
         unit, store, piece, email))
     # always a download, of the type read from its bytes (nosniff: every response has it)
     return FileResponse(path, media_type=described["media_type"],
@@ -311,8 +297,8 @@ def application_view(request: Request, reference: str,
 def _application_page(request: Request, user: Principal | None, reference: str, *,
                       error: str | None = None, reason: str = "",
                       status_code: int = 200) -> HTMLResponse:
-    email = _email(user)
-    view = _run(request, lambda unit: applicant.application_page(unit, reference, email))
+    email = signed_in_email(user)
+    view = run(request, lambda unit: applicant.application_page(unit, reference, email))
     return page(request, "dossier.html", {
         "app": view, "error": error, "reason": reason, "kinds": KIND_LABELS,
         "submitted": request.query_params.get("depose") == "1",
@@ -323,10 +309,10 @@ def _application_page(request: Request, user: Principal | None, reference: str, 
 async def application_withdraw(request: Request, reference: str,
                                user: Principal | None = Guard("application_withdraw")
                                ) -> Response:
-    email, reference = _email(user), reference[:40]
+    email, reference = signed_in_email(user), reference[:40]
     reason = _str(await request.form(), "reason", applicant.MAX_REASON + 1)
     try:
-        _run(request, lambda unit: applicant.withdraw(unit, reference, email, reason))
+        run(request, lambda unit: applicant.withdraw(unit, reference, email, reason))
     except DomainError as exc:
         return _application_page(request, user, reference, error=str(exc), reason=reason,
                                  status_code=400)
@@ -340,7 +326,7 @@ def my_lists(request: Request, user: Principal) -> dict[str, Any]:
         return {"drafts": drafts.list_drafts(unit, user.email),
                 "applications": applicant.my_applications(unit, user.email),
                 "calls": drafts.open_calls(unit)}
-    return _run(request, read)
+    return run(request, read)
 
 
 def when(value: str | None) -> str:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
+from models import NotFound
 from odd17.services import signin
 from odd17.services.access import Principal, Role, has_any
 from odd17.uow import Context, UnitOfWork, open_uow
 from odd17.web.policy import ROUTE_POLICY, Who
 from odd17.web.security import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, CsrfRefused, csrf_ok
+
+T = TypeVar("T")
 
 
 class SignInRequired(Exception):
@@ -37,6 +41,22 @@ def uow(request: Request, actor: str | None = None) -> Iterator[UnitOfWork]:
     context = Context.from_settings(who, clock=state.clock)
     with open_uow(state.engine, context) as unit:
         yield unit
+
+
+def run(request: Request, use_case: Callable[[UnitOfWork], T]) -> T:
+    """Run a use case in the request's unit of work; a missing or foreign object (the use
+    case's ``NotFound``) answers 404, the same page for both."""
+    try:
+        with uow(request) as unit:
+            return use_case(unit)
+    except NotFound:
+        raise HTTPException(404) from None
+
+
+def signed_in_email(user: Principal | None) -> str:
+    """The address of the user a route's guard let in (a signed-in one only)."""
+    assert user is not None
+    return user.email
 
 
 def load_session(request: Request) -> signin.SessionState | None:

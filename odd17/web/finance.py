@@ -36,17 +36,12 @@ DONE = {"versement": "Versement enregistré.", "deja": "Ce versement était déj
         "rien de nouveau."}
 
 
-def today(unit: UnitOfWork) -> dt.date:
-    """Today in the fund's zone: a tranche is due from local midnight."""
-    return unit.now.astimezone(unit.context.zone).date()
-
-
 @router.get("", name="finance_home")
 def finance_home(request: Request,
                  _: Principal | None = Guard("finance_home")) -> HTMLResponse:
     try:
         with uow(request) as unit:
-            report = finance_report(unit, on=today(unit))
+            report = finance_report(unit, on=unit.today)
             breaches = audit.check(unit)
     except NotFound as exc:  # the envelope is not open yet
         return page(request, "message.html", {"title": "Finances", "text": str(exc)})
@@ -80,8 +75,8 @@ def finance_tranches(request: Request,
 def _tranches_page(request: Request, *, done: str | None = None, errors: Any = None,
                    values: Any = None, status_code: int = 200) -> HTMLResponse:
     with uow(request) as unit:
-        rows = tranches_due(unit, today(unit))
-        day = today(unit)
+        rows = tranches_due(unit, unit.today)
+        day = unit.today
     errors = errors or {}
     shown = {f"{r['reference']}/{r['tranche']}" for r in rows}
     # a refusal on a tranche the list does not show (not due, paid meanwhile): said on top

@@ -8,14 +8,13 @@ French reason. The route's rule (policy.MANAGER_SPACE) checks the role."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from models import DomainError, NotFound, Status
+from models import DomainError, Status
 from models.lookup import application_by_reference
 from odd17.services import (
     assignment,
@@ -29,13 +28,12 @@ from odd17.services import (
 from odd17.services.access import Principal
 from odd17.uow import UnitOfWork
 from odd17.web.applicant import KIND_LABELS
-from odd17.web.deps import Guard, check_csrf, uow
+from odd17.web.deps import Guard, check_csrf, run
 from odd17.web.templating import page
 from rules.labels import INNOVATION_LABELS, OBJECTIVE_LABELS, status_label
 
 router = APIRouter(prefix="/gestion")
 CSRF = [Depends(check_csrf)]
-T = TypeVar("T")
 # ``?fait=<key>``: what the application's page says after an action redirected to it
 DONE = {"commentaire": "Commentaire interne enregistré.",
         "designes": "Évaluateurs désignés : le dossier est en instruction.",
@@ -44,13 +42,6 @@ BOARD_FIELDS = ("call", "objective", "region", "score_min", "score_max", "search
                 "per_page")
 STATUSES = [(s.value, status_label(s.value)) for s in Status]
 
-
-def _run(request: Request, use_case: Callable[[UnitOfWork], T]) -> T:
-    try:
-        with uow(request) as unit:
-            return use_case(unit)
-    except NotFound:
-        raise HTTPException(404) from None
 
 
 def _ref(reference: str) -> str:
@@ -82,7 +73,7 @@ def manager_board(request: Request, _: Principal | None = Guard("manager_board")
         query = board.parse_query(raw)
     except DomainError as exc:
         error, query = str(exc), board.BoardQuery()
-    result = _run(request, lambda unit: board.board(unit, query))
+    result = run(request, lambda unit: board.board(unit, query))
     # the links to the other pages keep every filter
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != "page" and v]
     return page(request, "gestion_tableau.html", {
@@ -103,7 +94,7 @@ def _application_page(request: Request, reference: str, *, problem: str | None =
                 if detail["status"] == Status.eligible else [],
                 "needed": unit.config.review.reviewers_per_application}
 
-    found = _run(request, read)
+    found = run(request, read)
     done = DONE.get(request.query_params.get("fait", ""))
     return page(request, "gestion_dossier.html", {
         **found, "problem": problem, "comment": comment, "notice": done,
@@ -124,7 +115,7 @@ def manager_attachment(request: Request, reference: str, attachment_id: str,
     if not attachment_id.isdigit() or len(attachment_id) > 12:
         raise HTTPException(404)
     ref, store = _ref(reference), attachments.UploadStore.from_settings()
-    described, path = _run(request, lambda unit: attachments.open_for_staff(
+    described, path = run(request, lambda unit: attachments.open_for_staff(
         unit, store, ref, int(attachment_id)))
     # always a download, of the type read from its bytes (as the applicant's route)
     return FileResponse(path, media_type=described["media_type"],
@@ -143,7 +134,7 @@ async def manager_comment(request: Request, reference: str,
     ref = _ref(reference)
     body = _str(await request.form(), "body", comments.MAX_LENGTH + 1)
     try:
-        _run(request, lambda unit: comments.add_comment(unit, ref, body))
+        run(request, lambda unit: comments.add_comment(unit, ref, body))
     except DomainError as exc:
         return _application_page(request, ref, problem=str(exc), comment=body,
                                  status_code=400)
@@ -156,11 +147,11 @@ def manager_assign_auto(request: Request, reference: str,
                         _: Principal | None = Guard("manager_assign_auto")) -> Response:
     ref = _ref(reference)
 
-    def run(unit: UnitOfWork) -> assignment.Assignment:
+    def assign_one(unit: UnitOfWork) -> assignment.Assignment:
         application_by_reference(unit.session, ref)  # NotFound for an unknown reference
         return assignment.assign(unit, [ref])
 
-    result = _run(request, run)
+    result = run(request, assign_one)
     if result.assigned.get(ref):
         return _back(request, ref, "fait=designes")
     if ref in result.short:
@@ -180,7 +171,7 @@ async def manager_assign_chosen(request: Request, reference: str,
     chosen = [e[:320] for e in (await request.form()).getlist("reviewer")
               if isinstance(e, str)][:50]
     try:
-        _run(request, lambda unit: choosing.assign_chosen(unit, ref, chosen))
+        run(request, lambda unit: choosing.assign_chosen(unit, ref, chosen))
     except DomainError as exc:
         return _application_page(request, ref, problem=str(exc), status_code=400)
     return _back(request, ref, "fait=designes")
@@ -195,7 +186,7 @@ def manager_reevaluate_preview(request: Request, reference: str,
     def read(unit: UnitOfWork) -> tuple[Any, eligibility.Verdict | None]:
         return queries.application_detail(unit, ref), eligibility.preview(unit, ref)
 
-    detail, verdict = _run(request, read)
+    detail, verdict = run(request, read)
     return page(request, "gestion_reevaluation.html", {
         "app": detail, "verdict": verdict, "status_label": status_label,
         "changes": verdict is not None and verdict.status != verdict.previous})
@@ -207,12 +198,12 @@ def manager_reevaluate(request: Request, reference: str,
                        _: Principal | None = Guard("manager_reevaluate")) -> Response:
     ref = _ref(reference)
 
-    def run(unit: UnitOfWork) -> list[eligibility.Verdict]:
+    def reevaluate(unit: UnitOfWork) -> list[eligibility.Verdict]:
         app_id = application_by_reference(unit.session, ref).id
         return eligibility.evaluate_batch(unit, [app_id], reevaluate=True)
 
     try:
-        verdicts = _run(request, run)
+        verdicts = run(request, reevaluate)
     except DomainError as exc:  # ConcurrentChange: moved meanwhile
         return _application_page(request, ref, problem=str(exc), status_code=409)
     if not verdicts:

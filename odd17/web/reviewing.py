@@ -11,9 +11,8 @@ posted), each decision is posted on its own and taken by the session's use case;
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -24,13 +23,12 @@ from models import DomainError, NotFound
 from odd17.services import minutes, reviewing, sessions_committee
 from odd17.services.access import Principal
 from odd17.uow import Context, Runner, UnitOfWork
-from odd17.web.deps import Guard, check_csrf, uow
+from odd17.web.deps import Guard, check_csrf, run, signed_in_email
 from odd17.web.templating import page
 from rules.money import parse_amount
 
 router = APIRouter()
 CSRF = [Depends(check_csrf)]
-T = TypeVar("T")
 DONE = {"enregistre": "Évaluation enregistrée : vous pourrez la terminer plus tard.",
         "rendue": "Évaluation rendue. Elle est définitive."}
 OUTCOMES = {"approve": "Accorder", "reject": "Refuser", "defer": "Reporter"}
@@ -43,17 +41,6 @@ def score(text: str | None) -> str:
     return "—" if text is None else text.replace(".", ",")
 
 
-def _email(user: Principal | None) -> str:
-    assert user is not None  # the route's guard let a signed-in user only
-    return user.email
-
-
-def _run(request: Request, use_case: Callable[[UnitOfWork], T]) -> T:
-    try:
-        with uow(request) as unit:
-            return use_case(unit)
-    except NotFound:
-        raise HTTPException(404) from None
 
 
 def _str(form: FormData, name: str, limit: int = 4000) -> str:
@@ -65,15 +52,15 @@ def _str(form: FormData, name: str, limit: int = 4000) -> str:
 
 @router.get("/evaluation", name="review_list")
 def review_list(request: Request, user: Principal | None = Guard("review_list")) -> HTMLResponse:
-    email = _email(user)
-    rows = _run(request, lambda u: reviewing.assigned_to(u, email))
+    email = signed_in_email(user)
+    rows = run(request, lambda u: reviewing.assigned_to(u, email))
     return page(request, "evaluation_liste.html", {"rows": rows})
 
 
 def _review_page(request: Request, reference: str, email: str, *,
                  errors: list[str] | None = None, posted: dict[str, Any] | None = None,
                  status_code: int = 200) -> HTMLResponse:
-    form = _run(request, lambda u: reviewing.review_form(u, reference, email))
+    form = run(request, lambda u: reviewing.review_form(u, reference, email))
     if posted is not None and form["state"] != "submitted":  # what was typed, shown back
         for criterion in form["criteria"]:
             criterion["value"] = posted["scores"].get(criterion["name"])
@@ -87,7 +74,7 @@ def _review_page(request: Request, reference: str, email: str, *,
 @router.get("/evaluation/{reference}", name="review_form")
 def review_form(request: Request, reference: str,
                 user: Principal | None = Guard("review_form")) -> HTMLResponse:
-    return _review_page(request, reference[:40], _email(user))
+    return _review_page(request, reference[:40], signed_in_email(user))
 
 
 def _scores(form: FormData, names: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -111,9 +98,9 @@ async def review_save(request: Request, reference: str,
                       user: Principal | None = Guard("review_save")) -> Response:
     """« Enregistrer » saves the draft; « Rendre l'évaluation » saves it then submits it (two
     transactions: a refused submission keeps what was typed, saved)."""
-    email, reference = _email(user), reference[:40]
+    email, reference = signed_in_email(user), reference[:40]
     form = await request.form()
-    names = [c["name"] for c in _run(
+    names = [c["name"] for c in run(
         request, lambda u: reviewing.review_form(u, reference, email))["criteria"]]
     scores, problems = _scores(form, names)
     comment = _str(form, "comment")
@@ -122,9 +109,9 @@ async def review_save(request: Request, reference: str,
         return _review_page(request, reference, email, errors=problems, posted=posted,
                             status_code=400)
     try:
-        _run(request, lambda u: reviewing.save_draft(u, reference, email, scores, comment))
+        run(request, lambda u: reviewing.save_draft(u, reference, email, scores, comment))
         if _str(form, "action") == "submit":
-            _run(request, lambda u: reviewing.submit(u, reference, email))
+            run(request, lambda u: reviewing.submit(u, reference, email))
     except DomainError as exc:
         return _review_page(request, reference, email, errors=[str(exc)], posted=posted,
                             status_code=400)
@@ -146,20 +133,15 @@ def _session_page(request: Request, present: list[str], *, result: dict[str, Any
     refused because the envelope is short), ``problem``: a decision refused, beside
     ``posted`` (its form's values)."""
     try:
-        view = _run(request, lambda u: sessions_committee.session_view(u, present))
+        view = run(request, lambda u: sessions_committee.session_view(u, present))
     except DomainError as exc:  # an address that is not a member: none ticked
-        view = _run(request, lambda u: sessions_committee.session_view(u, []))
+        view = run(request, lambda u: sessions_committee.session_view(u, []))
         problem, status_code = str(exc), 400
     return page(request, "comite_seance.html", {
         "s": view, "result": result, "problem": problem, "posted": posted or {},
         "outcomes": OUTCOMES, "applied": APPLIED, "score": score,
-        "today": _today(request).isoformat()},
+        "today": Context.from_settings("web", clock=request.app.state.clock).today().isoformat()},
         status_code=status_code)
-
-
-def _today(request: Request) -> dt.date:
-    context = Context.from_settings("web", clock=request.app.state.clock)
-    return context.clock().astimezone(context.zone).date()
 
 
 @router.get("/comite", name="committee_session")
@@ -182,7 +164,7 @@ async def committee_decide(request: Request,
     posted = {"reference": reference, "outcome": outcome, "motif": motif,
               "amount": amount_text}
     state = request.app.state
-    runner = Runner(state.engine, Context.from_settings(f"web:{_email(user)}",
+    runner = Runner(state.engine, Context.from_settings(f"web:{signed_in_email(user)}",
                                                         clock=state.clock))
     try:
         if outcome not in OUTCOMES:
@@ -210,7 +192,7 @@ def _amount(text: str) -> Decimal | None:
 def _day(request: Request) -> dt.date:
     text = request.query_params.get("date", "")
     if not text:
-        return _today(request)
+        return Context.from_settings("web", clock=request.app.state.clock).today()
     try:
         return dt.datetime.strptime(text, "%Y-%m-%d").date()
     except ValueError:
@@ -236,7 +218,7 @@ def committee_minutes(request: Request,
         day = _day(request)
     except _BadDate as exc:
         return _bad_date(request, exc)
-    found = _run(request, lambda u: minutes.minutes(u, day))
+    found = run(request, lambda u: minutes.minutes(u, day))
     return page(request, "comite_proces_verbal.html", {"m": found})
 
 
@@ -252,7 +234,7 @@ def committee_minutes_pdf(request: Request,
         return minutes.minutes_pdf(minutes.minutes(unit, day), created=unit.now)
 
     try:
-        data = _run(request, build)
+        data = run(request, build)
     except DomainError as exc:  # the font is missing: said, not a traceback
         return page(request, "message.html", {"title": "Procès-verbal indisponible",
                                               "text": str(exc)}, status_code=503)
