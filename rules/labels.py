@@ -32,6 +32,13 @@ STATUS_LABELS: dict[str, str] = {
     "refused": "refusé",
 }
 
+# A committee decision's outcome (models.DecisionOutcome), as the pages tell it.
+DECISION_LABELS: dict[str, str] = {
+    "approve": "Accordé",
+    "reject": "Refusé",
+    "defer": "Reporté",
+}
+
 MESSAGE_STATUS_LABELS: dict[str, str] = {
     "pending": "en attente",
     "sending": "en cours d'envoi",
@@ -53,6 +60,10 @@ def innovation_label(identifier: str) -> str:
 
 def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status)
+
+
+def decision_label(outcome: str) -> str:
+    return DECISION_LABELS.get(outcome, outcome)
 
 
 def message_status_label(status: str) -> str:

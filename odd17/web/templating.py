@@ -18,8 +18,10 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 def _filters() -> None:
     from odd17.web.applicant import amount, status_label, when
+    from rules.labels import decision_label
 
-    templates.env.filters.update(when=when, amount=amount, status_label=status_label)
+    templates.env.filters.update(when=when, amount=amount, status_label=status_label,
+                                 decision_label=decision_label)
 
 
 def page(request: Request, name: str, context: dict[str, Any],

@@ -1,5 +1,6 @@
 """Helpers of the browser tests: accessibility (axe-core), screenshots for the README, the
-emails of the live server and the links they carry, the width of a page on a phone."""
+emails of the live server and the links they carry, the width of a page on a phone, and the
+steps several journeys share (signing in by the emailed link, filling an application)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from email.policy import default
 from email.utils import getaddresses
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 from sqlalchemy import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,3 +138,90 @@ class Mailbox:
         found = [url for url in links(message) if containing in url]
         assert found, f"no link with {containing!r} in « {message['Subject']} »: {links(message)}"
         return found[0]
+
+    def sent_since(self, seen: int) -> list[tuple[str, str]]:
+        """(recipient, subject) of the messages sent after the first ``seen`` ones, sorted:
+        a step's emails, each as many times as it was sent."""
+        return sorted((str(m["To"]).casefold(), str(m["Subject"]))
+                      for m in self.messages()[seen:])
+
+
+class Server(Protocol):
+    """What the journeys need of ``conftest.LiveServer`` (imported from there, not here)."""
+
+    mailbox: Mailbox
+
+    def url(self, path: str = "/") -> str: ...
+
+
+def local(url: str) -> str:
+    """The path of a link of an email (on ODD17_PUBLIC_URL), for the live server."""
+    return "/" + url.split("/", 3)[3]
+
+
+def sign_in(page: Page, server: Server, address: str, shots: str = "") -> None:
+    """Ask for a sign-in link, read it from the ``.eml`` folder, follow it, confirm."""
+    page.goto(server.url("/connexion"))
+    page.get_by_label("Adresse e-mail").fill(address)
+    if shots:
+        axe_check(page)
+        screenshot(page, f"{shots}-connexion")
+    page.get_by_role("button", name="Recevoir un lien de connexion").click()
+    expect(page.locator("h1")).to_contain_text("Consultez votre messagerie")
+    page.goto(server.url(local(server.mailbox.link(address, "/connexion/"))))
+    page.get_by_role("button", name="Me connecter").click()
+    expect(page.locator("h1")).to_have_text("Mon espace")
+
+
+def pdf(text: str) -> bytes:
+    return b"%PDF-1.7\n" + text.encode() + b"\n%%EOF\n"
+
+
+def fill_organisation(page: Page, prefix: str, name: str, kind: str, siret: str) -> None:
+    page.locator(f"#f-{prefix}-name").fill(name)
+    page.locator(f"#f-{prefix}-kind").select_option(kind)
+    page.locator(f"#f-{prefix}-siret").fill(siret)
+
+
+def fill_application(page: Page, lead: str, requested: str) -> None:
+    """The draft form of « Nouveau dossier » filled with an eligible project (the partners and
+    the cofunding added by htmx, which swaps their group only), asking ``requested`` euros
+    (as typed); not saved."""
+    page.locator("#f-title").fill("Alliance pour l'emploi des jeunes du Mantois")
+    page.locator("#f-summary").fill("Une association, une entreprise et une collectivité "
+                                    "co-construisent un parcours.")
+    page.get_by_label("Expérimentation").check()
+    page.get_by_label("Dialogue").check()
+    page.get_by_label("Co-construction").check()
+    fill_organisation(page, "lead", "Association Passerelles Mantoises", "association",
+                      "52601815590833")
+    page.locator("#f-lead-email").fill(lead)
+    for row, (name, kind, siret) in enumerate((
+            ("Logistique Seine Aval SAS", "entreprise", "01661318460910"),
+            ("Communauté urbaine GPS&O", "collectivite", "39099603108249"))):
+        page.get_by_role("button", name="Ajouter un partenaire").click()  # htmx: the group only
+        fill_organisation(page, f"partners-{row}", name, kind, siret)
+    page.evaluate("() => { window.sameDocument = true; }")
+    page.get_by_role("button", name="Ajouter un cofinancement").click()
+    expect(page.locator("#f-cofunding-0-funder")).to_be_visible()
+    assert page.evaluate("() => window.sameDocument === true")  # htmx swapped the group only
+    page.locator("#f-cofunding-0-funder").fill("GPS&O")
+    page.locator("#f-cofunding-0-kind").select_option("collectivite")
+    page.locator("#f-cofunding-0-amount").fill("90 000")
+    page.locator("#f-territory-department").select_option("78")
+    page.locator("#f-requested_amount").fill(requested)
+    page.locator("#f-total_budget").fill("310 000")
+    page.locator("#f-start_date").fill("2027-03-01")
+    page.locator("#f-duration_months").fill("24")
+
+
+def attach_documents(page: Page) -> None:
+    """The three required documents attached to the draft open on ``page``."""
+    for kind, name in (("statuts", "statuts.pdf"), ("budget_previsionnel", "budget.pdf"),
+                       ("rib", "rib.pdf")):
+        page.get_by_label("Type de pièce").select_option(kind)
+        page.get_by_label("Fichier").set_input_files(
+            {"name": name, "mimeType": "application/pdf", "buffer": pdf(kind)})
+        page.get_by_role("button", name="Joindre la pièce").click()
+        expect(page.locator("[role=status]")).to_contain_text("Pièce jointe")
+        expect(page.locator("table")).to_contain_text(name)

@@ -8,35 +8,18 @@ from __future__ import annotations
 from playwright.sync_api import Browser, Page, expect
 
 from tests.web.conftest import LiveServer
-from tests.web.helpers import axe_check, horizontal_overflow, screenshot
+from tests.web.helpers import (
+    attach_documents,
+    axe_check,
+    fill_application,
+    horizontal_overflow,
+    screenshot,
+    sign_in,
+)
 from tests.web.helpers import links as links_of
 
 LEAD = "direction@passerelles.example.org"
 PARTNER = "contact@seine-aval.example.org"
-
-
-def pdf(text: str) -> bytes:
-    return b"%PDF-1.7\n" + text.encode() + b"\n%%EOF\n"
-
-
-def sign_in(page: Page, server: LiveServer, address: str, shots: str = "") -> None:
-    page.goto(server.url("/connexion"))
-    page.get_by_label("Adresse e-mail").fill(address)
-    if shots:
-        axe_check(page)
-        screenshot(page, f"{shots}-connexion")
-    page.get_by_role("button", name="Recevoir un lien de connexion").click()
-    expect(page.locator("h1")).to_contain_text("Consultez votre messagerie")
-    link = server.mailbox.link(address, "/connexion/")  # on ODD17_PUBLIC_URL: its path here
-    page.goto(server.url("/" + link.split("/", 3)[3]))
-    page.get_by_role("button", name="Me connecter").click()
-    expect(page.locator("h1")).to_have_text("Mon espace")
-
-
-def fill_organisation(page: Page, prefix: str, name: str, kind: str, siret: str) -> None:
-    page.locator(f"#f-{prefix}-name").fill(name)
-    page.locator(f"#f-{prefix}-kind").select_option(kind)
-    page.locator(f"#f-{prefix}-siret").fill(siret)
 
 
 def test_the_applicant_journey(live_server: LiveServer, page: Page, browser: Browser) -> None:
@@ -52,33 +35,7 @@ def test_the_applicant_journey(live_server: LiveServer, page: Page, browser: Bro
     expect(page.locator("h1")).to_have_text("Nouveau dossier")
     axe_check(page)
 
-    # the form, with one mistake (an amount that is not one)
-    page.locator("#f-title").fill("Alliance pour l'emploi des jeunes du Mantois")
-    page.locator("#f-summary").fill("Une association, une entreprise et une collectivité "
-                                    "co-construisent un parcours.")
-    page.get_by_label("Expérimentation").check()
-    page.get_by_label("Dialogue").check()
-    page.get_by_label("Co-construction").check()
-    fill_organisation(page, "lead", "Association Passerelles Mantoises", "association",
-                      "52601815590833")
-    page.locator("#f-lead-email").fill(LEAD)
-    for row, (name, kind, siret) in enumerate((
-            ("Logistique Seine Aval SAS", "entreprise", "01661318460910"),
-            ("Communauté urbaine GPS&O", "collectivite", "39099603108249"))):
-        page.get_by_role("button", name="Ajouter un partenaire").click()  # htmx: the group only
-        fill_organisation(page, f"partners-{row}", name, kind, siret)
-    page.evaluate("() => { window.sameDocument = true; }")
-    page.get_by_role("button", name="Ajouter un cofinancement").click()
-    expect(page.locator("#f-cofunding-0-funder")).to_be_visible()
-    assert page.evaluate("() => window.sameDocument === true")  # htmx swapped the group only
-    page.locator("#f-cofunding-0-funder").fill("GPS&O")
-    page.locator("#f-cofunding-0-kind").select_option("collectivite")
-    page.locator("#f-cofunding-0-amount").fill("90 000")
-    page.locator("#f-territory-department").select_option("78")
-    page.locator("#f-requested_amount").fill("120 000,OO")  # letters O, not zeros
-    page.locator("#f-total_budget").fill("310 000")
-    page.locator("#f-start_date").fill("2027-03-01")
-    page.locator("#f-duration_months").fill("24")
+    fill_application(page, LEAD, "120 000,OO")  # one mistake: letters O, not zeros
     page.get_by_role("button", name="Enregistrer le brouillon").click()
     summary = page.locator("#erreurs")
     expect(summary).to_contain_text("Montant demandé")
@@ -94,14 +51,7 @@ def test_the_applicant_journey(live_server: LiveServer, page: Page, browser: Bro
     expect(page.locator("[role=status]")).to_contain_text("Il est complet")
     expect(page.locator("#f-requested_amount")).to_have_value("120 000,00")
 
-    for kind, name in (("statuts", "statuts.pdf"), ("budget_previsionnel", "budget.pdf"),
-                       ("rib", "rib.pdf")):
-        page.get_by_label("Type de pièce").select_option(kind)
-        page.get_by_label("Fichier").set_input_files(
-            {"name": name, "mimeType": "application/pdf", "buffer": pdf(kind)})
-        page.get_by_role("button", name="Joindre la pièce").click()
-        expect(page.locator("[role=status]")).to_contain_text("Pièce jointe")
-        expect(page.locator("table")).to_contain_text(name)
+    attach_documents(page)
     axe_check(page)
     page.locator("#pieces").scroll_into_view_if_needed()
     screenshot(page, "05-pieces", full_page=False)

@@ -16,8 +16,7 @@ from odd17.services import ledger
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import as_uow, in_committee
 from tests.web.conftest import LiveServer
-from tests.web.helpers import axe_check, horizontal_overflow, screenshot
-from tests.web.test_applicant_journey import sign_in
+from tests.web.helpers import axe_check, horizontal_overflow, screenshot, sign_in
 from tests.webutil import STAFF, Clock, add_people, uow_at
 
 NOW = dt.datetime.combine(dt.date.today() - dt.timedelta(days=20), dt.time(10), dt.UTC)

@@ -8,8 +8,7 @@ from playwright.sync_api import Page, expect
 
 from tests.factories import eligible
 from tests.web.conftest import LiveServer
-from tests.web.helpers import axe_check, horizontal_overflow, screenshot
-from tests.web.test_applicant_journey import sign_in
+from tests.web.helpers import axe_check, horizontal_overflow, screenshot, sign_in
 from tests.webutil import STAFF, Clock, add_people, uow_at
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 from tests.web.conftest import LiveServer
-from tests.web.helpers import axe_check, horizontal_overflow, screenshot
-from tests.web.test_applicant_journey import sign_in
+from tests.web.helpers import axe_check, horizontal_overflow, screenshot, sign_in
 
 R0 = "r0@eval.example.org"
 NOTES = {"pertinence": 4, "alliance": 5, "impact": 3, "innovation": 4, "modele": 3}
