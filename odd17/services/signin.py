@@ -6,6 +6,9 @@ by email, server-side sessions, and a TOTP code for staff when the fund requires
   one (``prospect``: a new association must be able to start a draft). Requests are
   rate-limited per address and per client over a sliding window, counted from
   ``sign_in_requests`` (refused requests are not recorded, so the limit lifts by itself).
+  Counting then recording is atomic: on PostgreSQL the request first takes a transaction-level
+  advisory lock per address, then per client (always in that order: no deadlock), so two
+  requests at once cannot both see room for one; SQLite's ``BEGIN IMMEDIATE`` serialises them.
 - A link's token and a session's cookie are random (``secrets.token_urlsafe(32)``); only their
   SHA-256 is stored and looked up, so comparing them leaks nothing useful by its timing.
 - A link is consumed by compare-and-set (``used_at IS NULL AND expires_at > now``, one row):
@@ -81,6 +84,7 @@ def request_sign_in(uow: UnitOfWork, policy: AccountPolicy, email: str, client: 
     address = normalise_email(email)
     client = client[:100] or "inconnu"
     since = uow.now - policy.window
+    _serialise(uow, f"sign-in address {address}", f"sign-in client {client}")
     _check_limit(uow, SignInRequest.email == address, since, policy.max_per_address, policy,
                  "cette adresse")
     _check_limit(uow, SignInRequest.client == client, since, policy.max_per_client, policy,
@@ -95,6 +99,17 @@ def request_sign_in(uow: UnitOfWork, policy: AccountPolicy, email: str, client: 
     link = payloads.SignInLink(link=f"{policy.base_url}/connexion/{token}", email=address,
                                minutes=int(LINK_LIFETIME.total_seconds() // 60))
     enqueue(uow.session, [message(link, address, key=f"connexion:{hashed}", now=uow.now)])
+
+
+def _serialise(uow: UnitOfWork, *names: str) -> None:
+    """Wait for, then hold until the end of the transaction, one lock per name (PostgreSQL;
+    under READ COMMITTED the count that follows sees what the previous holder committed)."""
+    if uow.session.get_bind().dialect.name != "postgresql":
+        return
+    for name in names:
+        key = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big",
+                             signed=True)
+        uow.session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def _check_limit(uow: UnitOfWork, where: object, since: dt.datetime, limit: int,
