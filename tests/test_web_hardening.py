@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -88,3 +89,66 @@ def test_a_failed_link_is_blanked_too(portal: TestClient, engine: Engine, clock:
         reset_caches()
     [(status, after)] = stored(engine, clock)
     assert status == MessageStatus.failed and token not in after
+
+
+# --- 3. an upload without Content-Length ------------------------------------------------------
+
+CHUNK = 16 * 1024
+
+
+def test_a_chunked_upload_is_cut_off_at_the_limit_while_it_is_read(
+        engine: Engine, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body sent in chunks, without Content-Length, far larger than a file may be: the portal
+    stops reading it past the limit (the generator is not drained), answers 413 in French, and
+    nothing is stored. httpx's ASGI transport hands the body to the app chunk by chunk."""
+    import asyncio
+
+    import httpx
+
+    from models import Attachment
+    from odd17.web.app import create_app
+    from odd17.web.security import SESSION_COOKIE
+    from tests.webutil import open_session
+
+    uploads = tmp_path / "uploads"
+    monkeypatch.setenv("ODD17_UPLOAD_DIR", str(uploads))
+    monkeypatch.setenv("ODD17_UPLOAD_MAX_BYTES", "4096")
+    reset_caches()
+    lead = "direction@nouvelle-alliance.example.org"
+    cookie, _ = open_session(engine, clock, lead)
+    with client(engine, clock) as browser:
+        browser.cookies.set(SESSION_COOKIE, cookie)
+        token = form_token(browser.get("/mon-espace").text)
+        draft = browser.post("/brouillons", data={"csrf_token": token}) \
+            .headers["location"].rsplit("/", 1)[1]
+    sent = [0]
+    total = 4 * 1024 * 1024
+
+    async def body() -> Any:
+        boundary = "odd17limite"
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n"
+               f"{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\n"
+               f"statuts\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"fichier\"; "
+               f"filename=\"enorme.pdf\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4\n"
+               ).encode()
+        while sent[0] < total:
+            sent[0] += CHUNK
+            yield b"x" * CHUNK
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(engine=engine, clock=clock))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8017",
+                                     cookies={SESSION_COOKIE: cookie}) as http:
+            return await http.post(
+                f"/brouillons/{draft}/pieces", content=body(),
+                headers={"Content-Type": "multipart/form-data; boundary=odd17limite"})
+
+    answer = asyncio.run(post())
+    assert answer.status_code == 413, answer.text
+    assert "Fichier trop volumineux" in answer.text and "taille autorisée" in answer.text
+    assert sent[0] <= 4096 + 64 * 1024 + CHUNK  # read up to the limit, not to the end
+    assert not any(p.is_file() for p in uploads.rglob("*")) if uploads.exists() else True
+    with uow_at(engine, clock) as uow:
+        assert uow.session.scalars(select(Attachment)).all() == []
+    reset_caches()
