@@ -152,3 +152,37 @@ def test_a_chunked_upload_is_cut_off_at_the_limit_while_it_is_read(
     with uow_at(engine, clock) as uow:
         assert uow.session.scalars(select(Attachment)).all() == []
     reset_caches()
+
+
+# --- 4. htmx and error answers ----------------------------------------------------------------
+
+def test_every_4xx_answer_to_htmx_replaces_the_main_content(
+        engine: Engine, clock: Clock) -> None:
+    """Whatever the route and the refusal (a form's error, a guessed id, an expired form), an
+    htmx request answered 4xx is told to swap the page's <main>, never the fragment it asked
+    for (which the error page does not have); other answers are left alone."""
+    from tests.webutil import open_session, with_cookie
+
+    people(engine, clock)
+    htmx = {"HX-Request": "true"}
+    with with_cookie(client(engine, clock), open_session(engine, clock, APPLICANT)[0]) as user:
+        token = form_token(user.get("/mon-espace").text)
+        draft = user.post("/brouillons", data={"csrf_token": token}).headers["location"]
+        answers = {
+            "invalid": user.post(draft, data={"csrf_token": token, "title": "a\x01b",
+                                              "action": "add:partners"}, headers=htmx),
+            "guessed": user.post("/brouillons/999999", data={"csrf_token": token},
+                                 headers=htmx),
+            "expired": user.post(draft, data={"csrf_token": "faux"}, headers=htmx),
+        }
+        for name, answer in answers.items():
+            assert 400 <= answer.status_code < 500, name
+            assert answer.headers["HX-Retarget"] == "#contenu", name
+            assert answer.headers["HX-Reselect"] == "#contenu", name
+            assert 'id="contenu"' in answer.text, name
+        assert "caractère de contrôle interdit" in answers["invalid"].text
+        fine = user.post(draft, data={"csrf_token": token, "action": "add:partners"},
+                         headers=htmx)
+        assert fine.status_code == 200 and "HX-Retarget" not in fine.headers
+        plain = user.post("/brouillons/999999", data={"csrf_token": token})
+        assert plain.status_code == 404 and "HX-Retarget" not in plain.headers
