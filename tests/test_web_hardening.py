@@ -186,3 +186,93 @@ def test_every_4xx_answer_to_htmx_replaces_the_main_content(
         assert fine.status_code == 200 and "HX-Retarget" not in fine.headers
         plain = user.post("/brouillons/999999", data={"csrf_token": token})
         assert plain.status_code == 404 and "HX-Retarget" not in plain.headers
+
+
+# --- 1b. TOTP secrets sealed at rest ------------------------------------------------------------
+
+KEY = "clé de test des secrets TOTP, 32 caractères au moins"
+
+
+def totp_stored(engine: Engine, clock: Clock, address: str) -> str | None:
+    from models import User
+
+    with uow_at(engine, clock) as uow:
+        return uow.session.scalars(select(User.totp_secret).where(User.email == address)).one()
+
+
+def set_totp_stored(engine: Engine, clock: Clock, address: str, value: str) -> None:
+    from models import User
+
+    with uow_at(engine, clock) as uow:
+        uow.session.scalars(select(User).where(User.email == address)).one().totp_secret = value
+
+
+def enter_code(browser: TestClient, engine: Engine, mail_dir: Path, address: str,
+               code: str) -> Any:
+    from tests.webutil import sign_in
+
+    assert sign_in(browser, engine, mail_dir, address).endswith("/connexion/code")
+    token = form_token(browser.get("/connexion/code").text)
+    return browser.post("/connexion/code", data={"csrf_token": token, "code": code})
+
+
+@pytest.fixture
+def totp_portal(engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ODD17_TOTP_REQUIRED_FOR_STAFF", "true")
+    monkeypatch.setenv("ODD17_SECRET_KEY", KEY)
+    reset_caches()
+    people(engine, clock)
+    clock.advance(minutes=-2)  # in the past: moving it on leaves the dispatcher's messages due
+
+
+def test_totp_secrets_are_sealed_and_bound_to_their_account(
+        totp_portal: None, engine: Engine, clock: Clock, mail_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyotp
+
+    from odd17.services import accounts
+    from tests.webutil import STAFF
+
+    admin, finance = STAFF["admin"], STAFF["finance"]
+    with uow_at(engine, clock) as uow:
+        secret, _ = accounts.enrol_totp(uow, admin, KEY)
+        other, _ = accounts.enrol_totp(uow, finance, KEY)
+    stored = totp_stored(engine, clock, admin)
+    assert stored is not None and secret not in stored and secret.lower() not in stored.lower()
+    assert len(stored) <= 64  # the column as it is
+    # the sealed value copied to another account opens nothing there
+    set_totp_stored(engine, clock, finance, stored)
+    with client(engine, clock) as browser:
+        copied = enter_code(browser, engine, mail_dir, finance, pyotp.TOTP(secret).at(clock.now))
+        assert copied.status_code == 400 and "ne se lit pas avec la clé" in copied.text
+    with client(engine, clock) as browser:  # its own account, the right key: signed in
+        done = enter_code(browser, engine, mail_dir, admin, pyotp.TOTP(secret).at(clock.now))
+        assert done.status_code == 303 and done.headers["location"].endswith("/mon-espace")
+    monkeypatch.setenv("ODD17_SECRET_KEY", "une autre clé, de 32 caractères au moins !")
+    reset_caches()
+    clock.advance(minutes=1)
+    with client(engine, clock) as browser:  # another key: a French message, no session
+        wrong = enter_code(browser, engine, mail_dir, admin, pyotp.TOTP(secret).at(clock.now))
+        assert wrong.status_code == 400 and "odd17 users totp" in wrong.text
+        assert browser.get("/mon-espace").status_code == 303
+    assert other  # finance's own secret was replaced by the copy: unused
+
+
+def test_a_secret_stored_in_clear_before_still_works_and_is_sealed_on_use(
+        totp_portal: None, engine: Engine, clock: Clock, mail_dir: Path) -> None:
+    import pyotp
+
+    from tests.webutil import STAFF
+
+    secret = pyotp.random_base32()
+    set_totp_stored(engine, clock, STAFF["admin"], secret)  # a row from before sealing
+    with client(engine, clock) as browser:
+        done = enter_code(browser, engine, mail_dir, STAFF["admin"],
+                          pyotp.TOTP(secret).at(clock.now))
+        assert done.status_code == 303
+    stored = totp_stored(engine, clock, STAFF["admin"])
+    assert stored is not None and secret not in stored
+    clock.advance(minutes=1)
+    with client(engine, clock) as browser:  # sealed now, and still the same secret
+        assert enter_code(browser, engine, mail_dir, STAFF["admin"],
+                          pyotp.TOTP(secret).at(clock.now)).status_code == 303

@@ -33,6 +33,7 @@ from models import DomainError, SignInRequest, SignInToken, User, WebSession
 from models.base import rows_matched
 from notifications import payloads
 from notifications.outbox import enqueue, message
+from odd17.services import sealing
 from odd17.services.access import (
     Principal,
     may_request_sign_in,
@@ -58,6 +59,7 @@ class AccountPolicy:
     max_per_client: int
     window: dt.timedelta
     totp_required_for_staff: bool
+    secret_key: str | None = None  # ODD17_SECRET_KEY: opens the sealed TOTP secrets
 
 
 class RateLimited(DomainError):
@@ -227,7 +229,8 @@ def confirm_totp(uow: UnitOfWork, policy: AccountPolicy, state: SessionState,
     user = uow.session.scalars(select(User).where(User.email == state.principal.email)).first()
     if row is None or user is None or user.totp_secret is None or row.revoked_at is not None:
         return TotpOutcome.locked
-    step = _matching_step(user.totp_secret, code.replace(" ", ""), uow.now)
+    secret = sealing.unseal(user.totp_secret, user.email, policy.secret_key)
+    step = _matching_step(secret, code.replace(" ", ""), uow.now)
     if step is not None:
         table = User.__table__
         fresh = rows_matched(uow.session.execute(
@@ -235,6 +238,8 @@ def confirm_totp(uow: UnitOfWork, policy: AccountPolicy, state: SessionState,
                                                             table.c.totp_last_step < step))
             .values(totp_last_step=step)))
         if fresh == 1:
+            if not sealing.is_sealed(user.totp_secret) and policy.secret_key:
+                user.totp_secret = sealing.seal(secret, user.email, policy.secret_key)
             row.totp_confirmed = True
             row.expires_at = uow.now + policy.session_lifetime
             return TotpOutcome.confirmed

@@ -38,7 +38,8 @@ def account_policy(settings: Settings) -> AccountPolicy:
         max_per_address=settings.sign_in_max_per_address,
         max_per_client=settings.sign_in_max_per_client,
         window=dt.timedelta(minutes=settings.sign_in_window_minutes),
-        totp_required_for_staff=settings.totp_required_for_staff)
+        totp_required_for_staff=settings.totp_required_for_staff,
+        secret_key=settings.secret_key)
 
 
 def create_app(*, engine: Engine | None = None,
