@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from models import DomainError, MessageStatus, OutboxMessage
 from models.base import rows_matched
+from notifications.payloads import scrubbed
 from notifications.render import Renderer, build_message, message_id
 from notifications.transports import Interrupted, Outgoing, Refused, Transport, Unreachable
 
@@ -132,6 +133,9 @@ _RECORD = {
     # not handed over (the server could not be reached): pending again, no attempt used
     "back": _MINE.values(status=MessageStatus.pending, claimed_by=None, send_started_at=None),
 }
+# the same, for a message whose secrets (a sign-in link) are blanked as it leaves the queue
+_RECORD_SCRUBBED = {kind: _RECORD[kind].values(context=_b("context"))
+                    for kind in ("sent", "failed")}
 
 
 @dataclass(slots=True)
@@ -170,7 +174,9 @@ class Dispatcher:
         conn = self.conn
         with conn.begin():
             if done is not None:
-                recorded = conn.execute(_RECORD[done.kind], {
+                statement = (_RECORD_SCRUBBED[done.kind] if "b_context" in done.values
+                             else _RECORD[done.kind])
+                recorded = conn.execute(statement, {
                     "b_id": done.id, "b_worker": self.worker, **done.values}).rowcount == 1
                 self.count(done, recorded)
             if claim is None:
@@ -225,13 +231,15 @@ class Dispatcher:
             self.report.unreachable = reason
             return self.failure(message, reason, permanent=True)
         return Outcome(message.id, {"b_at": self.clock(), "b_subject": ready.subject[:300],
-                                    "b_attempts": message.attempts + 1}, "sent")
+                                    "b_attempts": message.attempts + 1, **_scrub(message)},
+                       "sent")
 
     def failure(self, message: Candidate, reason: str, *, permanent: bool) -> Outcome:
         attempts = message.attempts + 1
         self.report.errors.append(f"message {message.id} : {reason}")
         if permanent or attempts >= self.max_attempts:
-            return Outcome(message.id, {"b_error": reason, "b_attempts": attempts}, "failed")
+            return Outcome(message.id, {"b_error": reason, "b_attempts": attempts,
+                                        **_scrub(message)}, "failed")
         delay = self.backoff * 2 ** (attempts - 1)
         return Outcome(message.id, {"b_error": reason, "b_attempts": attempts,
                                     "b_next": self.clock() + delay}, "retried")
@@ -307,6 +315,12 @@ class Dispatcher:
                     select(func.count()).select_from(TABLE)
                     .where(TABLE.c.status == MessageStatus.pending)).scalar_one()
         return self.report
+
+
+def _scrub(message: Candidate) -> dict[str, Any]:
+    """The blanked context to record with a message that leaves the queue, if it has secrets."""
+    context = scrubbed(message.event, message.context)
+    return {} if context is None else {"b_context": context}
 
 
 def dispatch(

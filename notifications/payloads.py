@@ -36,6 +36,9 @@ class Payload(_Model):
     """The values one email's templates use (``fund_name`` is added at rendering)."""
 
     event: ClassVar[str]
+    # fields that give access (a sign-in link): the dispatcher blanks them in the stored row
+    # once the message is sent or failed, so that reading the database does not open sessions
+    secrets: ClassVar[tuple[str, ...]] = ()
 
     def context(self) -> dict[str, Any]:
         """The JSON stored in the outbox row."""
@@ -194,6 +197,7 @@ class SignInLink(Payload):
     """A single-use sign-in link to the web portal (``odd17/services/signin.py``)."""
 
     event = "connexion"
+    secrets = ("link",)
     link: str
     minutes: int = Field(gt=0)
     email: str
@@ -203,3 +207,12 @@ PAYLOADS: dict[str, type[Payload]] = {model.event: model for model in (
     ApplicationReceived, ApplicationIneligible, ApplicationEligible, ReviewAssigned,
     DecisionApproved, DecisionRejected, TranchePaid, EnvelopeAlert, InvitationCoapplicant,
     SignInLink)}
+SCRUBBED = "(retiré après l'envoi)"
+
+
+def scrubbed(event: str, context: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored context with its secret fields blanked; None for an event without any."""
+    model = PAYLOADS.get(event)
+    if model is None or not model.secrets:
+        return None
+    return context | {name: SCRUBBED for name in model.secrets if name in context}

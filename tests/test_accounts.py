@@ -151,10 +151,17 @@ def test_users_bad_input_is_refused_and_shown_literally(db_url: str, args: list[
     assert json.loads(cli("users", "list", "--json")[1]) == []  # nothing written
 
 
-def test_users_totp_prints_the_secret_once(engine: Engine, clock: Clock) -> None:
+def test_users_totp_prints_the_secret_once(engine: Engine, clock: Clock,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import pyotp
 
+    from odd17.settings import reset_caches
+
     cli("users", "add", "admin@fonds.example.org", "--role", "admin")
+    code, out, err = cli("users", "totp", "admin@fonds.example.org")
+    assert code == 2 and "ODD17_SECRET_KEY n'est pas défini" in err  # it seals the secret
+    monkeypatch.setenv("ODD17_SECRET_KEY", "clé de test des secrets TOTP, 32 caractères")
+    reset_caches()
     code, out, err = cli("users", "totp", "admin@fonds.example.org")
     assert code == 0 and "il ne sera plus affiché" in err
     uri = next(line for line in out.splitlines() if line.startswith("URI : "))[6:]

@@ -55,6 +55,9 @@ def portal(engine: Engine, clock: Clock) -> Iterator[TestClient]:
         yield browser
 
 
+KEY = "clé de test des secrets TOTP, 32 caractères au moins"
+
+
 def configure(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
     for key, value in values.items():
         monkeypatch.setenv(f"ODD17_{key.upper()}", value)
@@ -338,11 +341,11 @@ def test_disabling_blocks_an_address_that_is_also_an_applicant(portal: TestClien
 
 def test_staff_confirm_with_a_totp_code(engine: Engine, clock: Clock, mail_dir: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    configure(monkeypatch, totp_required_for_staff="true")
+    configure(monkeypatch, totp_required_for_staff="true", secret_key=KEY)
     people(engine, clock)
     address = STAFF["admin"]
     with uow_at(engine, clock) as uow:
-        secret, uri = accounts.enrol_totp(uow, address)
+        secret, uri = accounts.enrol_totp(uow, address, KEY)
     assert uri.startswith("otpauth://totp/") and secret in uri
     with client(engine, clock) as browser, client(engine, clock) as second:
         assert sign_in(browser, engine, mail_dir, address).endswith("/connexion/code")
@@ -368,10 +371,10 @@ def test_staff_confirm_with_a_totp_code(engine: Engine, clock: Clock, mail_dir: 
 
 def test_wrong_totp_codes_end_the_sign_in(engine: Engine, clock: Clock, mail_dir: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    configure(monkeypatch, totp_required_for_staff="true")
+    configure(monkeypatch, totp_required_for_staff="true", secret_key=KEY)
     people(engine, clock)
     with uow_at(engine, clock) as uow:
-        accounts.enrol_totp(uow, STAFF["finance"])
+        accounts.enrol_totp(uow, STAFF["finance"], KEY)
     with client(engine, clock) as browser:
         sign_in(browser, engine, mail_dir, STAFF["finance"])
         statuses = []
@@ -445,7 +448,7 @@ def test_authorisation_matrix(engine: Engine, clock: Clock) -> None:
     """Every route (from the route table) × every identity → what its rule says."""
     people(engine, clock)
     with uow_at(engine, clock) as uow:
-        accounts.enrol_totp(uow, ADDRESSES["totp_pending"])
+        accounts.enrol_totp(uow, ADDRESSES["totp_pending"], KEY)
     app = create_app(engine=engine, clock=clock)
     failures = []
     for route in route_table(app):

@@ -88,10 +88,11 @@ def users_disable(email: str) -> None:
 def users_totp(email: str) -> None:
     """Crée le secret TOTP d'un compte (remplace l'ancien) et l'affiche une seule fois."""
     from odd17.services import accounts
+    from odd17.settings import get_settings
     from odd17.uow import open_uow
 
     with user_errors(), open_uow(ready_engine(), cli_context()) as uow:
-        secret, uri = accounts.enrol_totp(uow, email)
+        secret, uri = accounts.enrol_totp(uow, email, get_settings().secret_key)
     err.print("Ajoutez ce compte à l'application d'authentification de son titulaire "
               "(lien otpauth ou secret) ; il ne sera plus affiché.")
     out.print(line("URI : ", uri), soft_wrap=True)  # one line: copied whole

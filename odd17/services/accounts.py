@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from models import DomainError, StaffRole, User, WebSession
 from models.base import rows_matched
+from odd17.services import sealing
 from odd17.uow import UnitOfWork
 from rules.text import show_controls
 
@@ -96,11 +97,12 @@ def revoke_sessions(uow: UnitOfWork, email: str) -> int:
         .values(revoked_at=uow.now)))
 
 
-def enrol_totp(uow: UnitOfWork, email: str) -> tuple[str, str]:
+def enrol_totp(uow: UnitOfWork, email: str, key: str | None) -> tuple[str, str]:
     """A new TOTP secret for a staff account (replacing any former one): (secret, otpauth
-    URI), to show once to its owner."""
+    URI), to show once to its owner; stored sealed under ``key`` (ODD17_SECRET_KEY)."""
     user = _existing(uow, email)
     secret = pyotp.random_base32()
-    user.totp_secret, user.totp_last_step, user.updated_at = secret, None, uow.now
+    user.totp_secret = sealing.seal(secret, user.email, key)
+    user.totp_last_step, user.updated_at = None, uow.now
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
     return secret, uri

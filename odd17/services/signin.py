@@ -6,6 +6,9 @@ by email, server-side sessions, and a TOTP code for staff when the fund requires
   one (``prospect``: a new association must be able to start a draft). Requests are
   rate-limited per address and per client over a sliding window, counted from
   ``sign_in_requests`` (refused requests are not recorded, so the limit lifts by itself).
+  Counting then recording is atomic: on PostgreSQL the request first takes a transaction-level
+  advisory lock per address, then per client (always in that order: no deadlock), so two
+  requests at once cannot both see room for one; SQLite's ``BEGIN IMMEDIATE`` serialises them.
 - A link's token and a session's cookie are random (``secrets.token_urlsafe(32)``); only their
   SHA-256 is stored and looked up, so comparing them leaks nothing useful by its timing.
 - A link is consumed by compare-and-set (``used_at IS NULL AND expires_at > now``, one row):
@@ -30,6 +33,7 @@ from models import DomainError, SignInRequest, SignInToken, User, WebSession
 from models.base import rows_matched
 from notifications import payloads
 from notifications.outbox import enqueue, message
+from odd17.services import sealing
 from odd17.services.access import (
     Principal,
     may_request_sign_in,
@@ -55,6 +59,7 @@ class AccountPolicy:
     max_per_client: int
     window: dt.timedelta
     totp_required_for_staff: bool
+    secret_key: str | None = None  # ODD17_SECRET_KEY: opens the sealed TOTP secrets
 
 
 class RateLimited(DomainError):
@@ -81,6 +86,7 @@ def request_sign_in(uow: UnitOfWork, policy: AccountPolicy, email: str, client: 
     address = normalise_email(email)
     client = client[:100] or "inconnu"
     since = uow.now - policy.window
+    _serialise(uow, f"sign-in address {address}", f"sign-in client {client}")
     _check_limit(uow, SignInRequest.email == address, since, policy.max_per_address, policy,
                  "cette adresse")
     _check_limit(uow, SignInRequest.client == client, since, policy.max_per_client, policy,
@@ -95,6 +101,17 @@ def request_sign_in(uow: UnitOfWork, policy: AccountPolicy, email: str, client: 
     link = payloads.SignInLink(link=f"{policy.base_url}/connexion/{token}", email=address,
                                minutes=int(LINK_LIFETIME.total_seconds() // 60))
     enqueue(uow.session, [message(link, address, key=f"connexion:{hashed}", now=uow.now)])
+
+
+def _serialise(uow: UnitOfWork, *names: str) -> None:
+    """Wait for, then hold until the end of the transaction, one lock per name (PostgreSQL;
+    under READ COMMITTED the count that follows sees what the previous holder committed)."""
+    if uow.session.get_bind().dialect.name != "postgresql":
+        return
+    for name in names:
+        key = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big",
+                             signed=True)
+        uow.session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def _check_limit(uow: UnitOfWork, where: object, since: dt.datetime, limit: int,
@@ -212,7 +229,8 @@ def confirm_totp(uow: UnitOfWork, policy: AccountPolicy, state: SessionState,
     user = uow.session.scalars(select(User).where(User.email == state.principal.email)).first()
     if row is None or user is None or user.totp_secret is None or row.revoked_at is not None:
         return TotpOutcome.locked
-    step = _matching_step(user.totp_secret, code.replace(" ", ""), uow.now)
+    secret = sealing.unseal(user.totp_secret, user.email, policy.secret_key)
+    step = _matching_step(secret, code.replace(" ", ""), uow.now)
     if step is not None:
         table = User.__table__
         fresh = rows_matched(uow.session.execute(
@@ -220,6 +238,8 @@ def confirm_totp(uow: UnitOfWork, policy: AccountPolicy, state: SessionState,
                                                             table.c.totp_last_step < step))
             .values(totp_last_step=step)))
         if fresh == 1:
+            if not sealing.is_sealed(user.totp_secret) and policy.secret_key:
+                user.totp_secret = sealing.seal(secret, user.email, policy.secret_key)
             row.totp_confirmed = True
             row.expires_at = uow.now + policy.session_lifetime
             return TotpOutcome.confirmed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -38,7 +38,8 @@ def account_policy(settings: Settings) -> AccountPolicy:
         max_per_address=settings.sign_in_max_per_address,
         max_per_client=settings.sign_in_max_per_client,
         window=dt.timedelta(minutes=settings.sign_in_window_minutes),
-        totp_required_for_staff=settings.totp_required_for_staff)
+        totp_required_for_staff=settings.totp_required_for_staff,
+        secret_key=settings.secret_key)
 
 
 def create_app(*, engine: Engine | None = None,
@@ -58,6 +59,7 @@ def create_app(*, engine: Engine | None = None,
     app.middleware("http")(security_middleware(app.state.secure))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     _error_pages(app)
+    app.middleware("http")(_htmx_errors)
 
     @app.get("/", response_class=HTMLResponse, name="home")
     def home(request: Request, _: Principal | None = Guard("home")) -> HTMLResponse:
@@ -100,6 +102,20 @@ def _error_pages(app: FastAPI) -> None:
         title, text = _STATUS_TEXT.get(exc.status_code, ("Erreur", "La demande a échoué."))
         return page(request, "message.html", {"title": title, "text": text},
                     status_code=exc.status_code)
+
+
+# An htmx request answered 4xx (a form with its errors, a refusal): the page's <main> replaces
+# the current one, whatever part the request asked for (static/odd17.js swaps 4xx answers).
+_HTMX_ERROR = {"HX-Retarget": "#contenu", "HX-Reselect": "#contenu", "HX-Reswap": "outerHTML"}
+
+
+async def _htmx_errors(request: Request,
+                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    response = await call_next(request)
+    if (request.headers.get("HX-Request") and 400 <= response.status_code < 500
+            and "HX-Redirect" not in response.headers):
+        response.headers.update(_HTMX_ERROR)
+    return response
 
 
 def route_table(app: FastAPI) -> list[APIRoute]:

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
+from starlette.types import Message
 
 from models import DomainError, NotFound
 from odd17.services import applicant, attachments, drafts, forms, submission
@@ -231,13 +232,24 @@ BODY_MARGIN = 64 * 1024  # the multipart envelope and the form's other fields
 
 
 def limit_upload(request: Request) -> None:
-    """Refuse a body announced larger than a file may be before anything reads it (the CSRF
-    check parses the form, spooling the file to disk); a body without Content-Length is
-    still cut by the use case at the limit."""
+    """Refuse a body larger than a file may be before anything stores it (the CSRF check parses
+    the form, spooling the file): at once when Content-Length announces it, else as soon as
+    the bytes read pass the limit (a chunked body is cut there, not drained)."""
     announced = request.headers.get("content-length", "")
     limit = attachments.UploadStore.from_settings().max_bytes + BODY_MARGIN
     if announced.isdigit() and int(announced) > limit:
         raise HTTPException(413)
+    receive, seen = request.receive, 0
+
+    async def bounded() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise HTTPException(413)
+        return message
+
+    request._receive = bounded  # the Request the form is read from (the same for every dependency)
 
 
 @router.post("/brouillons/{draft_id}/pieces", name="attachment_add",

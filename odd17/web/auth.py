@@ -57,8 +57,11 @@ async def totp_submit(request: Request,
     code = str((await request.form()).get("code", ""))[:20]
     state = load_session(request)
     assert state is not None  # the guard let a pending session only
-    with uow(request) as unit:
-        outcome = signin.confirm_totp(unit, request.app.state.policy, state, code)
+    try:
+        with uow(request) as unit:
+            outcome = signin.confirm_totp(unit, request.app.state.policy, state, code)
+    except DomainError as exc:  # the secret cannot be read (no key, or another one)
+        return page(request, "connexion_code.html", {"error": str(exc)}, status_code=400)
     if outcome is signin.TotpOutcome.confirmed:
         return RedirectResponse(request.url_for("my_space"), status_code=303)
     if outcome is signin.TotpOutcome.locked:

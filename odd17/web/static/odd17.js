@@ -9,3 +9,15 @@ document.addEventListener("DOMContentLoaded", function () {
   var summary = document.getElementById("erreurs");
   if (summary) { summary.focus(); }
 });
+
+// htmx 2 does not swap 4xx answers: a form sent back with its French errors would show
+// nothing. Swap them; the server points such a swap at the page's <main> (HX-Retarget).
+if (window.htmx) {
+  window.htmx.config.responseHandling = [
+    {code: "204", swap: false},
+    {code: "[23]..", swap: true},
+    {code: "4..", swap: true},
+    {code: "[5]..", swap: false, error: true},
+    {code: "...", swap: false}
+  ];
+}
