@@ -4,10 +4,10 @@ applications and reviewers tables (odd17/services/access.py).
 
 Each use case takes ``by``: the address of the portal's signed-in administrator, or None for
 the CLI's operator (who holds the database, the portal's root, and can always repair). With
-``by``, the use case checks that it is an active admin and never leaves the fund without one:
-an admin cannot disable themselves nor take away their own admin role, and the last active
-admin keeps theirs. The active admins' rows are locked first (in id order), so two admins
-disabling each other at once are serialised: the second finds it is no longer an admin."""
+``by``, the use case checks that it is an active admin, and an admin can neither disable their
+own account nor take away its admin role: so the fund always keeps an active admin. The active
+admins' rows are locked first (in id order), so two admins disabling each other at once are
+serialised: the second finds it is no longer an admin, and is refused."""
 
 from __future__ import annotations
 
@@ -60,37 +60,32 @@ class UserRow:
                 "totp": self.totp, "created_at": self.created_at}
 
 
-def _active_admins(uow: UnitOfWork, by: str | None, *, lock: bool = True) -> set[str] | None:
-    """With ``by``: the active admins' addresses, their rows locked (to change an account),
-    ``by`` checked to be one of them. None for the CLI's operator (no check)."""
+def _active_admins(uow: UnitOfWork, by: str | None, *, lock: bool = True) -> None:
+    """With ``by``: check that it is an active admin, the active admins' rows locked first (to
+    change an account). Nothing for the CLI's operator (None)."""
     if by is None:
-        return None
+        return
     query = select(User.email).where(User.role == StaffRole.admin, User.disabled.is_(False))
     admins = set(uow.session.scalars(
         query.order_by(User.id).with_for_update() if lock else query))
     if by.strip().lower() not in admins:
         raise DomainError("seul un administrateur actif gère les comptes de l'équipe")
-    return admins
 
 
-def _keep_an_admin(user: User, admins: set[str] | None, by: str | None, what: str) -> None:
-    """Refuse (with ``by``) to take the admin role from ``by`` themselves or from the last
-    active admin; ``what`` names the change in the message."""
-    if admins is None or by is None or user.email not in admins:
-        return
-    if user.email == by.strip().lower():
+def _keep_an_admin(user: User, by: str | None, what: str) -> None:
+    """Refuse (with ``by``) that an admin takes the admin role from their own account; ``what``
+    names the change. With ``by`` checked to be an active admin under the lock, this is what
+    keeps one: any other account they change leaves them."""
+    if by is not None and user.email == by.strip().lower():
         raise DomainError(f"vous ne pouvez pas {what} votre propre compte : un autre "
                           "administrateur doit le faire")
-    if admins == {user.email}:
-        raise DomainError(f"{user.email} est le dernier administrateur actif : on ne peut pas "
-                          f"{what} son compte")
 
 
 def add_user(uow: UnitOfWork, email: str, role: str, *, by: str | None = None) -> bool:
     """Create a staff account, or give an existing one this role and enable it again. True
     when created."""
     address, staff_role = normalise_email(email), parse_role(role)
-    admins = _active_admins(uow, by)
+    _active_admins(uow, by)
     user = uow.session.scalars(select(User).where(User.email == address)
                                .with_for_update()).first()
     if user is None:
@@ -99,7 +94,7 @@ def add_user(uow: UnitOfWork, email: str, role: str, *, by: str | None = None) -
         uow.session.flush()
         return True
     if staff_role != StaffRole.admin:
-        _keep_an_admin(user, admins, by, "retirer le rôle d'administrateur de")
+        _keep_an_admin(user, by, "retirer le rôle d'administrateur de")
     user.role, user.disabled, user.updated_at = staff_role, False, uow.now
     return False
 
@@ -131,9 +126,9 @@ def _existing(uow: UnitOfWork, email: str) -> User:
 
 def disable_user(uow: UnitOfWork, email: str, *, by: str | None = None) -> int:
     """Disable the account and revoke its open sessions; returns how many were revoked."""
-    admins = _active_admins(uow, by)
+    _active_admins(uow, by)
     user = _existing(uow, email)
-    _keep_an_admin(user, admins, by, "désactiver")
+    _keep_an_admin(user, by, "désactiver")
     user.disabled, user.updated_at = True, uow.now
     return revoke_sessions(uow, user.email)
 
