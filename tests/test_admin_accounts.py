@@ -65,7 +65,7 @@ def test_only_an_active_admin_acts(engine: Engine, clock: Clock, action: str) ->
 def test_an_admin_changes_the_others_not_their_own_admin_role(engine: Engine,
                                                               clock: Clock) -> None:
     staff(engine, clock, OTHER)
-    cookie, _ = open_session(engine, clock, MANAGER)
+    open_session(engine, clock, MANAGER)  # a session the disabling closes
     with uow_at(engine, clock) as uow:
         assert accounts.add_user(uow, "Nouveau@Fonds.example.org", "finance", by=ADMIN)
         assert accounts.disable_user(uow, MANAGER, by=ADMIN) == 1  # its session closed
