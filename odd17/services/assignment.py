@@ -145,22 +145,30 @@ class _Batch:
             result.assigned[row.reference] = chosen
         record_recusals(session, found, now)
         if chosen_by_app:
-            self._write(chosen_by_app)
+            write_assignments(self.uow, self.by_email, chosen_by_app)
 
-    def _write(self, chosen_by_app: list[tuple[Any, list[str]]]) -> None:
-        session, now = self.uow.session, self.uow.now
-        session.execute(insert(REVIEWS), [
-            {"application_id": row.id, "reviewer_id": self.ids[email],
-             "assigned_at": now} for row, chosen in chosen_by_app for email in chosen])
-        enqueue(session, [message(payloads.ReviewAssigned(
-            reference=row.reference, title=row.title, reviewer_name=self.by_email[email].name,
-            reviewer_email=email, region=row.region, requested_amount=row.requested_amount),
-            email, key=f"review_assigned:{row.reference}:{email}", now=now,
-            reference=row.reference)
-            for row, chosen in chosen_by_app for email in chosen])
-        move_many(session, {row.id: f"évaluateurs désignés : {', '.join(chosen)}"
-                           for row, chosen in chosen_by_app},
-                 Status.eligible, Status.in_review, actor=self.uow.actor, at=now)
+
+def write_assignments(uow: UnitOfWork, by_email: dict[str, Reviewer],
+                      chosen_by_app: Sequence[tuple[Any, list[str]]]) -> None:
+    """Assign reviewers with bulk statements: their reviews, their e-mails, and the move of
+    every application to ``in_review`` (one compare-and-set from ``eligible``, its count
+    checked). ``chosen_by_app`` pairs an application (row or ORM object: id, reference, title,
+    region, requested_amount) with the emails chosen for it, each a key of ``by_email``. The
+    caller has locked the applications and checked the reviewers (``assign``, or
+    choosing.assign_chosen); an ORM object moved here is stale until expired."""
+    session, now = uow.session, uow.now
+    session.execute(insert(REVIEWS), [
+        {"application_id": row.id, "reviewer_id": by_email[email].id, "assigned_at": now}
+        for row, chosen in chosen_by_app for email in chosen])
+    enqueue(session, [message(payloads.ReviewAssigned(
+        reference=row.reference, title=row.title, reviewer_name=by_email[email].name,
+        reviewer_email=email, region=row.region, requested_amount=row.requested_amount),
+        email, key=f"review_assigned:{row.reference}:{email}", now=now,
+        reference=row.reference)
+        for row, chosen in chosen_by_app for email in chosen])
+    move_many(session, {row.id: f"évaluateurs désignés : {', '.join(chosen)}"
+                       for row, chosen in chosen_by_app},
+             Status.eligible, Status.in_review, actor=uow.actor, at=now)
 
 
 def _expire_moved(session: Session, moved: set[int]) -> None:

@@ -1,7 +1,7 @@
 """Reviewers chosen by the fund manager (issue 14): who can be chosen for an application and,
 for those who cannot, why (in French); then assigning the chosen ones with the same writes as
-the automatic assignment (``assignment._Batch._write``: reviews, e-mails, compare-and-set move
-to ``in_review``)."""
+the automatic assignment (``assignment.write_assignments``: reviews, e-mails, compare-and-set
+move to ``in_review``)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,6 @@ def assign_chosen(uow: UnitOfWork, reference: str, emails: list[str]) -> list[st
         raise DomainError(f"{app.reference} : ne peut pas être désigné : "
                           f"{' ; '.join(refused)} ; rien n'a été enregistré")
     assignment.conflicted(uow, app, people)  # the conflicts of the others, kept as recusals
-    batch = assignment._Batch(uow, assignment.index(people), by_email, _load(uow))
-    batch._write([(app, wanted)])
+    assignment.write_assignments(uow, by_email, [(app, wanted)])
     session.expire(app)  # moved by a Core UPDATE
     return wanted

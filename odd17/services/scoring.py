@@ -46,20 +46,21 @@ def score(uow: UnitOfWork, reference: str, email: str, scores: dict[str, Any],
     if reason:
         raise DomainError(f"{app.reference} : {reviewer.email} est en conflit d'intérêts "
                           f"({reason}) et ne peut pas évaluer ce dossier")
-    if app.status != Status.in_review:
-        raise DomainError(f"{app.reference} : dossier au statut « {app.status} », il n'est pas "
-                          "en évaluation")
     # Read fresh under the application's lock: a caller may hold this review from before it
     # (the portal's submit), and another submission may have landed meanwhile (PostgreSQL).
     review = session.scalars(select(Review).where(Review.application_id == app.id,
                                                   Review.reviewer_id == reviewer.id)
                              .execution_options(populate_existing=True)).first()
+    # before the status: a second submission of the last review finds it in committee
+    if review is not None and review.scored_at is not None:
+        raise DomainError(f"{app.reference} : l'évaluation de {reviewer.email} est déjà rendue "
+                          "(elle est définitive)")
+    if app.status != Status.in_review:
+        raise DomainError(f"{app.reference} : dossier au statut « {app.status} », il n'est pas "
+                          "en évaluation")
     if review is None:
         raise DomainError(f"{app.reference} : {reviewer.email} n'est pas désigné pour ce "
                           "dossier")
-    if review.scored_at is not None:
-        raise DomainError(f"{app.reference} : l'évaluation de {reviewer.email} est déjà rendue "
-                          "(elle est définitive)")
     problems = validate_scores(scores, policy)
     if problems:
         raise DomainError(f"{app.reference} : grille invalide : {'; '.join(problems)}")

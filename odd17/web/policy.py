@@ -78,3 +78,10 @@ FINANCE_SPACE = Rule(Who.signed_in, roles=frozenset({Role.finance}))
 ROUTE_POLICY.update(dict.fromkeys((
     "finance_home", "finance_tranches", "finance_pay", "finance_statement_form",
     "finance_statement", "finance_export_scdl", "finance_export_360giving"), FINANCE_SPACE))
+# The administrator's workspace (odd17/web/admin.py): staff accounts only; admin is not a
+# superset of the other roles (no other workspace lets it in), and the accounts use cases
+# check the acting admin again.
+ADMIN_SPACE = Rule(Who.signed_in, roles=frozenset({Role.admin}))
+ROUTE_POLICY.update(dict.fromkeys((
+    "admin_accounts", "admin_account_add", "admin_account_disable", "admin_account_enable",
+    "admin_account_totp"), ADMIN_SPACE))

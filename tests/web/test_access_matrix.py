@@ -146,6 +146,16 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/finances/releve"): Rule(finance_space(400)),
     ("GET", "/finances/exports/scdl.csv"): Rule(finance_space(200)),
     ("GET", "/finances/exports/360giving.json"): Rule(finance_space(409)),  # no grant yet
+    # the administrator's workspace (odd17/web/admin.py): the admin only; the add form without
+    # its fields is refused (400), an unknown account answers 404, nothing changes
+    ("GET", "/admin/comptes"): Rule(only("admin", 200)),
+    ("POST", "/admin/comptes"): Rule(only("admin", 400), form={"email": "", "role": ""}),
+    ("POST", "/admin/comptes/{user_id}/desactivation"): Rule(
+        only("admin", 404), path="/admin/comptes/999999/desactivation"),
+    ("POST", "/admin/comptes/{user_id}/reactivation"): Rule(
+        only("admin", 404), path="/admin/comptes/999999/reactivation"),
+    ("POST", "/admin/comptes/{user_id}/totp"): Rule(only("admin", 404),
+                                                    path="/admin/comptes/999999/totp"),
     # the JSON API (odd17/web/api.py): a bearer token, never the browser's session (401);
     # its scopes are tested in tests/test_api.py
     ("GET", "/api/v1/openapi.json"): Rule(everyone(200)),
