@@ -48,11 +48,13 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 # --- bodies and answers ---------------------------------------------------------------------
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """A body as the schema says, nothing more (spaces are the use cases' to trim: the schema
+    must accept what the model accepts)."""
+    model_config = ConfigDict(extra="forbid")
 
 
 class ChosenReviewers(Strict):
-    reviewers: list[Annotated[str, Field(min_length=3, max_length=320)]] = Field(
+    reviewers: list[Annotated[str, Field(min_length=1, max_length=320)]] = Field(
         min_length=1, max_length=50, description="Adresses des évaluateurs choisis")
 
 
@@ -64,7 +66,7 @@ class CommentIn(Strict):
 class PaymentIn(Strict):
     """A payment on a tranche, as one line of a bank statement."""
     reference: str = Field(min_length=1, max_length=30, description="Référence du dossier")
-    tranche: int = Field(ge=1, le=99, strict=True)
+    tranche: int = Field(ge=1, le=99, description="Numéro de la tranche (1, 2, 3…)")
     payment_reference: str = Field(min_length=1, max_length=100,
                                    description="Référence unique du virement (idempotence)")
     date: dt.date = Field(description="Date du paiement, AAAA-MM-JJ")
@@ -77,6 +79,13 @@ class PaymentIn(Strict):
     def _iso_text(cls, value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError("date invalide : attendu une chaîne AAAA-MM-JJ")
+        return value
+
+    @field_validator("tranche", mode="before")
+    @classmethod
+    def _json_number(cls, value: Any) -> Any:
+        if isinstance(value, bool | str):  # JSON Schema's integer: 2 or 2.0, never "2"
+            raise ValueError("doit être un nombre entier")
         return value
 
     def decimal_amount(self) -> Decimal | None:
