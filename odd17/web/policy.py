@@ -78,3 +78,10 @@ FINANCE_SPACE = Rule(Who.signed_in, roles=frozenset({Role.finance}))
 ROUTE_POLICY.update(dict.fromkeys((
     "finance_home", "finance_tranches", "finance_pay", "finance_statement_form",
     "finance_statement", "finance_export_scdl", "finance_export_360giving"), FINANCE_SPACE))
+# « Mes jetons d'API » (odd17/web/api_tokens.py): the roles that can hold a personal API token
+# (tokens.owner_role: staff, reviewers, committee members); each token is then the owner's
+# own (404 for another's).
+API_TOKENS = Rule(Who.signed_in, roles=frozenset({
+    Role.manager, Role.finance, Role.admin, Role.reviewer, Role.committee}))
+ROUTE_POLICY.update(dict.fromkeys(("api_tokens", "api_token_create", "api_token_revoke"),
+                                  API_TOKENS))
