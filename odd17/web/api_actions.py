@@ -54,17 +54,24 @@ class Strict(BaseModel):
 
 
 class ChosenReviewers(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reviewers": ["a@eval.example.org", "b@eval.example.org"]}]})
     reviewers: list[Annotated[str, Field(min_length=1, max_length=320)]] = Field(
         min_length=1, max_length=50, description="Adresses des évaluateurs choisis")
 
 
 class CommentIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"body": "RIB illisible, redemandé au porteur"}]})
     body: str = Field(min_length=1, max_length=comments.MAX_LENGTH,
                       description="Commentaire interne (jamais montré au porteur)")
 
 
 class PaymentIn(Strict):
     """A payment on a tranche, as one line of a bank statement."""
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reference": "ODD17-2026-0001", "tranche": 1, "payment_reference": "VIR-2027-0042",
+         "date": "2027-01-15", "amount": "45000.00"}]})
     reference: str = Field(min_length=1, max_length=30, description="Référence du dossier")
     tranche: int = Field(ge=1, le=99, description="Numéro de la tranche (1, 2, 3…)")
     payment_reference: str = Field(min_length=1, max_length=100,
