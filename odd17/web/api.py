@@ -1,5 +1,6 @@
 """The JSON API (issue 14), a sub-application mounted at ``/api/v1`` with its own OpenAPI
-document (``/api/v1/openapi.json``; the portal's pages have none). Read-only for now.
+document (``/api/v1/openapi.json``; the portal's pages have none). The actions (writes) are
+in api_actions.py.
 
 A script authenticates with ``Authorization: Bearer <token>`` (a personal token of
 ``odd17 token create``, services/tokens.py); the token's scope is its owner's role, checked
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -25,6 +27,7 @@ from typing_extensions import is_typeddict
 from models import DomainError, NotFound, Status
 from odd17.services import finance, queries, tokens
 from odd17.uow import Context, open_uow
+from rules.document import explain
 
 READERS = frozenset({"manager", "finance", "admin"})   # the applications
 FINANCE = frozenset({"finance", "manager"})            # the envelope and the tranches due
@@ -32,13 +35,28 @@ PAGE_MAX = 500
 _bearer = HTTPBearer(auto_error=False, description="Jeton personnel : odd17 token create")
 
 
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
 class Problem(BaseModel):
-    detail: str
+    detail: str                                  # in French
+    errors: list[FieldProblem] | None = None     # 422: one per field that cannot be read
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Jeton absent, invalide ou révoqué"},
-    403: {"model": Problem, "description": "Le rôle du jeton ne donne pas accès"}}
+    403: {"model": Problem, "description": "Le rôle du jeton ne donne pas accès"},
+    422: {"model": Problem, "description": "Paramètre ou corps illisible (motif par champ)"}}
+# what rules.document.explain leaves in English: the request's own errors
+_FRENCH = {"json_invalid": "JSON illisible", "json_type": "JSON attendu",
+           "date_parsing": "date invalide : attendu AAAA-MM-JJ",
+           "date_from_datetime_parsing": "date invalide : attendu AAAA-MM-JJ",
+           "date_type": "date invalide : attendu AAAA-MM-JJ",
+           "bool_type": "valeur invalide", "too_short": "au moins {min_length} élément(s)",
+           "int_parsing_size": "nombre trop grand"}
+_PLACES = ("body", "query", "path", "header")
 
 
 # --- OpenAPI schemas from the read models' TypedDicts ---------------------------------------
@@ -88,6 +106,43 @@ FinanceReport = model_of(finance.FinanceReport, _NAMES)
 TrancheDue = model_of(finance.TrancheDue, _NAMES)
 
 
+class _Raised:
+    """What ``explain`` reads of a pydantic error, for the request's validation errors."""
+
+    def __init__(self, errors: Any) -> None:
+        self._errors = list(errors)
+
+    def errors(self, include_url: bool = False) -> list[Any]:
+        return self._errors
+
+
+def french_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    """One ``{field, message}`` in French per field that could not be read."""
+    raw = list(exc.errors())
+    found = []
+    for err, said in zip(raw, explain(_Raised(raw)), strict=True):  # type: ignore[arg-type]
+        loc = tuple(err.get("loc", ()))
+        if loc and loc[0] in _PLACES:
+            loc = loc[1:]
+        field = ".".join(str(part) for part in loc) or "(corps)"
+        message = said["message"]
+        kind = err.get("type", "")
+        if kind in _FRENCH:
+            message = _FRENCH[kind].format(**dict(err.get("ctx") or {}))
+        elif message == err.get("msg") and kind != "value_error":  # still pydantic's English
+            message = "valeur invalide"
+        found.append({"field": field, "message": message})
+    return found
+
+
+def _unreadable(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = french_errors(exc)
+    detail = "requête invalide : " + " ; ".join(f"{e['field']} : {e['message']}"
+                                                for e in errors)
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+
 # --- authentication -------------------------------------------------------------------------
 
 def scoped(allowed: frozenset[str]) -> Callable[..., tokens.Principal]:
@@ -126,8 +181,10 @@ def _actor(request: Request) -> str:
 def create_api(parent: FastAPI) -> FastAPI:
     """The API application; it reads the engine and clock of the portal ``parent``."""
     api = FastAPI(title="odd17 API", version="1", openapi_url="/openapi.json", docs_url=None,
-                  redoc_url=None, description="API en lecture seule du Fonds ODD 17.")
+                  redoc_url=None, description="API du Fonds ODD 17 : lectures (comme "
+                  "--json) et actions du chargé de mission et du responsable financier.")
     api.state.parent = parent
+    api.add_exception_handler(RequestValidationError, _unreadable)
 
     @api.get("/applications", response_model=list[ApplicationRow],  # type: ignore[valid-type]
              responses=ERRORS, dependencies=[Depends(scoped(READERS))],
@@ -177,6 +234,9 @@ def create_api(parent: FastAPI) -> FastAPI:
             rows = finance.tranches_due(unit, date or unit.today)
         return JSONResponse(rows)
 
+    from odd17.web.api_actions import add_actions
+
+    add_actions(api)
     return api
 
 

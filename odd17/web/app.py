@@ -47,7 +47,8 @@ def create_app(*, engine: Engine | None = None,
     """The portal on ``engine`` (default: ODD17_DATABASE_URL's); ``clock`` is the units of
     work's (tests move it)."""
     from odd17.db import get_engine
-    from odd17.web import admin, api, applicant, auth, finance, manager, reviewing
+    from odd17.web import (admin, api, api_tokens, applicant, auth, finance, manager,
+                           reviewing)
 
     settings = get_settings()
     app = FastAPI(title="odd17", docs_url=None, redoc_url=None, openapi_url=None)
@@ -71,6 +72,7 @@ def create_app(*, engine: Engine | None = None,
     app.include_router(reviewing.router)
     app.include_router(finance.router)
     app.include_router(admin.router)
+    app.include_router(api_tokens.router)
     app.mount("/api/v1", api.create_api(app))
     return app
 

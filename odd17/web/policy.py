@@ -85,3 +85,10 @@ ADMIN_SPACE = Rule(Who.signed_in, roles=frozenset({Role.admin}))
 ROUTE_POLICY.update(dict.fromkeys((
     "admin_accounts", "admin_account_add", "admin_account_disable", "admin_account_enable",
     "admin_account_totp"), ADMIN_SPACE))
+# « Mes jetons d'API » (odd17/web/api_tokens.py): the roles that can hold a personal API token
+# (tokens.owner_role: staff, reviewers, committee members); each token is then the owner's
+# own (404 for another's).
+API_TOKENS = Rule(Who.signed_in, roles=frozenset({
+    Role.manager, Role.finance, Role.admin, Role.reviewer, Role.committee}))
+ROUTE_POLICY.update(dict.fromkeys(("api_tokens", "api_token_create", "api_token_revoke"),
+                                  API_TOKENS))

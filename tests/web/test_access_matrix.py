@@ -72,6 +72,11 @@ def finance_space(status: int) -> dict[str, int]:
     return {**everyone(403), "anonymous": 303, "finance": status}
 
 
+def token_holders(status: int) -> dict[str, int]:
+    """« Mes jetons d'API »: staff, reviewers and committee members; applicants refused."""
+    return {**everyone(status), "anonymous": 303, "applicant": 403, "other_applicant": 403}
+
+
 # (method, route path) -> Rule. Every role must have its answer.
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): Rule(everyone(200)),
@@ -164,6 +169,24 @@ RULES: dict[tuple[str, str], Rule] = {
                                                       path="/api/v1/applications/{ref}"),
     ("GET", "/api/v1/finance"): Rule(everyone(401)),
     ("GET", "/api/v1/tranches"): Rule(everyone(401)),
+    # the API's actions (odd17/web/api_actions.py): a session cookie with its CSRF token
+    # authorises no write (401); the scopes are tested in tests/test_api_actions.py
+    ("POST", "/api/v1/applications/{reference}/evaluation"): Rule(
+        everyone(401), path="/api/v1/applications/{ref}/evaluation"),
+    ("POST", "/api/v1/applications/{reference}/assignment"): Rule(
+        everyone(401), path="/api/v1/applications/{ref}/assignment"),
+    ("POST", "/api/v1/applications/{reference}/reviewers"): Rule(
+        everyone(401), path="/api/v1/applications/{ref}/reviewers"),
+    ("POST", "/api/v1/applications/{reference}/comments"): Rule(
+        everyone(401), path="/api/v1/applications/{ref}/comments", form={"body": "x"}),
+    ("POST", "/api/v1/payments"): Rule(everyone(401)),
+    ("POST", "/api/v1/payments/statement"): Rule(everyone(401)),
+    # « Mes jetons d'API » (odd17/web/api_tokens.py): the roles that can hold a token; token
+    # 999999 is nobody's (404)
+    ("GET", "/mon-espace/jetons"): Rule(token_holders(200)),
+    ("POST", "/mon-espace/jetons"): Rule(token_holders(200), form={"name": "matrice"}),
+    ("POST", "/mon-espace/jetons/{token_id}/revocation"): Rule(
+        token_holders(404), path="/mon-espace/jetons/999999/revocation"),
 }
 
 # How a client becomes each role on the live server; None: the portal has no sign-in for that
