@@ -78,3 +78,4 @@ FINANCE_SPACE = Rule(Who.signed_in, roles=frozenset({Role.finance}))
 ROUTE_POLICY.update(dict.fromkeys((
     "finance_home", "finance_tranches", "finance_pay", "finance_statement_form",
     "finance_statement", "finance_export_scdl", "finance_export_360giving"), FINANCE_SPACE))
+ROUTE_POLICY.update(dict.fromkeys(("finance_ledger", "finance_ledger_csv"), FINANCE_SPACE))

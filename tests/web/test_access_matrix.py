@@ -146,6 +146,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/finances/releve"): Rule(finance_space(400)),
     ("GET", "/finances/exports/scdl.csv"): Rule(finance_space(200)),
     ("GET", "/finances/exports/360giving.json"): Rule(finance_space(409)),  # no grant yet
+    ("GET", "/finances/grand-livre"): Rule(finance_space(200)),
+    ("GET", "/finances/grand-livre.csv"): Rule(finance_space(200)),
     # the JSON API (odd17/web/api.py): a bearer token, never the browser's session (401);
     # its scopes are tested in tests/test_api.py
     ("GET", "/api/v1/openapi.json"): Rule(everyone(200)),
