@@ -11,6 +11,7 @@ import io
 import json
 import re
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,6 +20,7 @@ from sqlalchemy import Engine, select
 from models import Tranche
 from odd17.db import unit_of_work
 from odd17.services import ledger
+from odd17.services.finance import ledger_csv_row
 from rules.labels import objective_label
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import as_uow, in_committee
@@ -160,7 +162,8 @@ def test_other_staff_are_refused(role: str, engine: Engine, clock: Clock) -> Non
     refs = approved(engine, clock, 1)
     with browser(engine, clock, role) as b:
         for path in ("/finances", "/finances/tranches", "/finances/releve",
-                     "/finances/exports/scdl.csv", "/finances/exports/360giving.json"):
+                     "/finances/exports/scdl.csv", "/finances/exports/360giving.json",
+                     "/finances/grand-livre", "/finances/grand-livre.csv"):
             assert b.get(path).status_code == 403, path
         token = form_token(b.get("/mon-espace").text)
         answer = b.post(f"/finances/tranches/{refs[0]}/1",
@@ -253,3 +256,148 @@ def test_exports_with_nothing_to_publish_say_why(engine: Engine, clock: Clock) -
     with browser(engine, clock) as b:
         answer = b.get("/finances/exports/360giving.json")
     assert answer.status_code == 409 and "aucune subvention attribuée" in answer.text
+
+
+# --- the ledger page (/finances/grand-livre) -------------------------------------------------
+
+HOSTILE = '<script>alert(1)</script> & =HYPERLINK("x")'
+
+
+def ledger_entries(engine: Engine, clock: Clock) -> list[str]:
+    """The initial top-up (today), two commitments 20 days ago (one in Île-de-France on
+    experimentation, one in Brittany on dialogue, with a hostile title), one payment today."""
+    refs = in_committee(engine, 1) + in_committee(
+        engine, 1, start=1, title=HOSTILE, objectives=["dialogue"],
+        territory={"region": "Bretagne", "department": "35", "commune_insee": "35238"})
+    with unit_of_work(engine) as s:
+        for ref in refs:
+            ledger.approve(as_uow(s, now=NOW, actor="c"), ref, Decimal("100000"),
+                           plan=DEFAULT_PLAN)
+    with uow_at(engine, clock) as uow:
+        add_people(uow)
+        ledger.pay(uow, refs[0], 1, "VIR-GL-1", paid_on=dt.date.today())
+    return refs
+
+
+def shown(text: str) -> tuple[int, list[str]]:
+    """The count announced and the entry numbers listed, in order."""
+    count = re.search(r'<h2 id="resultats">(\d+) écritures?</h2>', text)
+    assert count, text
+    return int(count.group(1)), re.findall(r'<th scope="row">(\d+)</th>', text)
+
+
+def test_the_ledger_lists_every_entry_newest_first(engine: Engine, clock: Clock) -> None:
+    refs = ledger_entries(engine, clock)
+    with browser(engine, clock) as b:
+        answer = b.get("/finances/grand-livre")
+        assert '/finances/grand-livre">Grand livre</a>' in b.get("/finances").text  # the nav
+    assert answer.status_code == 200
+    text = answer.text
+    assert shown(text) == (4, ["4", "3", "2", "1"])
+    payment = re.search(r'<th scope="row">4</th>.*?</tr>', text, re.S)
+    assert payment
+    row = payment.group(0)
+    for expected in ("versement", refs[0], r"50.000,00 €", r"150.000,00 €",  # committed after
+                     r"50.000,00 €", "VIR-GL-1", "test"):
+        assert re.search(expected, row), (expected, row)
+    assert "engagement" in text and "abondement" in text
+
+
+def test_hostile_text_is_escaped_in_the_page_and_neutralised_in_the_csv(
+        engine: Engine, clock: Clock) -> None:
+    ledger_entries(engine, clock)
+    with browser(engine, clock) as b:
+        text = b.get("/finances/grand-livre", params={"search": "<script>"}).text
+        download = b.get("/finances/grand-livre.csv", params={"search": "<script>"})
+    assert shown(text)[0] == 1
+    assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt; &amp;" in text
+    rows = list(csv.reader(io.StringIO(download.text)))
+    assert rows[1][4].startswith("<script>alert(1)</script>")
+    # a cell a spreadsheet would take for a formula is quoted
+    cells = ledger_csv_row({"number": 1, "at": "", "kind": "topup", "kind_label": "",
+                            "reference": "=1+1", "title": "-2", "amount": "1.00",
+                            "committed": "0.00", "disbursed": "0.00", "available": "0.00",
+                            "payment_reference": "@x", "actor": "+y", "note": "ok"})
+    assert cells[3:5] == ["'=1+1", "'-2"] and cells[9:] == ["'@x", "'+y", "ok"]
+
+
+@pytest.mark.parametrize(("params", "numbers"), [
+    ({"kind": "disburse"}, ["4"]),
+    ({"kind": "commit"}, ["3", "2"]),
+    ({"kind": "correction"}, []),
+    ({"search": "VIR-GL-1"}, ["4"]),          # the payment reference, exactly
+    ({"search": "VIR-GL"}, []),
+    ({"search": "3"}, ["3"]),                 # an entry's number (no reference holds « 3 »)
+    ({"search": "alliance pour"}, ["4", "2"]),  # the title, case aside
+    ({"search": "%"}, []),                    # searched literally
+    ({"objective": "dialogue"}, ["3"]),
+    ({"objective": "experimentation"}, ["4", "2"]),
+    ({"region": "Bretagne"}, ["3"]),
+    ({"region": "Île-de-France", "kind": "commit"}, ["2"]),
+    ({"start": "{today}"}, ["4", "1"]),
+    ({"end": "{past}"}, ["3", "2"]),
+    ({"start": "{past}", "end": "{past}"}, ["3", "2"]),
+    ({"start": "{past_fr}", "end": "{past_fr}"}, ["3", "2"]),  # the French way too
+])
+def test_each_filter(params: dict[str, str], numbers: list[str], engine: Engine,
+                     clock: Clock) -> None:
+    refs = ledger_entries(engine, clock)
+    past = NOW.date()
+    days = {"{today}": clock.now.astimezone(ZoneInfo("Europe/Paris")).date().isoformat(),
+            "{past}": past.isoformat(), "{past_fr}": past.strftime("%d/%m/%Y")}
+    params = {k: days.get(v, v) for k, v in params.items()}
+    with browser(engine, clock) as b:
+        answer = b.get("/finances/grand-livre", params=params)
+        download = b.get("/finances/grand-livre.csv", params=params)
+    assert answer.status_code == 200, answer.text
+    assert shown(answer.text) == (len(numbers), numbers)
+    assert [r[0] for r in csv.reader(io.StringIO(download.text))][1:] == numbers
+    if "search" in params and params["search"] == "alliance pour":
+        assert refs[1] not in answer.text.split("<tbody>")[1]
+
+
+@pytest.mark.parametrize(("params", "field", "message"), [
+    ({"start": "31/02/2027"}, "start", "date invalide « 31/02/2027 »"),
+    ({"end": "demain"}, "end", "date invalide « demain »"),
+    ({"start": "2027-03-02", "end": "2027-03-01"}, "end", "la date de fin précède la date"),
+    ({"kind": "vol", "search": "VIR-GL-1"}, "kind", "nature inconnue « vol »"),
+    ({"objective": "<b>x</b>"}, "objective", "objectif inconnu « &lt;b&gt;x&lt;/b&gt; »"),
+    ({"search": "x" * 101}, "search", "au plus 100 caractères"),
+    ({"page": "-1"}, "page", "numéro de page invalide « -1 »"),
+])
+def test_a_bad_filter_is_named_beside_its_field_and_everything_is_shown(
+        params: dict[str, str], field: str, message: str, engine: Engine,
+        clock: Clock) -> None:
+    ledger_entries(engine, clock)
+    with browser(engine, clock) as b:
+        answer = b.get("/finances/grand-livre", params=params)
+        download = b.get("/finances/grand-livre.csv", params=params)
+    assert answer.status_code == 400
+    text = answer.text
+    assert message in text, text
+    assert "La liste montre toutes les écritures." in text
+    if field != "page":
+        assert re.search(rf'id="gl-{field}"[^>]*aria-invalid="true"', text)
+        assert f'<p class="error" id="gl-{field}-e">' in text
+    assert shown(text) == (4, ["4", "3", "2", "1"])
+    assert download.status_code == 400 and "Filtre invalide" in download.text
+
+
+def test_the_ledger_is_paged_by_fifty(engine: Engine, clock: Clock) -> None:
+    ledger_entries(engine, clock)
+    with uow_at(engine, clock) as uow:
+        for n in range(60):
+            ledger.record_topup(uow, Decimal("10"), reason=f"décision n°{n}")
+    with browser(engine, clock) as b:
+        first = b.get("/finances/grand-livre", params={"kind": "topup"}).text
+        second = b.get("/finances/grand-livre", params={"kind": "topup", "page": "2"}).text
+        beyond = b.get("/finances/grand-livre", params={"kind": "topup", "page": "9"}).text
+        everything = b.get("/finances/grand-livre.csv").text
+    count, numbers = shown(first)
+    assert count == 61 and numbers == [str(n) for n in range(64, 14, -1)]
+    assert 'aria-current="page" aria-label="Page 1, page actuelle">1</a>' in first
+    assert 'href="?kind=topup&amp;page=2"' in first  # the links keep the filters
+    assert shown(second) == (61, [str(n) for n in range(14, 4, -1)] + ["1"])
+    assert 'aria-current="page" aria-label="Page 2, page actuelle">2</a>' in second
+    assert shown(beyond)[1] == shown(second)[1]  # past the last page: the last
+    assert len(list(csv.reader(io.StringIO(everything)))) == 1 + 64
