@@ -17,10 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from models import Tranche
+from models import EntryKind, Tranche
 from odd17.db import unit_of_work
 from odd17.services import ledger
-from odd17.services.finance import ledger_csv_row
+from odd17.services.finance import LedgerQuery, ledger_batch, ledger_csv_row, ledger_page
 from rules.labels import objective_label
 from rules.tranches import DEFAULT_PLAN
 from tests.factories import as_uow, in_committee
@@ -293,7 +293,8 @@ def test_the_ledger_lists_every_entry_newest_first(engine: Engine, clock: Clock)
         assert '/finances/grand-livre">Grand livre</a>' in b.get("/finances").text  # the nav
     assert answer.status_code == 200
     text = answer.text
-    assert shown(text) == (4, ["4", "3", "2", "1"])
+    # newest first by date: the initial top-up (today) before the commitments (20 days ago)
+    assert shown(text) == (4, ["4", "1", "3", "2"])
     payment = re.search(r'<th scope="row">4</th>.*?</tr>', text, re.S)
     assert payment
     row = payment.group(0)
@@ -379,7 +380,7 @@ def test_a_bad_filter_is_named_beside_its_field_and_everything_is_shown(
     if field != "page":
         assert re.search(rf'id="gl-{field}"[^>]*aria-invalid="true"', text)
         assert f'<p class="error" id="gl-{field}-e">' in text
-    assert shown(text) == (4, ["4", "3", "2", "1"])
+    assert shown(text) == (4, ["4", "1", "3", "2"])
     assert download.status_code == 400 and "Filtre invalide" in download.text
 
 
@@ -401,3 +402,26 @@ def test_the_ledger_is_paged_by_fifty(engine: Engine, clock: Clock) -> None:
     assert 'aria-current="page" aria-label="Page 2, page actuelle">2</a>' in second
     assert shown(beyond)[1] == shown(second)[1]  # past the last page: the last
     assert len(list(csv.reader(io.StringIO(everything)))) == 1 + 64
+
+
+def test_the_csv_batches_read_every_entry_once_in_the_page_order(engine: Engine,
+                                                                  clock: Clock) -> None:
+    """The download's keyset on (date, number): entries sharing a date (a batch of top-ups
+    in one unit of work) are neither lost nor repeated at a batch's edge."""
+    ledger_entries(engine, clock)
+    with uow_at(engine, clock) as uow:
+        for n in range(20):
+            ledger.record_topup(uow, Decimal("10"), reason=f"décision n°{n}")
+    with uow_at(engine, clock) as uow:
+        expected = [r["number"] for r in ledger_page(uow, LedgerQuery(), per_page=100)["rows"]]
+        # 11 a batch: the second ends on the initial top-up (n°1, today), before the two
+        # commitments (n°2 and 3, 20 days ago): a keyset on the number alone would stop there
+        for query, size, count in ((LedgerQuery(), 11, 24),
+                                   (LedgerQuery(kind=EntryKind.topup), 7, 21)):
+            read: list[int] = []
+            before = None
+            while batch := ledger_batch(uow, query, before=before, size=size):
+                read += [r["number"] for r in batch]
+                before = (dt.datetime.fromisoformat(batch[-1]["at"]), batch[-1]["number"])
+            assert len(read) == count and read == [n for n in expected if n in read]
+    assert expected[21:] == [1, 3, 2]

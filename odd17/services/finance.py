@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from models import (
@@ -26,6 +26,7 @@ from models import (
     Status,
     Tranche,
 )
+from models.base import UTCDateTime
 from models.ledger import TOTAL
 from odd17.services.balances import ZERO, fund_id
 from rules.labels import ENTRY_KIND_LABELS, OBJECTIVE_LABELS, entry_kind_label
@@ -290,10 +291,10 @@ def _bound(day: dt.date, zone: ZoneInfo) -> dt.datetime | None:
         return None
 
 
-def _ledger_filters(query: LedgerQuery, zone: ZoneInfo) -> list[ColumnElement[bool]]:
-    """In SQL, each on an index (migration 0011): the kind on (kind, id), the dates on ``at``,
-    the grant's filters and the search through the grants' ids."""
-    entry = LedgerEntry
+def _ledger_filters(uow: UnitOfWork, query: LedgerQuery) -> list[ColumnElement[bool]]:
+    """In SQL, each served by an index (migration 0011): the dates by (at, id), the kind by
+    (kind, at, id), the grant's objective or region and the search by ``grant_id``."""
+    entry, zone = LedgerEntry, uow.context.zone
     found: list[ColumnElement[bool]] = []
     if query.start and (low := _bound(query.start, zone)) is not None:
         found.append(entry.at >= low)
@@ -306,36 +307,48 @@ def _ledger_filters(query: LedgerQuery, zone: ZoneInfo) -> list[ColumnElement[bo
     if grants:
         found.append(entry.grant_id.in_(select(Grant.id).where(*grants)))
     if query.search:
-        found.append(_ledger_search(query.search))
+        found.append(_ledger_search(uow, query.search))
     return found
 
 
-def _ledger_search(text: str) -> ColumnElement[bool]:
+def _ledger_search(uow: UnitOfWork, text: str) -> ColumnElement[bool]:
     """The application's reference or title (as typed or ignoring case, ``%`` and ``_``
-    literal), the payment reference exactly, or the entry's number."""
+    literal), the payment reference exactly, or the entry's number. The grants found first:
+    a list of ids lets PostgreSQL OR three index scans (a subquery there scans the ledger)."""
     lowered = text.lower()
-    apps = (select(Grant.id).join(Application, Application.id == Grant.application_id)
-            .where(or_(*(clause for column in (Application.reference, Application.title)
-                         for clause in (column.contains(text, autoescape=True),
-                                        func.lower(column).contains(lowered,
-                                                                    autoescape=True))))))
-    clauses = [LedgerEntry.grant_id.in_(apps), LedgerEntry.idempotency_key == _PAYMENT + text]
-    if text.isdigit() and len(text) < 18:
+    grant_ids = uow.session.scalars(
+        select(Grant.id).join(Application, Application.id == Grant.application_id)
+        .where(or_(*(clause for column in (Application.reference, Application.title)
+                     for clause in (column.contains(text, autoescape=True),
+                                    func.lower(column).contains(lowered, autoescape=True)))))
+    ).all()
+    clauses = [LedgerEntry.idempotency_key == _PAYMENT + text]
+    if grant_ids:
+        clauses.append(LedgerEntry.grant_id.in_(grant_ids))
+    if text.isdigit() and len(text) < 10:
         clauses.append(LedgerEntry.id == int(text))
     return or_(*clauses)
 
 
+Before = tuple[dt.datetime, int]  # the (at, number) of the last entry read
+
+
 def _ledger_lines(uow: UnitOfWork, filters: list[ColumnElement[bool]], *, limit: int,
-                  offset: int = 0, before: int | None = None) -> list[LedgerLine]:
-    """The entries, newest first: their ids first (an index scan), then their rows."""
-    keyset = [LedgerEntry.id < before] if before is not None else []
-    ids = (select(LedgerEntry.id).where(*filters, *keyset).order_by(LedgerEntry.id.desc())
+                  offset: int = 0, before: Before | None = None) -> list[LedgerLine]:
+    """The entries, newest first (date, then number): their ids first (an index scan), then
+    their rows."""
+    keyset = ([tuple_(LedgerEntry.at, LedgerEntry.id)
+               < tuple_(literal(before[0], UTCDateTime), literal(before[1]))]
+              if before is not None else [])
+    ids = (select(LedgerEntry.id).where(*filters, *keyset)
+           .order_by(LedgerEntry.at.desc(), LedgerEntry.id.desc())
            .limit(limit).offset(offset).scalar_subquery())
     rows = uow.session.execute(
         select(LedgerEntry, Application.reference, Application.title)
         .outerjoin(Grant, Grant.id == LedgerEntry.grant_id)
         .outerjoin(Application, Application.id == Grant.application_id)
-        .where(LedgerEntry.id.in_(ids)).order_by(LedgerEntry.id.desc())).all()
+        .where(LedgerEntry.id.in_(ids))
+        .order_by(LedgerEntry.at.desc(), LedgerEntry.id.desc())).all()
     return [_line(entry, reference, title) for entry, reference, title in rows]
 
 
@@ -355,7 +368,7 @@ def ledger_page(uow: UnitOfWork, query: LedgerQuery,
                 per_page: int = LEDGER_PER_PAGE) -> LedgerPage:
     """One page of the ledger's entries under ``query``, newest first, with their count; a
     page past the last shows the last."""
-    filters = _ledger_filters(query, uow.context.zone)
+    filters = _ledger_filters(uow, query)
     total = uow.session.scalar(select(func.count()).select_from(LedgerEntry)
                                .where(*filters)) or 0
     pages = max(1, -(-total // per_page))
@@ -367,13 +380,12 @@ def ledger_page(uow: UnitOfWork, query: LedgerQuery,
                       regions=list(regions))
 
 
-def ledger_batch(uow: UnitOfWork, query: LedgerQuery, *, before: int | None,
+def ledger_batch(uow: UnitOfWork, query: LedgerQuery, *, before: Before | None,
                  size: int = 2000) -> list[LedgerLine]:
-    """Up to ``size`` entries under ``query`` older than entry ``before`` (all when None),
-    newest first: the CSV download reads the ledger batch by batch (keyset, one unit of work
-    each), never whole in memory."""
-    return _ledger_lines(uow, _ledger_filters(query, uow.context.zone), limit=size,
-                         before=before)
+    """Up to ``size`` entries under ``query`` that come after ``before`` (from the newest when
+    None) in the page's order: the CSV download reads the ledger batch by batch (keyset, one
+    unit of work each), never whole in memory."""
+    return _ledger_lines(uow, _ledger_filters(uow, query), limit=size, before=before)
 
 
 LEDGER_CSV_HEADER = ("numero", "date", "nature", "dossier", "titre", "montant",

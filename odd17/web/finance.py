@@ -28,6 +28,7 @@ from odd17.services.access import Principal
 from odd17.services.finance import (
     LEDGER_CSV_HEADER,
     LEDGER_FIELDS,
+    Before,
     LedgerQuery,
     finance_report,
     ledger_batch,
@@ -297,7 +298,7 @@ def _ledger_csv(request: Request, query: LedgerQuery) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(LEDGER_CSV_HEADER)
-    before: int | None = None
+    before: Before | None = None
     while True:
         with uow(request) as unit:
             batch = ledger_batch(unit, query, before=before, size=CSV_BATCH)
@@ -307,7 +308,7 @@ def _ledger_csv(request: Request, query: LedgerQuery) -> Iterator[str]:
         out.truncate()
         if len(batch) < CSV_BATCH:
             return
-        before = batch[-1]["number"]
+        before = (dt.datetime.fromisoformat(batch[-1]["at"]), batch[-1]["number"])
 
 
 __all__ = ["router"]
