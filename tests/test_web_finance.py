@@ -425,3 +425,27 @@ def test_the_csv_batches_read_every_entry_once_in_the_page_order(engine: Engine,
                 before = (dt.datetime.fromisoformat(batch[-1]["at"]), batch[-1]["number"])
             assert len(read) == count and read == [n for n in expected if n in read]
     assert expected[21:] == [1, 3, 2]
+
+
+def test_the_figures_page_has_the_history_by_date_and_regions_in_french_order(
+        engine: Engine, clock: Clock) -> None:
+    """As the HTML report: the history's table (not only its chart), and « Île-de-France »
+    before « Normandie » (a plain string sort puts « Î » after every ASCII letter)."""
+    refs = in_committee(engine, 1) + in_committee(
+        engine, 1, start=1,
+        territory={"region": "Normandie", "department": "14", "commune_insee": "14118"})
+    with unit_of_work(engine) as s:
+        for ref in refs:
+            ledger.approve(as_uow(s, now=NOW, actor="c"), ref, Decimal("100000"),
+                           plan=DEFAULT_PLAN)
+    with uow_at(engine, clock) as uow:
+        add_people(uow)
+    with browser(engine, clock) as b:
+        home = b.get("/finances").text
+        ledger_page_text = b.get("/finances/grand-livre").text
+    assert "<caption>Soldes de l'enveloppe en fin de journée</caption>" in home
+    assert f'<th scope="row">{NOW.date().strftime("%d/%m/%Y")}</th>' in home
+    regions = home.split("<h2>Par région</h2>")[1]
+    assert regions.index("Île-de-France") < regions.index("Normandie")
+    choices = ledger_page_text.split('id="gl-region"')[1]
+    assert choices.index("Île-de-France") < choices.index("Normandie")

@@ -31,6 +31,7 @@ from models.ledger import TOTAL
 from odd17.services.balances import ZERO, fund_id
 from rules.labels import ENTRY_KIND_LABELS, OBJECTIVE_LABELS, entry_kind_label
 from rules.money import as_str
+from rules.text import sort_key
 
 if TYPE_CHECKING:
     from odd17.uow import UnitOfWork
@@ -375,9 +376,9 @@ def ledger_page(uow: UnitOfWork, query: LedgerQuery,
     page = min(query.page, pages)
     rows = _ledger_lines(uow, filters, limit=per_page, offset=(page - 1) * per_page)
     regions = uow.session.scalars(
-        select(Balance.key).where(Balance.dimension == "region").order_by(Balance.key)).all()
+        select(Balance.key).where(Balance.dimension == "region")).all()
     return LedgerPage(total=total, page=page, pages=pages, per_page=per_page, rows=rows,
-                      regions=list(regions))
+                      regions=sorted(regions, key=sort_key))
 
 
 def ledger_batch(uow: UnitOfWork, query: LedgerQuery, *, before: Before | None,

@@ -42,6 +42,7 @@ from odd17.web.deps import Guard, check_csrf, run, uow
 from odd17.web.templating import page
 from rules.labels import ENTRY_KIND_LABELS, OBJECTIVE_LABELS, objective_label
 from rules.money import parse_amount
+from rules.text import sort_key
 
 router = APIRouter(prefix="/finances")
 CSRF = [Depends(check_csrf)]
@@ -61,6 +62,8 @@ def finance_home(request: Request,
     except NotFound as exc:  # the envelope is not open yet
         return page(request, "message.html", {"title": "Finances", "text": str(exc)})
     threshold = f"{Decimal(report['alert_threshold']) * 100:.0f} %"
+    # regions in French order, as the HTML report (« Île-de-France » before « Normandie »)
+    report["by_region"] = sorted(report["by_region"], key=lambda r: sort_key(r["key"]))
     return page(request, "finances_home.html", {
         "report": report, "breaches": breaches, "threshold": threshold,
         "objective_label": objective_label, **_charts(report)})
