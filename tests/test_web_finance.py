@@ -449,3 +449,17 @@ def test_the_figures_page_has_the_history_by_date_and_regions_in_french_order(
     assert regions.index("Île-de-France") < regions.index("Normandie")
     choices = ledger_page_text.split('id="gl-region"')[1]
     assert choices.index("Île-de-France") < choices.index("Normandie")
+
+
+@pytest.mark.parametrize("listed", [1000, 1])
+def test_a_search_matching_many_grants_filters_alike(listed: int, engine: Engine,
+                                                     clock: Clock,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``GRANTS_LISTED`` grants the search goes through a subquery: the same entries."""
+    from odd17.services import finance
+
+    ledger_entries(engine, clock)
+    monkeypatch.setattr(finance, "GRANTS_LISTED", listed)
+    with browser(engine, clock) as b:
+        answer = b.get("/finances/grand-livre", params={"search": "odd17-"})
+    assert shown(answer.text) == (3, ["4", "3", "2"])

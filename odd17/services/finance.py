@@ -191,6 +191,7 @@ def grant_detail(session: Session, app: Application) -> GrantDetail | None:
 
 LEDGER_PER_PAGE = 50
 SEARCH_MAX = 100
+GRANTS_LISTED = 1000  # a search matching more grants than this filters through a subquery
 _PAYMENT = "disburse:"  # a payment's idempotency key is its payment reference, prefixed
 
 
@@ -317,15 +318,16 @@ def _ledger_search(uow: UnitOfWork, text: str) -> ColumnElement[bool]:
     literal), the payment reference exactly, or the entry's number. The grants found first:
     a list of ids lets PostgreSQL OR three index scans (a subquery there scans the ledger)."""
     lowered = text.lower()
-    grant_ids = uow.session.scalars(
-        select(Grant.id).join(Application, Application.id == Grant.application_id)
-        .where(or_(*(clause for column in (Application.reference, Application.title)
-                     for clause in (column.contains(text, autoescape=True),
-                                    func.lower(column).contains(lowered, autoescape=True)))))
-    ).all()
+    found = (select(Grant.id).join(Application, Application.id == Grant.application_id)
+             .where(or_(*(clause for column in (Application.reference, Application.title)
+                          for clause in (column.contains(text, autoescape=True),
+                                         func.lower(column).contains(lowered,
+                                                                     autoescape=True))))))
+    grant_ids = uow.session.scalars(found.limit(GRANTS_LISTED + 1)).all()
     clauses = [LedgerEntry.idempotency_key == _PAYMENT + text]
-    if grant_ids:
-        clauses.append(LedgerEntry.grant_id.in_(grant_ids))
+    if grant_ids:  # past the list's size (SQLite's bound parameters), the subquery
+        clauses.append(LedgerEntry.grant_id.in_(
+            grant_ids if len(grant_ids) <= GRANTS_LISTED else found))
     if text.isdigit() and len(text) < 10:
         clauses.append(LedgerEntry.id == int(text))
     return or_(*clauses)
