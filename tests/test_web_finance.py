@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from models import EntryKind, Tranche
@@ -463,3 +465,22 @@ def test_a_search_matching_many_grants_filters_alike(listed: int, engine: Engine
     with browser(engine, clock) as b:
         answer = b.get("/finances/grand-livre", params={"search": "odd17-"})
     assert shown(answer.text) == (3, ["4", "3", "2"])
+
+
+@given(pages=st.integers(1, 10**6), data=st.data())
+def test_page_links_name_the_first_the_last_and_the_neighbours(pages: int,
+                                                              data: st.DataObject) -> None:
+    from odd17.web.finance import page_links
+
+    current = data.draw(st.integers(1, pages))
+    links = page_links(current, pages)
+    numbers = [n for n in links if n is not None]
+    assert numbers == sorted(set(numbers)) and numbers[0] == 1 and numbers[-1] == pages
+    assert set(range(max(1, current - 2), min(pages, current + 2) + 1)) <= set(numbers)
+    assert len(links) <= 9  # a phone's width, whatever the ledger's size
+    for i, number in enumerate(links):  # « … » exactly over a gap, never at an end
+        if number is None:
+            before, after = links[i - 1], links[i + 1]
+            assert i > 0 and before is not None and after is not None and after > before + 1
+        elif i and links[i - 1] is not None:
+            assert number == links[i - 1] + 1  # type: ignore[operator]
