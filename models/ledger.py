@@ -22,6 +22,7 @@ from sqlalchemy import (
     Date,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -177,6 +178,9 @@ class LedgerEntry(Base):
         CheckConstraint("(kind = 'correction') = (corrects_id IS NOT NULL)",
                         name="correction_names_entry"),
         UniqueConstraint("corrects_id", name="uq_ledger_entries_corrects_id"),
+        # the finance workspace's ledger page, newest first, by date and by kind (0011)
+        Index("ix_ledger_entries_at_id", "at", "id"),
+        Index("ix_ledger_entries_kind_at_id", "kind", "at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -68,3 +68,16 @@ def decision_label(outcome: str) -> str:
 
 def message_status_label(status: str) -> str:
     return MESSAGE_STATUS_LABELS.get(status, status)
+
+# The kinds of ledger entries (models.ledger.EntryKind), as the finance pages name them.
+ENTRY_KIND_LABELS: dict[str, str] = {
+    "commit": "engagement",
+    "disburse": "versement",
+    "release": "libération",
+    "topup": "abondement",
+    "correction": "correction d'abondement",
+}
+
+
+def entry_kind_label(kind: str) -> str:
+    return ENTRY_KIND_LABELS.get(kind, kind)

@@ -47,8 +47,7 @@ def create_app(*, engine: Engine | None = None,
     """The portal on ``engine`` (default: ODD17_DATABASE_URL's); ``clock`` is the units of
     work's (tests move it)."""
     from odd17.db import get_engine
-    from odd17.web import (admin, api, api_tokens, applicant, auth, finance, manager,
-                           reviewing)
+    from odd17.web import admin, api, api_tokens, applicant, auth, finance, manager, reviewing
 
     settings = get_settings()
     app = FastAPI(title="odd17", docs_url=None, redoc_url=None, openapi_url=None)

@@ -1,32 +1,48 @@
 """The finance officer's workspace (issue 14): the live figures of the envelope and the
 ledger check, the tranches due with a payment form each, a bank statement's upload (the
 disbursement flow's reader, line by line) and the open-data exports. Each page calls its
-service (finance, audit, ledger, payments, exports); the route's rule (policy.py) lets the
+service (finance, audit, ledger, payments, exports); the ledger itself, filtered and paged, with
+its CSV download (finance.ledger_page, ledger_batch). The route's rule (policy.py) lets the
 finance role in, nobody else."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import tempfile
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
 
 from models import DomainError, NotFound
 from odd17 import reports
 from odd17.services import audit, exports, ledger, payments
 from odd17.services.access import Principal
-from odd17.services.finance import finance_report, tranches_due
+from odd17.services.finance import (
+    LEDGER_CSV_HEADER,
+    LEDGER_FIELDS,
+    Before,
+    LedgerQuery,
+    finance_report,
+    ledger_batch,
+    ledger_csv_row,
+    ledger_page,
+    parse_ledger_query,
+    tranches_due,
+)
 from odd17.uow import Context, Runner, UnitOfWork
-from odd17.web.deps import Guard, check_csrf, uow
+from odd17.web.deps import Guard, check_csrf, run, uow
 from odd17.web.templating import page
-from rules.labels import objective_label
+from rules.labels import ENTRY_KIND_LABELS, OBJECTIVE_LABELS, objective_label
 from rules.money import parse_amount
+from rules.text import sort_key
 
 router = APIRouter(prefix="/finances")
 CSRF = [Depends(check_csrf)]
@@ -46,6 +62,8 @@ def finance_home(request: Request,
     except NotFound as exc:  # the envelope is not open yet
         return page(request, "message.html", {"title": "Finances", "text": str(exc)})
     threshold = f"{Decimal(report['alert_threshold']) * 100:.0f} %"
+    # regions in French order, as the HTML report (« Île-de-France » before « Normandie »)
+    report["by_region"] = sorted(report["by_region"], key=lambda r: sort_key(r["key"]))
     return page(request, "finances_home.html", {
         "report": report, "breaches": breaches, "threshold": threshold,
         "objective_label": objective_label, **_charts(report)})
@@ -223,6 +241,77 @@ def _export(request: Request, filename: str, media_type: str, build: Any) -> Res
                     status_code=409)
     return Response(body, media_type=media_type,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# --- the ledger, entry by entry -----------------------------------------------------------
+
+def _ledger_query(request: Request) -> tuple[LedgerQuery, dict[str, str], dict[str, str]]:
+    """The filters asked for, each bad one's French message, and the text typed (shown back)."""
+    raw = {name: request.query_params.get(name, "")[:200] for name in LEDGER_FIELDS}
+    query, errors = parse_ledger_query(raw)
+    return query, errors, raw
+
+
+def page_links(current: int, pages: int) -> list[int | None]:
+    """The page numbers linked: the first, the last and two on each side of the current one;
+    None where numbers are left out."""
+    shown = sorted({1, pages, *range(max(1, current - 2), min(pages, current + 2) + 1)})
+    links: list[int | None] = []
+    for number in shown:
+        if links and number - (links[-1] or 0) > 1:
+            links.append(None)
+        links.append(number)
+    return links
+
+
+@router.get("/grand-livre", name="finance_ledger")
+def finance_ledger(request: Request,
+                   _: Principal | None = Guard("finance_ledger")) -> HTMLResponse:
+    query, errors, raw = _ledger_query(request)
+    result = run(request, lambda unit: ledger_page(unit, query))
+    # the page links and the download keep the filters (none when one is bad: all is shown)
+    kept = [] if errors else [(k, v) for k, v in raw.items() if k != "page" and v.strip()]
+    return page(request, "finances_grand_livre.html", {
+        "ledger": result, "errors": errors, "raw": raw, "kept": kept,
+        "links": page_links(result["page"], result["pages"]), "kinds": ENTRY_KIND_LABELS,
+        "objectives": OBJECTIVE_LABELS}, status_code=400 if errors else 200)
+
+
+@router.get("/grand-livre.csv", name="finance_ledger_csv")
+def finance_ledger_csv(request: Request,
+                       _: Principal | None = Guard("finance_ledger_csv")) -> Response:
+    query, errors, _raw = _ledger_query(request)
+    if errors:
+        text = "; ".join(f"{LEDGER_NAMES[k]} : {m}" for k, m in errors.items())
+        return page(request, "message.html", {"title": "Export impossible",
+                                              "text": f"Filtre invalide : {text}."},
+                    status_code=400)
+    return StreamingResponse(_ledger_csv(request, query), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition":
+                                      'attachment; filename="grand-livre.csv"'})
+
+
+LEDGER_NAMES = {"start": "du", "end": "au", "kind": "nature", "search": "recherche",
+                "objective": "objectif", "region": "région", "page": "page"}
+CSV_BATCH = 2000
+
+
+def _ledger_csv(request: Request, query: LedgerQuery) -> Iterator[str]:
+    """The CSV, batch by batch: one short unit of work per batch, nothing held in memory."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(LEDGER_CSV_HEADER)
+    before: Before | None = None
+    while True:
+        with uow(request) as unit:
+            batch = ledger_batch(unit, query, before=before, size=CSV_BATCH)
+        writer.writerows(ledger_csv_row(line) for line in batch)
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+        if len(batch) < CSV_BATCH:
+            return
+        before = (dt.datetime.fromisoformat(batch[-1]["at"]), batch[-1]["number"])
 
 
 __all__ = ["router"]

@@ -92,3 +92,4 @@ API_TOKENS = Rule(Who.signed_in, roles=frozenset({
     Role.manager, Role.finance, Role.admin, Role.reviewer, Role.committee}))
 ROUTE_POLICY.update(dict.fromkeys(("api_tokens", "api_token_create", "api_token_revoke"),
                                   API_TOKENS))
+ROUTE_POLICY.update(dict.fromkeys(("finance_ledger", "finance_ledger_csv"), FINANCE_SPACE))

@@ -161,6 +161,8 @@ RULES: dict[tuple[str, str], Rule] = {
         only("admin", 404), path="/admin/comptes/999999/reactivation"),
     ("POST", "/admin/comptes/{user_id}/totp"): Rule(only("admin", 404),
                                                     path="/admin/comptes/999999/totp"),
+    ("GET", "/finances/grand-livre"): Rule(finance_space(200)),
+    ("GET", "/finances/grand-livre.csv"): Rule(finance_space(200)),
     # the JSON API (odd17/web/api.py): a bearer token, never the browser's session (401);
     # its scopes are tested in tests/test_api.py
     ("GET", "/api/v1/openapi.json"): Rule(everyone(200)),

@@ -1,6 +1,7 @@
 """The finance officer's journey in a real browser (issue 14): sign in, open the finance
 workspace from « Mon espace », record a payment with a mistake then fixed, upload a bank
-statement. axe-core on each page, no horizontal scroll on a phone, no CSP violation logged."""
+statement, read the ledger filtered (and a bad filter named beside its field). axe-core on
+each page, no horizontal scroll on a phone, no CSP violation logged."""
 
 from __future__ import annotations
 
@@ -68,8 +69,23 @@ def test_the_finance_journey(live_server: LiveServer, page: Page, tmp_path: Path
     axe_check(page)
     screenshot(page, "22-finances-releve")
 
+    page.get_by_role("link", name="Grand livre").click()
+    expect(page.locator("h1")).to_have_text("Grand livre")
+    expect(page.locator("#resultats")).to_have_text("5 écritures")  # top-up, 2 commits, 2 payments
+    page.get_by_label("Nature").select_option(label="Versement")
+    page.get_by_label("Rechercher").fill(refs[1])
+    page.get_by_role("button", name="Filtrer").click()
+    expect(page.locator("#resultats")).to_have_text("1 écriture")
+    expect(page.locator("tbody")).to_contain_text("VIR-NAV-2")
+    axe_check(page)
+    screenshot(page, "23-finances-grand-livre")
+    page.goto(live_server.url("/finances/grand-livre?start=31/02/2027"))
+    expect(page.locator("#gl-start-e")).to_contain_text("date invalide « 31/02/2027 »")
+    expect(page.locator("#resultats")).to_have_text("5 écritures")
+    axe_check(page)
+
     page.set_viewport_size({"width": 360, "height": 740})
-    for path in ("/finances", "/finances/tranches", "/finances/releve"):
+    for path in ("/finances", "/finances/tranches", "/finances/releve", "/finances/grand-livre"):
         page.goto(live_server.url(path))
         assert horizontal_overflow(page) == 0, path  # readable on a phone
     assert not blocked, blocked
