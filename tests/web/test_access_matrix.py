@@ -123,6 +123,8 @@ RULES: dict[tuple[str, str], Rule] = {
         manager_space(400), path="/gestion/dossiers/{ref}/evaluateurs"),
     ("POST", "/gestion/dossiers/{reference}/reevaluation"): Rule(
         manager_space(303), path="/gestion/dossiers/{ref}/reevaluation"),
+    # the runs of the Prefect deployments: 200 whether a Prefect server answers or not
+    ("GET", "/gestion/executions"): Rule(manager_space(200)),
     # the reviewer's and the committee's workspaces (odd17/web/reviewing.py): the matrix's
     # reviewer is designated for no application (404 on the owner's)
     ("GET", "/evaluation"): Rule(only("reviewer", 200)),
