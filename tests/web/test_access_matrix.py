@@ -297,7 +297,9 @@ def test_each_role_gets_the_expected_answer_on_every_route(role: str,
     live_server: LiveServer = request.getfixturevalue("live_server")  # after the skip: cheaper
 
     wrong = []
-    with httpx.Client(base_url=live_server.base, follow_redirects=False) as client:
+    # 30 s: /gestion/executions imports Prefect on its first visit (seconds on a busy machine)
+    with httpx.Client(base_url=live_server.base, follow_redirects=False,
+                      timeout=30) as client:
         _people(live_server)  # the objects the routes name, whoever asks
         reference = _reference(live_server)
         sign_in(live_server, client)
