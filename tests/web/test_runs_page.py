@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Page, expect
+from prefect import flow
 
 from flows.common import local_runs
 from flows.outbox import outbox_flow
-from tests.test_web_runs import broken_outbox
 from tests.web.conftest import LiveServer
 from tests.web.helpers import axe_check, horizontal_overflow, screenshot
 from tests.web.test_applicant_journey import sign_in
 from tests.webutil import STAFF, Clock, add_people, uow_at
+
+
+@flow(name="outbox", persist_result=False)
+def failing_outbox() -> None:
+    raise RuntimeError("le serveur SMTP a refusé la connexion")
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -22,7 +27,7 @@ def test_the_runs_page(live_server: LiveServer, page: Page) -> None:
         add_people(uow)
     with local_runs():
         outbox_flow(return_state=True)
-        broken_outbox(return_state=True)
+        failing_outbox(return_state=True)
     page.set_viewport_size({"width": 1000, "height": 800})
     sign_in(page, live_server, STAFF["manager"])
     page.get_by_role("link", name="Gestion des dossiers").click()
