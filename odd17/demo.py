@@ -17,6 +17,7 @@ from dataclasses import replace
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +26,14 @@ from rules.labels import message_status_label, status_label
 
 SAMPLES = "data/samples"
 COMMITTEE_PRESENT = 4  # of the 5 members in the sample file
+# The fund's staff in the demo (clearly fake addresses), made as `odd17 users add` makes them.
+STAFF = {"manager": "charge.mission@demo.example.org",
+         "finance": "finance@demo.example.org",
+         "admin": "admin@demo.example.org"}
+# How the browser hint names each role (tests/test_demo.py reads the hint back by these).
+ROLE_LABELS = {"applicant": "porteur de projet", "reviewer": "évaluateur",
+               "committee": "membre du comité", "manager": "chargé de mission",
+               "finance": "responsable financier", "admin": "administrateur"}
 
 
 def sample_path(name: str = "applications.jsonl") -> Path:
@@ -224,10 +233,58 @@ def _run(folder: Path, console: Console, url: str) -> int:
         say(f"  {label:<24} {path}")
     say(f"\nPour explorer : ODD17_DATABASE_URL={redact_url(url)} odd17 list | "
         "odd17 show RÉFÉRENCE | odd17 finance")
-    env = (f"ODD17_DATABASE_URL={redact_url(url)} ODD17_MAIL_TRANSPORT=eml "
-           f"ODD17_MAIL_DIR={folder / 'emails'}")
-    say(f"Dans le navigateur : {env} odd17 web, puis http://127.0.0.1:8017/connexion avec "
-        f"l'adresse d'un porteur ({lead or 'celle d’un dossier'}) ; le lien de connexion "
-        f"arrive dans {folder / 'emails'} après « {env} odd17 outbox send ».")
+    accounts = _demo_accounts(engine, context, lead)
+    _browser_hint(console, folder, url, accounts)
     dispose_engines()
     return 1 if breaches else 0
+
+
+def _demo_accounts(engine: Any, context: Any, lead: str | None) -> dict[str, str]:
+    """One address per role to sign in with: the staff accounts, created here through the use
+    case of `odd17 users add`, and people of the sample data (a lead, a reviewer with
+    applications to score, a committee member)."""
+    from sqlalchemy import select
+
+    from models import Review, Reviewer
+    from odd17.services import accounts
+    from odd17.uow import open_uow
+
+    with open_uow(engine, context) as uow:
+        for role, address in STAFF.items():
+            accounts.add_user(uow, address, role)
+        reviewer = uow.session.scalars(
+            select(Reviewer.email).join(Review, Review.reviewer_id == Reviewer.id)
+            .where(Reviewer.reviews, Reviewer.active).order_by(Reviewer.email)).first()
+        member = uow.session.scalars(select(Reviewer.email).where(
+            Reviewer.committee, Reviewer.active).order_by(Reviewer.email)).first()
+    found = {"applicant": lead, "reviewer": reviewer, "committee": member, **STAFF}
+    return {role: address for role, address in found.items() if address}
+
+
+def _browser_hint(console: Console, folder: Path, url: str, people: dict[str, str]) -> None:
+    """How to open the same data in the portal: the command, an address per role, where the
+    sign-in links arrive. Commands are printed unwrapped, to be copied whole."""
+    from shlex import quote
+
+    from rich.markup import escape
+
+    from odd17.settings import get_settings, redact_url
+
+    mails = folder.resolve() / "emails"
+    if url.startswith("sqlite:///"):  # the demo's own file, named from anywhere
+        url = f"sqlite:///{folder.resolve() / 'odd17.db'}"
+    env = (f"ODD17_DATABASE_URL={quote(redact_url(url))} ODD17_MAIL_TRANSPORT=eml "
+           f"ODD17_MAIL_DIR={quote(str(mails))}")
+    say = console.print
+    say("\n[bold]Dans le navigateur[/] (les mêmes données)")
+    say("  1. démarrer le portail :")
+    say(f"     {escape(env)} odd17 web", soft_wrap=True)
+    say(f"  2. ouvrir {escape(get_settings().public_url)}/connexion et taper l'adresse d'un "
+        "compte de démonstration :")
+    for role, address in people.items():
+        say(f"       {ROLE_LABELS[role]:<22} {escape(address)}")
+    say(f"  3. le lien de connexion arrive par courriel, un fichier .eml dans {escape(str(mails))}"
+        ", une fois la file d'envoi vidée (dans un autre terminal) :", soft_wrap=True)
+    say(f"     {escape(env)} odd17 outbox send", soft_wrap=True)
+    say("     (avec « odd17 serve » au lieu de « odd17 web », les courriels partent seuls, chaque "
+        "minute).")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 from rich.console import Console
+from sqlalchemy.orm import Session
 
 from odd17 import demo
-from odd17.db import dispose_engines
+from odd17.db import dispose_engines, make_engine
+from odd17.services.access import Role, roles_for
 from odd17.settings import reset_caches
 from tests.conftest import SHARED
+from tests.webutil import Clock, client, sign_in
 
 
 def test_sample_data_covers_what_the_demo_promises() -> None:
@@ -66,5 +71,40 @@ def test_demo_runs_the_whole_cycle_twice(tmp_path: Path,
             report = Resource(path=str(folder / "subventions-scdl.csv"),
                               schema=Schema.from_descriptor(str(reference))).validate()
         assert report.valid
+    _the_browser_hint_names_accounts_that_sign_in(text, folder)  # after the count of emails
     dispose_engines()
     reset_caches()
+
+
+def _the_browser_hint_names_accounts_that_sign_in(text: str, folder: Path) -> None:
+    """The demo's last words: the portal's command on the demo's database and mail folder, an
+    address per role, where the links arrive. Each address signs in for real: the link is
+    asked on /connexion, `odd17 outbox send` writes it into the folder named, it opens a
+    session with the role named."""
+    hint = text.split("Dans le navigateur")[1]
+    mails = (folder / "emails").resolve()
+    url = f"sqlite:///{folder / 'odd17.db'}"
+    env = f"ODD17_DATABASE_URL={url} ODD17_MAIL_TRANSPORT=eml ODD17_MAIL_DIR={mails}"
+    assert f"{env} odd17 web" in hint and f"{env} odd17 outbox send" in hint
+    assert f"un fichier .eml dans {mails}" in hint
+    assert "http://127.0.0.1:8017/connexion" in hint
+    labels = {label: role for role, label in demo.ROLE_LABELS.items()}
+    named = {labels[m[0]]: m[1] for m in re.findall(
+        rf"^ +({'|'.join(labels)}) +(\S+@\S+)$", hint, flags=re.MULTILINE)}
+    assert set(named) == set(demo.ROLE_LABELS), hint
+    assert len(set(named.values())) == len(named)  # a different person for each role
+    for role in ("manager", "finance", "admin"):
+        assert named[role] == demo.STAFF[role] and named[role].endswith("example.org")
+    reset_caches()  # the demo's environment: its database and mail folder
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn, Session(conn) as session:
+            for role, address in named.items():
+                assert Role(role) in roles_for(session, address, dt.date.today()), role
+        clock = Clock()
+        for address in named.values():
+            browser = client(engine, clock)
+            assert sign_in(browser, engine, mails, address).endswith("/mon-espace")
+            assert address in browser.get("/mon-espace").text
+    finally:
+        engine.dispose()

@@ -4,10 +4,12 @@ comments.history, choosing.assignable_reviewers) and its actions: an internal co
 automatic or chosen reviewers, a re-evaluation of eligibility previewed first
 (eligibility.preview) then done (eligibility.evaluate_batch). Every action is a POST with its
 CSRF token, answered by a redirect (Post/Redirect/Get) or, when refused, the page with the
-French reason. The route's rule (policy.MANAGER_SPACE) checks the role."""
+French reason. The route's rule (policy.MANAGER_SPACE) checks the role. « Exécutions »: the
+last runs of odd17's Prefect flows (flows/runs.py) and a link to Prefect's UI."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -212,3 +214,36 @@ def manager_reevaluate(request: Request, reference: str,
             problem="Ce dossier est en instruction ou au-delà : son éligibilité ne se "
                     "réévalue plus.")
     return _back(request, ref, "fait=reevaluation")
+
+
+# --- the runs of the Prefect deployments ----------------------------------------------------
+
+def _duration(value: dt.timedelta | None) -> str:
+    """« 0,4 s », « 2 min 05 s », « 1 h 03 min »."""
+    if value is None:
+        return "—"
+    seconds = value.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f} s".replace(".", ",")
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@router.get("/executions", name="manager_runs")
+def manager_runs(request: Request, _: Principal | None = Guard("manager_runs")) -> HTMLResponse:
+    """The last runs of odd17's flows on the Prefect server (flows/runs.py: a short deadline,
+    a French sentence when the server is down or slow), and a link to Prefect's UI."""
+    from flows.runs import LIMIT, recent_runs  # Prefect is imported on this page only
+
+    found = recent_runs()  # Prefect's times are the real clock's, not the domain's
+    rows = [{"run": r, "expected": _iso(r.expected), "started": _iso(r.started),
+             "ended": _iso(r.ended), "duration": _duration(r.duration)} for r in found.runs]
+    return page(request, "gestion_executions.html", {
+        "found": found, "rows": rows, "limit": LIMIT,
+        "failed": sum(1 for r in found.runs if r.failed)})

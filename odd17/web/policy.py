@@ -64,6 +64,7 @@ ROUTE_POLICY.update(dict.fromkeys((
     "manager_assign_auto", "manager_assign_chosen", "manager_reevaluate_preview",
     "manager_reevaluate"),
     MANAGER_SPACE))
+ROUTE_POLICY["manager_runs"] = MANAGER_SPACE  # the runs of the Prefect deployments
 # The reviewer's and the committee's workspaces (odd17/web/reviewing.py): each application is
 # then checked by its use case (404 when the reviewer is not designated or is recused).
 REVIEWER_SPACE = Rule(Who.signed_in, roles=frozenset({Role.reviewer}))

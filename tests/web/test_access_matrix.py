@@ -128,6 +128,8 @@ RULES: dict[tuple[str, str], Rule] = {
         manager_space(400), path="/gestion/dossiers/{ref}/evaluateurs"),
     ("POST", "/gestion/dossiers/{reference}/reevaluation"): Rule(
         manager_space(303), path="/gestion/dossiers/{ref}/reevaluation"),
+    # the runs of the Prefect deployments: 200 whether a Prefect server answers or not
+    ("GET", "/gestion/executions"): Rule(manager_space(200)),
     # the reviewer's and the committee's workspaces (odd17/web/reviewing.py): the matrix's
     # reviewer is designated for no application (404 on the owner's)
     ("GET", "/evaluation"): Rule(only("reviewer", 200)),
@@ -330,7 +332,9 @@ def test_each_role_gets_the_expected_answer_on_every_route(role: str,
     live_server: LiveServer = request.getfixturevalue("live_server")  # after the skip: cheaper
 
     wrong = []
-    with httpx.Client(base_url=live_server.base, follow_redirects=False) as client:
+    # 30 s: /gestion/executions imports Prefect on its first visit (seconds on a busy machine)
+    with httpx.Client(base_url=live_server.base, follow_redirects=False,
+                      timeout=30) as client:
         _people(live_server)  # the objects the routes name, whoever asks
         reference = _reference(live_server)
         sign_in(live_server, client)
