@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from models import DomainError, MessageStatus, OutboxMessage
 from models.base import rows_matched
-from notifications.payloads import scrubbed
+from notifications.payloads import PAYLOADS, scrubbed
 from notifications.render import Renderer, build_message, message_id
 from notifications.transports import Interrupted, Outgoing, Refused, Transport, Unreachable
 
@@ -351,14 +351,20 @@ def requeue(s: Session, ids: list[int] | None, now: dt.datetime) -> int:
     """Requeue failed messages (all, or the given ids) for an immediate attempt, with a fresh
     lifetime, in the caller's transaction. An id that is unknown or not ``failed`` is an error,
     and nothing is requeued."""
-    query = update(OutboxMessage).where(OutboxMessage.status == MessageStatus.failed)
+    query = update(OutboxMessage).where(OutboxMessage.status == MessageStatus.failed,
+                                        OutboxMessage.event.notin_(_BLANKED_WHEN_FAILED))
     if ids:
         wanted = sorted(set(ids))
-        found = dict(s.execute(select(OutboxMessage.id, OutboxMessage.status)
-                               .where(OutboxMessage.id.in_(wanted))).tuples().all())
+        found = {i: (status, event) for i, status, event in s.execute(
+            select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.event)
+            .where(OutboxMessage.id.in_(wanted))).tuples()}
         problems = [f"message {i} inconnu" for i in wanted if i not in found]
-        problems += [f"message {i} : {_NOT_FAILED[found[i]]}" for i in wanted
-                     if i in found and found[i] != MessageStatus.failed]
+        problems += [f"message {i} : {_NOT_FAILED[found[i][0]]}" for i in wanted
+                     if i in found and found[i][0] != MessageStatus.failed]
+        problems += [f"message {i} : son lien de connexion a été retiré à l'échec ; la "
+                     "personne en demande un nouveau sur la page de connexion" for i in wanted
+                     if i in found and found[i][0] == MessageStatus.failed
+                     and found[i][1] in _BLANKED_WHEN_FAILED]
         if problems:
             raise DomainError("rien n'est remis en file : " + " ; ".join(problems))
         query = query.where(OutboxMessage.id.in_(wanted))
@@ -367,6 +373,10 @@ def requeue(s: Session, ids: list[int] | None, now: dt.datetime) -> int:
                                     send_started_at=None, requeued_at=now))
     return rows_matched(result)
 
+
+# Events whose secrets (a sign-in link) are blanked when the message fails: sent again, it
+# would carry no working link, so requeueing skips them (all) or refuses them (by id).
+_BLANKED_WHEN_FAILED = tuple(event for event, model in PAYLOADS.items() if model.secrets)
 
 _NOT_FAILED = {
     MessageStatus.pending: "déjà en file (pending)",

@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from models import MessageStatus, OutboxMessage
+from models import DomainError, MessageStatus, OutboxMessage
+from odd17.services import outbox
 from odd17.settings import reset_caches
 from tests.smtp import SmtpServer, free_port
 from tests.webutil import (
@@ -89,6 +90,14 @@ def test_a_failed_link_is_blanked_too(portal: TestClient, engine: Engine, clock:
         reset_caches()
     [(status, after)] = stored(engine, clock)
     assert status == MessageStatus.failed and token not in after
+    # requeued, it would send no working link: refused by id, skipped when requeueing all
+    with uow_at(engine, clock) as uow:
+        failed_id = uow.session.scalars(select(OutboxMessage.id).where(
+            OutboxMessage.event == "connexion")).one()
+        with pytest.raises(DomainError, match=f"message {failed_id} : son lien de connexion"):
+            outbox.retry(uow, [failed_id])
+        outbox.retry(uow, None)  # every failed message but this one
+    assert [s for s, _ in stored(engine, clock)] == [MessageStatus.failed]
 
 
 # --- 3. an upload without Content-Length ------------------------------------------------------
