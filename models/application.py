@@ -151,6 +151,10 @@ class Application(Base):
             # the row is written: keep the object in step without a second UPDATE at flush
             set_committed_value(self, "status", target)
             set_committed_value(self, "updated_at", at)
+            if "history" in inspect(self).unloaded:  # appending would load the whole history
+                change.application_id = self.id
+                session.add(change)
+                return change
         else:  # not stored yet: the INSERT at flush carries the new status
             self.status = target
             self.updated_at = at
