@@ -1,7 +1,8 @@
 """What an approval does while it holds the fund's total balance row (issue 12): every approval
 locks that row, so whatever runs between taking it and COMMIT serialises all writers. Counted
 statement by statement (no timing): after the statement that takes the lock, only the entry,
-the day's row and the commit follow (PostgreSQL: one statement and the commit), whether the
+the day's, objective and region rows and the commit follow (PostgreSQL: one statement and
+the commit), whether the
 approval comes from the ledger or from a committee decision with its email; and an approval
 runs a bounded number of statements in all."""
 
@@ -30,7 +31,8 @@ MEMBERS = [f"membre{i}@fonds.example.org" for i in range(3)]
 # the statements that take the total row's lock: its conditional UPDATE (alone, or as the
 # first CTE of the statement that also writes the entry), or a SELECT … FOR UPDATE of it
 TAKES_TOTAL = re.compile(r"UPDATE balances SET envelope|FROM balances.*FOR UPDATE", re.S)
-AFTER_LOCK_SQLITE = ("INSERT INTO ledger_entries", "INSERT INTO ledger_days")
+AFTER_LOCK_SQLITE = ("INSERT INTO balances", "INSERT INTO ledger_entries",
+                     "INSERT INTO ledger_days")
 
 
 @contextmanager
@@ -63,9 +65,10 @@ def under_lock(statements: list[str]) -> list[str]:
 def check_lock_held_briefly(engine: Engine, statements: list[str]) -> None:
     held = under_lock(statements)
     assert held[-1] == "COMMIT"
-    if is_postgresql(engine):  # the UPDATE, the entry and the day's row: one statement
+    if is_postgresql(engine):  # the UPDATE, the entry, the day's and the dimension rows
         assert len(held) == 2, held
-        assert "INSERT INTO ledger_entries" in held[0] and "INSERT INTO ledger_days" in held[0]
+        assert all(f"INSERT INTO {table}" in held[0]
+                   for table in ("ledger_entries", "ledger_days", "balances")), held
     else:
         assert [s.split(" (")[0] for s in held[1:-1]] == list(AFTER_LOCK_SQLITE), held
 
@@ -81,9 +84,9 @@ def test_an_approval_holds_the_total_row_for_its_move_entry_and_commit_only(
     assert result.recorded
     check_lock_held_briefly(engine, statements)
     # read the application, status by compare-and-set and its history row, the grant and
-    # its tranches, the fund, the objective and region rows, the move, COMMIT (SQLite: the
-    # entry and the day's row apart, tranches one by one)
-    assert len(statements) <= (9 if is_postgresql(engine) else 13), statements
+    # its tranches, the fund, the move, COMMIT (SQLite: the dimension rows, the entry and the
+    # day's row apart)
+    assert len(statements) <= (8 if is_postgresql(engine) else 11), statements
     with unit_of_work(engine) as s:
         assert audit.check(uow_on(s)) == []
 
@@ -106,7 +109,7 @@ def test_a_committee_approval_writes_its_email_and_decision_before_taking_the_lo
     before = statements[:statements.index(under_lock(statements)[0])]
     assert any(s.startswith("INSERT INTO outbox") for s in before)
     assert any(s.startswith("UPDATE decisions SET applied_at") for s in before)
-    assert len(statements) <= (12 if is_postgresql(engine) else 16), statements
+    assert len(statements) <= (11 if is_postgresql(engine) else 14), statements
     with unit_of_work(engine) as s:
         events = s.scalars(select(OutboxMessage.event)
                            .where(OutboxMessage.reference == ref)).all()

@@ -3,9 +3,11 @@ write moves by conditional UPDATE, the objective and region rows, the day's hist
 the entry that records each move with the balances after it. Money movements themselves are in
 ``ledger.py``; nothing here decides whether a movement is allowed.
 
-Lock order, the same for every operation so that two never wait on each other: first the
-objective and region rows (in (dimension, key) order), then the total row; the total row is
-taken last and held only for its conditional UPDATE, the entry, the day row and the commit."""
+Lock order, the same for every operation so that two never wait on each other: the total row
+first, then the objective and region rows, which are thus only ever locked under the total
+row's lock. Every read and check of a movement comes before it: the total row is held for its
+conditional UPDATE, the entry, the day's row, the dimension rows and the commit (PostgreSQL,
+an approval: one statement and the commit, :func:`move_and_record`)."""
 
 from __future__ import annotations
 
@@ -131,23 +133,31 @@ def move_and_record(
     grants: int = 0, need_available: Decimal | None = None,
     need_committed: Decimal | None = None, grant_id: int | None = None,
     tranche_id: int | None = None, corrects: int | None = None,
+    grant: Grant | None = None,
 ) -> tuple[Moved, int] | None:
     """:func:`move` then :func:`record_entry`: the balances after the move and the entry's id,
     or ``None`` (nothing written) when the move's condition does not hold.
 
-    On PostgreSQL the three writes are one statement (data-modifying CTEs: the UPDATE, the
-    entry reading its RETURNING, the day's row), so the total row's lock, which that
-    statement takes, is held for one round trip and the commit; SQLite's BEGIN IMMEDIATE has
-    serialised the writers from the start, the three statements follow each other there."""
+    ``grant`` (an approval: non-negative deltas): its objective and region rows get the same
+    deltas as the total row, after it (:func:`bump_dimensions`).
+
+    On PostgreSQL these writes are one statement (data-modifying CTEs: the UPDATE, then the
+    entry, the day's row and the dimension rows, each reading its RETURNING), so the total
+    row's lock, which that statement takes, is held for one round trip and the commit;
+    SQLite's BEGIN IMMEDIATE has serialised the writers from the start, the statements follow
+    each other there."""
     if not is_postgresql(uow.session):
         moved = move(uow, fund, envelope=envelope, committed=committed, disbursed=disbursed,
                      grants=grants, need_available=need_available,
                      need_committed=need_committed)
         if moved is None:
             return None
+        if grant is not None:
+            bump_dimensions(uow.session, fund, [(grant, committed, disbursed, grants)])
         return moved, record_entry(uow, fund, kind, amount, key, moved, note=note,
                                    grant_id=grant_id, tranche_id=tranche_id, corrects=corrects)
-    row = uow.session.execute(RECORDED_MOVE, {
+    dimensions = {} if grant is None else {"objective": grant.objective, "region": grant.region}
+    row = uow.session.execute(RECORDED_APPROVAL if grant else RECORDED_MOVE, dimensions | {
         "fund_id": fund, "envelope": envelope, "committed": committed, "disbursed": disbursed,
         "grants": grants, "need_available": need_available, "need_committed": need_committed,
         "kind": kind.value, "amount": amount, "key": key, "at": uow.now, "actor": uow.actor,
@@ -165,7 +175,7 @@ def move_and_record(
 # one PostgreSQL statement (data-modifying CTEs). Written once as text: SQLAlchemy neither
 # caches an INSERT … ON CONFLICT nor builds this in less than ~2 ms of CPU a call, most of an
 # approval's time on a loaded machine. The WHERE reads the row before the SET, as in move().
-RECORDED_MOVE = text("""
+_MOVED = """
 WITH moved AS (
     UPDATE balances SET envelope = envelope + :envelope, committed = committed + :committed,
         disbursed = disbursed + :disbursed, grants = grants + :grants
@@ -188,16 +198,37 @@ WITH moved AS (
     SELECT :fund_id, CAST(:day AS date), envelope, committed, disbursed FROM moved
     ON CONFLICT (fund_id, day) DO UPDATE SET envelope = excluded.envelope,
         committed = excluded.committed, disbursed = excluded.disbursed
-)
+)"""
+# An approval's objective and region rows, created or moved by the same (non-negative)
+# deltas; reading ``moved``, they are locked after the total row, and not at all when the
+# envelope refuses the approval.
+_DIMENSIONS = """, dimensions AS (
+    INSERT INTO balances AS b (fund_id, dimension, "key", envelope, committed, disbursed,
+        grants, alert)
+    SELECT :fund_id, d.dimension, d.key, 0, :committed, :disbursed, :grants, FALSE
+    FROM moved, (VALUES ('objective', CAST(:objective AS varchar)),
+                        ('region', CAST(:region AS varchar))) AS d (dimension, key)
+    ON CONFLICT (fund_id, dimension, "key") DO UPDATE SET
+        committed = b.committed + excluded.committed,
+        disbursed = b.disbursed + excluded.disbursed, grants = b.grants + excluded.grants
+)"""
+_RESULT = """
 SELECT moved.envelope, moved.committed, moved.disbursed, moved.alert, entry.id AS entry_id
-FROM moved, entry
-""").bindparams(
-    *(bindparam(name, type_=Money()) for name in (
-        "envelope", "committed", "disbursed", "need_available", "need_committed", "amount")),
-    bindparam("at", type_=UTCDateTime()), bindparam("fund_id", type_=Integer()),
-    bindparam("grants", type_=Integer()),
-).columns(envelope=Money(), committed=Money(), disbursed=Money(), alert=Boolean(),
-          entry_id=Integer())
+FROM moved, entry"""
+
+
+def _recorded(sql: str) -> Any:
+    return text(sql).bindparams(
+        *(bindparam(name, type_=Money()) for name in (
+            "envelope", "committed", "disbursed", "need_available", "need_committed", "amount")),
+        bindparam("at", type_=UTCDateTime()), bindparam("fund_id", type_=Integer()),
+        bindparam("grants", type_=Integer()),
+    ).columns(envelope=Money(), committed=Money(), disbursed=Money(), alert=Boolean(),
+              entry_id=Integer())
+
+
+RECORDED_MOVE = _recorded(_MOVED + _RESULT)
+RECORDED_APPROVAL = _recorded(_MOVED + _DIMENSIONS + _RESULT)
 
 
 def entry_row(uow: UnitOfWork, fund: int, kind: EntryKind, amount: Decimal, key: str,
@@ -251,8 +282,8 @@ def alert(uow: UnitOfWork, moved: Moved, key: str) -> None:
 def bump_dimensions(session: Session, fund: int, deltas: Iterable[tuple[Grant, Decimal,
                                                                          Decimal, int]]) -> None:
     """Add (committed, disbursed, grants) deltas to the grants' objective and region rows, in
-    (dimension, key) order: the lock order that keeps two writers from waiting on each other.
-    Deltas all non-negative (an approval): one upsert adding them, its VALUES in that order.
+    (dimension, key) order; called once the total row is locked (the lock order), so two
+    writers never wait on each other for them. Deltas all non-negative: one upsert.
     Otherwise the rows are created first (with zeros), then updated: an upsert carrying
     negative deltas would trip the non-negative CHECK on its proposed row before the conflict
     is resolved."""

@@ -7,9 +7,11 @@ are in ``finance.py``, the invariant check in ``audit.py``.
 Each movement reads and validates everything first, writes the rows of its own grant and
 application, then moves the fund's total row by a conditional UPDATE (``WHERE envelope -
 committed - disbursed >= amount``), which takes that row's lock for the rest of the
-transaction: only the entry carrying the balances after it and the commit follow. So entries
-are totally ordered, each carries the balances after it, an approval that does not fit changes
-nothing, and writers queue on the total row only for a few statements."""
+transaction: only the entry carrying the balances after it, the day's and the grant's
+objective and region rows and the commit follow (PostgreSQL, an approval: in the same
+statement, ``balances.move_and_record``). So entries are totally ordered, each carries the
+balances after it, an approval that does not fit changes nothing, and writers queue on the
+total row only for a few statements."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -212,22 +214,38 @@ def stage_approval(uow: UnitOfWork, app: Application, amount: Decimal, *, plan: 
                   objective=app.primary_objective or "", region=app.region,
                   approved_at=uow.now)
     grant.schedule(plan, due)
-    session.add(grant)
-    session.flush()
+    _insert_grant(session, grant)
+    session.flush()  # anything else the caller changed, before the balance rows' locks
     return Staged(app, grant, amount, key, reason or f"accord {app.reference}")
 
 
+GRANT_COLUMNS = ("application_id", "awarded", "disbursed", "released", "objective", "region",
+                 "approved_at")
+TRANCHE_COLUMNS = ("number", "label", "amount", "due_on")
+
+
+def _insert_grant(session: Session, grant: Grant) -> None:
+    """Write a new grant and its tranches with two Core INSERTs (the ORM's flush of them
+    costs more CPU than the rest of an approval); ``grant`` stays out of the session, its id
+    set, for what the transaction still writes (the email, the entry)."""
+    grants, tranches = Grant.__table__, Tranche.__table__
+    grant.id = session.execute(insert(grants).returning(grants.c.id),
+                               {c: getattr(grant, c) for c in GRANT_COLUMNS}).scalar_one()
+    session.execute(insert(tranches), [
+        {"grant_id": grant.id, **{c: getattr(t, c) for c in TRANCHE_COLUMNS}}
+        for t in grant.tranches])
+
+
 def commit_approval(uow: UnitOfWork, staged: Staged) -> Result:
-    """Move the balance rows of a staged approval: the grant's objective and region rows, then
-    the total row by conditional UPDATE with the entry and the day's row. Call it last, once
+    """Move the balance rows of a staged approval: the total row by conditional UPDATE, with the
+    entry, the day's row and the grant's objective and region rows. Call it last, once
     everything else of the transaction is written (no ORM object left to flush), so that only
     the commit follows; refused with no change when the envelope cannot bear it."""
     session, amount = uow.session, staged.amount
     fund = fund_id(session)
-    bump_dimensions(session, fund, [(staged.grant, amount, ZERO, 1)])
     done = move_and_record(uow, fund, EntryKind.commit, amount, staged.key, note=staged.note,
                            committed=amount, grants=1, need_available=amount,
-                           grant_id=staged.grant.id)
+                           grant_id=staged.grant.id, grant=staged.grant)
     if done is None:
         raise EnvelopeExceeded(
             f"{staged.app.reference} : l'enveloppe disponible "
@@ -325,13 +343,13 @@ def pay(uow: UnitOfWork, reference: str, tranche_number: int, payment_reference:
     enqueue(session, [paid_message(uow, app, grant, tranche, amount, payment_reference,
                                    paid_on)])
     flush_payments(session, [payment_reference])
-    bump_dimensions(session, fund, [(grant, -amount, amount, 0)])
     done = move_and_record(uow, fund, EntryKind.disburse, amount, key,
                            note=paid_note(app.reference, tranche, paid_on), committed=-amount,
                            disbursed=amount, need_committed=amount, grant_id=grant.id,
                            tranche_id=tranche.id)
     if done is None:  # pragma: no cover - impossible while the per-grant invariant holds
         raise DomainError("engagement insuffisant pour ce versement ; lancez odd17 finance --check")
+    bump_dimensions(session, fund, [(grant, -amount, amount, 0)])  # after the total row
     return Result(app.reference, True, amount, done[0], entry=done[1])
 
 
@@ -355,10 +373,10 @@ def end_grant(uow: UnitOfWork, reference: str, *, cancel: bool, reason: str) -> 
     session.flush()
     if left == 0 and grants == 0:  # closing a grant paid in full: no balance moves
         return Result(app.reference, False, left)
-    bump_dimensions(session, fund, [(grant, -left, ZERO, grants)])
     moved = move(uow, fund, committed=-left, grants=grants,
                  need_committed=left if left > 0 else None)
     assert moved is not None
+    bump_dimensions(session, fund, [(grant, -left, ZERO, grants)])  # after the total row
     if left == 0:  # nothing left to release, but the grant no longer counts
         return Result(app.reference, False, left)
     record_entry(uow, fund, EntryKind.release, left, f"release:{app.reference}", moved,
