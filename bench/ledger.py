@@ -304,8 +304,9 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
         with unit_of_work(engine) as s:
             assert audit.check(uow_for(s)) == []
         engine.dispose()
-        print("approvals on PostgreSQL (reads, grant, tranches, status first; under the "
-              "total row's lock: conditional UPDATE, entry, day row, commit):")
+        print("approvals on PostgreSQL (reads, status, grant, tranches, dimension rows "
+              "first; under the total row's lock: one statement, the conditional UPDATE with "
+              "the entry and the day's row, and the commit):")
         for writers, rate in rates.items():
             print(f"  {writers} writer(s) {rate:8.0f} approvals/s  ratio to 1 writer "
                   f"{rate / rates[1]:.2f}")

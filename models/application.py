@@ -151,6 +151,9 @@ class Application(Base):
             # the row is written: keep the object in step without a second UPDATE at flush
             set_committed_value(self, "status", target)
             set_committed_value(self, "updated_at", at)
+            if "history" in inspect(self).unloaded:  # appending would load the whole history
+                write_history(session, [{**row, "application_id": self.id}])
+                return change  # written as is (Core): not in the session
         else:  # not stored yet: the INSERT at flush carries the new status
             self.status = target
             self.updated_at = at

@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Application, Decision, DecisionOutcome, DomainError, Reviewer, Status
-from models.ledger import Grant
 from models.lifecycle import DECIDED
 from models.lookup import application_by_reference
 from notifications import payloads
@@ -93,25 +92,31 @@ def _voters(uow: UnitOfWork, app: Application, present: list[str]) -> tuple[list
 def apply_decision(uow: UnitOfWork, decision_id: int) -> ledger.Result | None:
     """Apply a recorded decision: an approval reserves through the ledger (refused, with no
     change, when the envelope cannot bear it); a refusal moves to ``rejected``; a deferral keeps
-    the application before the committee."""
+    the application before the committee.
+
+    An approval writes everything else first (the grant, the email, the decision marked
+    applied) and moves the balance rows last (``ledger.commit_approval``): the fund's total
+    row, which every approval locks, is then held for that move and the commit only."""
     session, now, actor = uow.session, uow.now, uow.actor
     decision = _locked_decision(session, decision_id)
     if decision is None or decision.applied_at is not None:
         return None  # applied meanwhile by another run (the lock made us wait for it)
-    app = session.get_one(Application, decision.application_id)
-    result = None
+    app = session.get_one(Application, decision.application_id, populate_existing=True)
+    result = staged = None
     if decision.outcome == DecisionOutcome.approve:
         assert decision.amount is not None
-        result = ledger.approve(
-            uow, app.reference, decision.amount, plan=uow.config.disbursement.plan(),
+        staged = ledger.stage_approval(
+            uow, app, decision.amount, plan=uow.config.disbursement.plan(),
             key=f"decision:{decision.id}",
             reason=f"décision du comité : accord de {eur(decision.amount)} "
                    f"(présents : {', '.join(decision.present)})")
-        grant = session.scalars(select(Grant).where(Grant.application_id == app.id)).one()
-        enqueue(session, [message(
-            payloads.DecisionApproved.from_grant(app, grant), app.contact_email,
-            key=f"decision_approved:{app.reference}:{decision.id}", now=now,
-            reference=app.reference)])
+        if isinstance(staged, ledger.Result):  # recorded already: the email is queued too
+            result, staged = staged, None
+        else:
+            enqueue(session, [message(
+                payloads.DecisionApproved.from_grant(app, staged.grant), app.contact_email,
+                key=f"decision_approved:{app.reference}:{decision.id}", now=now,
+                reference=app.reference)])
     elif decision.outcome == DecisionOutcome.reject:
         app.transition_to(Status.rejected, actor=actor, at=now,
                           reason=f"décision du comité : refus — {decision.motif}")
@@ -121,6 +126,8 @@ def apply_decision(uow: UnitOfWork, decision_id: int) -> ledger.Result | None:
             reference=app.reference)])
     decision.applied_at = now
     session.flush()
+    if staged is not None:
+        result = ledger.commit_approval(uow, staged)
     return result
 
 

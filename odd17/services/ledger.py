@@ -7,9 +7,11 @@ are in ``finance.py``, the invariant check in ``audit.py``.
 Each movement reads and validates everything first, writes the rows of its own grant and
 application, then moves the fund's total row by a conditional UPDATE (``WHERE envelope -
 committed - disbursed >= amount``), which takes that row's lock for the rest of the
-transaction: only the entry carrying the balances after it and the commit follow. So entries
-are totally ordered, each carries the balances after it, an approval that does not fit changes
-nothing, and writers queue on the total row only for a few statements."""
+transaction: only the entry carrying the balances after it, the day's and the grant's
+objective and region rows and the commit follow (PostgreSQL, an approval: in the same
+statement, ``balances.move_and_record``). So entries are totally ordered, each carries the
+balances after it, an approval that does not fit changes nothing, and writers queue on the
+total row only for a few statements."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,6 +47,7 @@ from odd17.services.balances import (
     fund_id,
     lock_total,
     move,
+    move_and_record,
     record_entry,
 )
 from odd17.uow import UnitOfWork
@@ -52,8 +55,9 @@ from rules.awards import award_refusal
 from rules.money import as_str, eur
 from rules.tranches import TranchePlan
 
-__all__ = ["ZERO", "EnvelopeExceeded", "Moved", "Result", "approve", "correct_topup",
-           "end_grant", "fund_id", "open_envelope", "pay", "record_topup", "topup"]
+__all__ = ["ZERO", "EnvelopeExceeded", "Moved", "Result", "Staged", "approve", "commit_approval",
+           "correct_topup", "end_grant", "fund_id", "open_envelope", "pay", "record_topup",
+           "stage_approval", "topup"]
 
 
 class EnvelopeExceeded(DomainError):
@@ -111,10 +115,10 @@ def topup(uow: UnitOfWork, amount: Decimal, *, reason: str, key: str,
     if previous is not None:
         return Result("", False, previous.amount, message="abondement déjà enregistré",
                       entry=previous.id)
-    moved = move(uow, fund, envelope=amount)
-    assert moved is not None
-    entry = record_entry(uow, fund, EntryKind.topup, amount, key, moved, note=reason)
-    return Result("", True, amount, moved, entry=entry)
+    done = move_and_record(uow, fund, EntryKind.topup, amount, key, note=reason,
+                           envelope=amount)
+    assert done is not None
+    return Result("", True, amount, done[0], entry=done[1])
 
 
 def record_topup(uow: UnitOfWork, amount: Decimal, *, reason: str, key: str | None = None,
@@ -148,15 +152,14 @@ def correct_topup(uow: UnitOfWork, entry_id: int, *, reason: str) -> Result:
         raise DomainError(f"l'abondement n°{entry_id} a déjà été corrigé (écriture n°{done.id} "
                           f"du {done.at.date().isoformat()}) ; rien n'a été modifié")
     amount = target.amount
-    moved = move(uow, fund, envelope=-amount, need_available=amount)
-    if moved is None:
+    done = move_and_record(uow, fund, EntryKind.correction, amount, f"correction:{entry_id}",
+                           envelope=-amount, need_available=amount, corrects=entry_id,
+                           note=f"correction de l'abondement n°{entry_id} : {reason}")
+    if done is None:
         raise DomainError(f"corriger l'abondement n°{entry_id} ({eur(amount)}) rendrait le "
                           f"disponible négatif (disponible {eur(_available(session, fund))}) ; "
                           "rien n'a été modifié")
-    entry = record_entry(uow, fund, EntryKind.correction, amount, f"correction:{entry_id}",
-                         moved, corrects=entry_id,
-                         note=f"correction de l'abondement n°{entry_id} : {reason}")
-    return Result("", True, amount, moved, entry=entry)
+    return Result("", True, amount, done[0], entry=done[1])
 
 
 # --- grants: approval, payments, end ------------------------------------------------------
@@ -166,14 +169,35 @@ def approve(uow: UnitOfWork, reference: str, amount: Decimal, *, plan: TranchePl
     """Reserve ``amount`` for an application in committee, create its grant and tranches and
     move it to ``approved``; all or nothing. A retried approval (same key) commits once.
 
-    Everything is read, checked and written first (the status by compare-and-set, which makes
-    a concurrent approval of the same application wait, then find it approved); the fund's
-    total row is moved last, so its lock is held for the UPDATE, the entry and the commit."""
+    Everything is read, checked and written first (:func:`stage_approval`); the balance rows
+    are moved last (:func:`commit_approval`), so the total row's lock is held for one
+    statement on PostgreSQL and the commit."""
+    staged = stage_approval(uow, reads.application(uow.session, reference), amount,
+                            plan=plan, key=key, reason=reason)
+    return staged if isinstance(staged, Result) else commit_approval(uow, staged)
+
+
+@dataclass(slots=True)
+class Staged:
+    """An approval written but for the balance rows (:func:`commit_approval` moves them)."""
+
+    app: Application
+    grant: Grant
+    amount: Decimal
+    key: str
+    note: str
+
+
+def stage_approval(uow: UnitOfWork, app: Application, amount: Decimal, *, plan: TranchePlan,
+                   key: str | None = None, reason: str = "") -> Staged | Result:
+    """The part of an approval that needs no lock of the balance rows: the checks, the status
+    by compare-and-set (a concurrent approval of the same application waits, then finds it
+    approved), the grant and its tranches, flushed. ``app`` is read fresh by the caller. A
+    Result when the approval was already recorded (nothing new)."""
     session = uow.session
-    fund = fund_id(session)
-    app = reads.application(session, reference)
     key = key or f"commit:{app.reference}"
-    if reads.entry(session, key) is not None:
+    # An approval's entry exists only once the application left ``committee`` (same commit)
+    if app.status != Status.committee and reads.entry(session, key) is not None:
         return Result(app.reference, False, amount, message="accord déjà enregistré")
     if (refusal := award_refusal(amount, app.requested_amount)) is not None:
         raise DomainError(f"{app.reference} : {refusal}")
@@ -190,17 +214,45 @@ def approve(uow: UnitOfWork, reference: str, amount: Decimal, *, plan: TranchePl
                   objective=app.primary_objective or "", region=app.region,
                   approved_at=uow.now)
     grant.schedule(plan, due)
-    session.add(grant)
-    session.flush()
-    bump_dimensions(session, fund, [(grant, amount, ZERO, 1)])
-    moved = move(uow, fund, committed=amount, grants=1, need_available=amount)
-    if moved is None:
+    _insert_grant(session, grant)
+    session.flush()  # anything else the caller changed, before the balance rows' locks
+    return Staged(app, grant, amount, key, reason or f"accord {app.reference}")
+
+
+GRANT_COLUMNS = ("application_id", "awarded", "disbursed", "released", "objective", "region",
+                 "approved_at")
+TRANCHE_COLUMNS = ("number", "label", "amount", "due_on")
+
+
+def _insert_grant(session: Session, grant: Grant) -> None:
+    """Write a new grant and its tranches with two Core INSERTs (the ORM's flush of them
+    costs more CPU than the rest of an approval); ``grant`` stays out of the session, its id
+    set, for what the transaction still writes (the email, the entry)."""
+    grants, tranches = Grant.__table__, Tranche.__table__
+    grant.id = session.execute(insert(grants).returning(grants.c.id),
+                               {c: getattr(grant, c) for c in GRANT_COLUMNS}).scalar_one()
+    session.execute(insert(tranches), [
+        {"grant_id": grant.id, **{c: getattr(t, c) for c in TRANCHE_COLUMNS}}
+        for t in grant.tranches])
+
+
+def commit_approval(uow: UnitOfWork, staged: Staged) -> Result:
+    """Move the balance rows of a staged approval: the total row by conditional UPDATE, with the
+    entry, the day's row and the grant's objective and region rows. Call it last, once
+    everything else of the transaction is written (no ORM object left to flush), so that only
+    the commit follows; refused with no change when the envelope cannot bear it."""
+    session, amount = uow.session, staged.amount
+    fund = fund_id(session)
+    done = move_and_record(uow, fund, EntryKind.commit, amount, staged.key, note=staged.note,
+                           committed=amount, grants=1, need_available=amount,
+                           grant_id=staged.grant.id, grant=staged.grant)
+    if done is None:
         raise EnvelopeExceeded(
-            f"{app.reference} : l'enveloppe disponible ({eur(_available(session, fund))}) ne "
-            f"permet pas d'engager {eur(amount)} ; rien n'a été modifié")
-    entry = record_entry(uow, fund, EntryKind.commit, amount, key, moved,
-                         note=reason or f"accord {app.reference}", grant_id=grant.id)
-    return Result(app.reference, True, amount, moved, entry=entry)
+            f"{staged.app.reference} : l'enveloppe disponible "
+            f"({eur(_available(session, fund))}) ne permet pas d'engager {eur(amount)} ; "
+            "rien n'a été modifié")
+    moved, entry = done
+    return Result(staged.app.reference, True, amount, moved, entry=entry)
 
 
 def _locked(session: Session, app: Application) -> tuple[Application, Grant]:
@@ -291,14 +343,14 @@ def pay(uow: UnitOfWork, reference: str, tranche_number: int, payment_reference:
     enqueue(session, [paid_message(uow, app, grant, tranche, amount, payment_reference,
                                    paid_on)])
     flush_payments(session, [payment_reference])
-    bump_dimensions(session, fund, [(grant, -amount, amount, 0)])
-    moved = move(uow, fund, committed=-amount, disbursed=amount, need_committed=amount)
-    if moved is None:  # pragma: no cover - impossible while the per-grant invariant holds
+    done = move_and_record(uow, fund, EntryKind.disburse, amount, key,
+                           note=paid_note(app.reference, tranche, paid_on), committed=-amount,
+                           disbursed=amount, need_committed=amount, grant_id=grant.id,
+                           tranche_id=tranche.id)
+    if done is None:  # pragma: no cover - impossible while the per-grant invariant holds
         raise DomainError("engagement insuffisant pour ce versement ; lancez odd17 finance --check")
-    entry = record_entry(uow, fund, EntryKind.disburse, amount, key, moved,
-                         note=paid_note(app.reference, tranche, paid_on), grant_id=grant.id,
-                         tranche_id=tranche.id)
-    return Result(app.reference, True, amount, moved, entry=entry)
+    bump_dimensions(session, fund, [(grant, -amount, amount, 0)])  # after the total row
+    return Result(app.reference, True, amount, done[0], entry=done[1])
 
 
 def end_grant(uow: UnitOfWork, reference: str, *, cancel: bool, reason: str) -> Result:
@@ -321,10 +373,10 @@ def end_grant(uow: UnitOfWork, reference: str, *, cancel: bool, reason: str) -> 
     session.flush()
     if left == 0 and grants == 0:  # closing a grant paid in full: no balance moves
         return Result(app.reference, False, left)
-    bump_dimensions(session, fund, [(grant, -left, ZERO, grants)])
     moved = move(uow, fund, committed=-left, grants=grants,
                  need_committed=left if left > 0 else None)
     assert moved is not None
+    bump_dimensions(session, fund, [(grant, -left, ZERO, grants)])  # after the total row
     if left == 0:  # nothing left to release, but the grant no longer counts
         return Result(app.reference, False, left)
     record_entry(uow, fund, EntryKind.release, left, f"release:{app.reference}", moved,

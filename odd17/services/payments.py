@@ -261,15 +261,15 @@ def _activate(uow: UnitOfWork, firsts: dict[int, tuple[Application, str]]) -> No
 
 
 def _write(uow: UnitOfWork, fund: int, paid: list[_Paid]) -> Moved:
-    """The batch's balance moves: the dimension rows, then one conditional UPDATE of the total
-    row (its lock, held to the commit), the entries with the balances after each, the day."""
+    """The batch's balance moves: one conditional UPDATE of the total row (its lock, held to
+    the commit), then the dimension rows, the entries with the balances after each, the day."""
     session = uow.session
-    bump_dimensions(session, fund, [(p.grant, -p.amount, p.amount, 0) for p in paid])
     total = sum((p.amount for p in paid), ZERO)
     moved = move(uow, fund, committed=-total, disbursed=total, need_committed=total)
     if moved is None:  # pragma: no cover - impossible while the per-grant invariant holds
         raise DomainError("engagement insuffisant pour ces versements ; lancez odd17 finance "
                           "--check")
+    bump_dimensions(session, fund, [(p.grant, -p.amount, p.amount, 0) for p in paid])
     committed, disbursed = moved.committed + total, moved.disbursed - total
     rows = []
     for p in paid:
