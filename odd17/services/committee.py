@@ -102,17 +102,19 @@ def apply_decision(uow: UnitOfWork, decision_id: int) -> ledger.Result | None:
     if decision is None or decision.applied_at is not None:
         return None  # applied meanwhile by another run (the lock made us wait for it)
     app = session.get_one(Application, decision.application_id, populate_existing=True)
-    result = staged = None
+    result: ledger.Result | None = None
+    staged: ledger.Staged | None = None
     if decision.outcome == DecisionOutcome.approve:
         assert decision.amount is not None
-        staged = ledger.stage_approval(
+        outcome = ledger.stage_approval(
             uow, app, decision.amount, plan=uow.config.disbursement.plan(),
             key=f"decision:{decision.id}",
             reason=f"décision du comité : accord de {eur(decision.amount)} "
                    f"(présents : {', '.join(decision.present)})")
-        if isinstance(staged, ledger.Result):  # recorded already: the email is queued too
-            result, staged = staged, None
+        if isinstance(outcome, ledger.Result):  # recorded already: the email is queued too
+            result = outcome
         else:
+            staged = outcome
             enqueue(session, [message(
                 payloads.DecisionApproved.from_grant(app, staged.grant), app.contact_email,
                 key=f"decision_approved:{app.reference}:{decision.id}", now=now,

@@ -147,10 +147,12 @@ def correct_topup(uow: UnitOfWork, entry_id: int, *, reason: str) -> Result:
     if target.kind != EntryKind.topup:
         raise DomainError(f"l'écriture n°{entry_id} est de type « {target.kind} » : seul un "
                           "abondement (topup) peut être corrigé")
-    done = session.scalars(select(LedgerEntry).where(LedgerEntry.corrects_id == entry_id)).first()
-    if done is not None:
-        raise DomainError(f"l'abondement n°{entry_id} a déjà été corrigé (écriture n°{done.id} "
-                          f"du {done.at.date().isoformat()}) ; rien n'a été modifié")
+    earlier = session.scalars(select(LedgerEntry)
+                              .where(LedgerEntry.corrects_id == entry_id)).first()
+    if earlier is not None:
+        raise DomainError(f"l'abondement n°{entry_id} a déjà été corrigé (écriture n°"
+                          f"{earlier.id} du {earlier.at.date().isoformat()}) ; rien n'a été "
+                          "modifié")
     amount = target.amount
     done = move_and_record(uow, fund, EntryKind.correction, amount, f"correction:{entry_id}",
                            envelope=-amount, need_available=amount, corrects=entry_id,
