@@ -46,6 +46,9 @@ class Tally:
         self.duplicates = 0
         self.created: list[str] = []
         self.refused: list[dict[str, Any]] = []
+        self.eligible = 0  # verdicts among the new applications (judged in the same pass)
+        self.ineligible = 0
+        self.failing: dict[str, int] = {}
 
     @classmethod
     def of(cls, outcomes: Iterable[Outcome]) -> Tally:
@@ -58,6 +61,10 @@ class Tally:
                 tally.duplicates += 1
             else:
                 tally.created.append(o.reference or "")
+                tally.eligible += o.status == "eligible"
+                tally.ineligible += o.status == "ineligible"
+                for rule in o.failing:
+                    tally.failing[rule] = tally.failing.get(rule, 0) + 1
         return tally
 
     def add(self, other: Tally) -> None:
@@ -65,6 +72,10 @@ class Tally:
         self.duplicates += other.duplicates
         self.created.extend(other.created)
         self.refused.extend(other.refused)
+        self.eligible += other.eligible
+        self.ineligible += other.ineligible
+        for rule, n in other.failing.items():
+            self.failing[rule] = self.failing.get(rule, 0) + n
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -72,6 +83,9 @@ class Tally:
             "created": len(self.created),
             "duplicates": self.duplicates,
             "refused": self.refused,
+            "eligible": self.eligible,
+            "ineligible": self.ineligible,
+            "failing_by_rule": dict(sorted(self.failing.items())),
             "first_reference": self.created[0] if self.created else None,
             "last_reference": self.created[-1] if self.created else None,
         }
