@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from models import Application, Call, ConcurrentChange, EligibilityEvaluation, Status
 from models.application import history_row, write_history
 from models.base import rows_matched
+from models.bulk import insert_many
 from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.services.batching import gc_paused
@@ -174,7 +175,7 @@ def apply(session: Session, planned: Plan, *, moved: bool = True) -> None:
     final status). If any application moved meanwhile, raise ``ConcurrentChange``; the
     caller's transaction then rolls back everything."""
     if planned.evaluations:
-        session.execute(insert(EligibilityEvaluation.__table__), planned.evaluations)
+        insert_many(session, insert(EligibilityEvaluation.__table__), planned.evaluations)
     if moved and planned.moves:
         table = Application.__table__
         result = session.execute(

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from models import Application, Call, Organisation, ReferenceCounter
 from models.application import history_row, write_history
+from models.bulk import insert_many
 from models.dialect import dialect_insert, is_postgresql
 from models.lifecycle import INITIAL, Status
 from notifications import payloads
@@ -162,7 +163,7 @@ def _organisation_ids(
         # Core executemany, no RETURNING: the ORM bulk path split batches into thousands of
         # statements and spliced RETURNING rows one by one; reading the new ids back by their
         # unique key is one indexed query.
-        session.execute(insert(Organisation.__table__), [
+        insert_many(session, insert(Organisation.__table__), [
             {"identifier": key, "name": wanted[key].lead.name, "kind": wanted[key].lead.kind.value,
              "siret": wanted[key].lead.siret, "rna": wanted[key].lead.rna,
              "email": str(wanted[key].lead.email), "created_at": now}
@@ -288,7 +289,7 @@ def _insert(uow: UnitOfWork, fresh: list[_Fresh], policy: EligibilityPolicy | No
     # We hold the write lock, so every application with an id above the current maximum
     # is one of ours (see _organisation_ids for why not RETURNING).
     before = session.scalar(select(func.coalesce(func.max(Application.id), 0)))
-    session.execute(insert(Application.__table__), [
+    insert_many(session, insert(Application.__table__), [
         {"reference": f.reference, "call_id": f.call.id,
          "lead_id": org_ids[f.doc.lead_identifier()], "dedup_key": f.key,
          "status": status_of.get(f.reference, INITIAL), "title": f.doc.title,
