@@ -12,6 +12,8 @@ whose "insertmanyvalues" batches rows into multi-row VALUES there."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
+from operator import is_
 from typing import Any
 
 from sqlalchemy import Insert
@@ -56,15 +58,12 @@ def _plan(statement: Insert, keys: tuple[str, ...], dialect: Dialect
 
 
 def _column(values: list[Any], processor: Processor) -> list[Any]:
-    """``processor`` applied to each value, once per object: by identity, not equality
-    (``Decimal("1.0") == Decimal("1")`` but they are stored as written)."""
+    """``processor`` applied to each value; once when every row holds the same object (the
+    ``now``, actor or status of a batch). By identity, not equality: ``Decimal("1.0") ==
+    Decimal("1")`` and ``1 == True``, but each is stored as given."""
     if processor is None:
         return values
-    seen: dict[int, Any] = {}
-    out = []
-    for v in values:
-        key = id(v)  # the values list keeps every object alive: ids are not reused
-        if key not in seen:
-            seen[key] = processor(v)
-        out.append(seen[key])
-    return out
+    first = values[0]
+    if all(map(is_, values, repeat(first))):
+        return [processor(first)] * len(values)
+    return [processor(v) for v in values]

@@ -100,6 +100,23 @@ def test_insert_many_stores_what_sqlalchemy_stores(probe: Engine) -> None:
     assert typed_b[2][0] == dt.datetime(2026, 11, 23, 20, 30, 1, 123456, tzinfo=dt.UTC)
 
 
+def test_insert_many_converts_equal_values_each_as_given(probe: Engine) -> None:
+    """Rows whose values are all equal but not the same objects (``1 == True``): each is
+    converted on its own, not the first one for all."""
+    now = dt.datetime(2026, 11, 23, 20, 30, tzinfo=dt.UTC)
+
+    def rows(batch: str) -> list[dict[str, Any]]:
+        return [{"batch": batch, "name": f"{batch}{i}", "at": now, "amount": Decimal(amount),
+                 "ratio": Decimal(amount), "status": "eligible", "doc": doc}
+                for i, (amount, doc) in enumerate([("1", 1), ("1.0", True), ("1.00", 1.0)])]
+
+    with unit_of_work(probe) as session:
+        session.execute(insert(PROBE), rows("a"))
+        insert_many(session, insert(PROBE), rows("b"))
+    assert _stored(probe, "b") == _stored(probe, "a")
+    assert [r[-1] for r in _stored(probe, "b")[0]] == [1, True, 1.0]
+
+
 def test_insert_many_keeps_on_conflict_clauses(probe: Engine) -> None:
     with unit_of_work(probe) as session:
         insert_many(session, insert(PROBE), _rows("a")[:2])
