@@ -219,10 +219,13 @@ def store_documents(
     outcomes: list[Outcome] = []
     resolved: list[tuple[Outcome, Record, ApplicationDocument, Call, str]] = []
     keys_by_call: dict[str, set[str]] = {}
+    resolved_calls: dict[str | None, Call | dict[str, str]] = {}  # it depends on doc.call only
     for raw, doc in items:
-        call = resolve_call(doc, calls, now.date(), language)
+        if doc.call not in resolved_calls:
+            resolved_calls[doc.call] = resolve_call(doc, calls, now.date(), language)
+        call = resolved_calls[doc.call]
         if isinstance(call, dict):
-            outcomes.append(Outcome(raw.source, None, "refused", [call]))
+            outcomes.append(Outcome(raw.source, None, "refused", [dict(call)]))
             continue
         outcome = Outcome(raw.source, None, INITIAL.value)
         outcomes.append(outcome)
@@ -279,11 +282,10 @@ def _insert(uow: UnitOfWork, fresh: list[_Fresh], policy: EligibilityPolicy | No
     status_of: dict[str, Status] = {}
     if policy is not None:
         digest = policy.digest()
+        dates = {c.id: CallDates(c.id, c.opens_on, c.closes_on) for c in {f.call for f in fresh}}
         for f in fresh:  # application ids are bound once inserted (Plan.bind)
-            verdict = planned.judge(
-                0, f.reference, INITIAL, f.document,
-                CallDates(f.call.id, f.call.opens_on, f.call.closes_on), policy,
-                digest=digest, now=now, actor=actor)
+            verdict = planned.judge(0, f.reference, INITIAL, f.document, dates[f.call.id],
+                                    policy, digest=digest, now=now, actor=actor)
             status_of[f.reference] = Status(verdict.status)
     org_ids = _organisation_ids(session, [f.doc for f in fresh], now)
     # We hold the write lock, so every application with an id above the current maximum
