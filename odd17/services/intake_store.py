@@ -157,19 +157,15 @@ def _organisation_ids(
                 .where(Organisation.identifier.in_(chunk))).tuples().all())
         return found
 
-    ids = lookup(list(wanted))
-    missing = [key for key in wanted if key not in ids]
-    if missing:
-        # Core executemany, no RETURNING: the ORM bulk path split batches into thousands of
-        # statements and spliced RETURNING rows one by one; reading the new ids back by their
-        # unique key is one indexed query.
-        insert_many(session, insert(Organisation.__table__), [
-            {"identifier": key, "name": wanted[key].lead.name, "kind": wanted[key].lead.kind.value,
-             "siret": wanted[key].lead.siret, "rna": wanted[key].lead.rna,
-             "email": str(wanted[key].lead.email), "created_at": now}
-            for key in missing])
-        ids.update(lookup(missing))
-    return ids
+    # One INSERT for them all, those already known left as they are (ON CONFLICT DO NOTHING
+    # on the unique identifier), then one indexed query for every id: no RETURNING, whose
+    # bulk path split batches into thousands of statements and spliced rows one by one.
+    insert_many(session, dialect_insert(session, Organisation.__table__).on_conflict_do_nothing(), [
+        {"identifier": key, "name": doc.lead.name, "kind": doc.lead.kind.value,
+         "siret": doc.lead.siret, "rna": doc.lead.rna, "email": str(doc.lead.email),
+         "created_at": now}
+        for key, doc in wanted.items()])
+    return lookup(list(wanted))
 
 
 def _stored(session: Session, keys_by_call: dict[str, set[str]]
