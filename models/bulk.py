@@ -21,7 +21,7 @@ from sqlalchemy import Insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-Processor = Callable[[Any], Any] | None
+Processor = Callable[[Any], Any] | None  # SQLAlchemy's _BindProcessorType, not public
 
 
 def insert_many(session: Session, statement: Insert, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -54,7 +54,8 @@ def _plan(statement: Insert, keys: tuple[str, ...], dialect: Dialect
         bind = compiled.binds[name]
         if bind.key not in keys:
             return None
-        binds.append((bind.key, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+        processor: Processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        binds.append((bind.key, processor))
     return compiled.string, binds
 
 

@@ -191,8 +191,8 @@ def _column_limits() -> tuple[tuple[str, int], ...]:
                ("territory.department", apps.department), ("lead.email", apps.contact_email),
                ("lead.name", orgs.name), ("lead.siret", orgs.siret), ("lead.rna", orgs.rna),
                ("lead", orgs.identifier))
-    return tuple((name, column.type.length) for name, column in columns
-                 if getattr(column.type, "length", None) is not None)
+    lengths = ((name, getattr(column.type, "length", None)) for name, column in columns)
+    return tuple((name, length) for name, length in lengths if length is not None)
 
 
 def _stored_values(doc: ApplicationDocument) -> dict[str, str | None]:
