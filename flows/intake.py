@@ -1,4 +1,5 @@
-"""The ``intake`` flow: read documents from files and folders, store the well-formed ones."""
+"""The ``intake`` flow: read documents from files and folders, store the well-formed ones and
+judge their eligibility in the same pass (the service call of ``odd17 submit``)."""
 
 from __future__ import annotations
 
@@ -24,17 +25,21 @@ def read_documents(paths: list[str], language: str) -> list[intake.RawDocument]:
 @task(name="intake-batch", **TASK_DEFAULTS)
 def intake_batch(batch: list[intake.RawDocument], language: str) -> intake.Tally:
     # A retried batch is harmless: documents already stored are recognised as duplicates.
-    # No policy: the applications wait in ``submitted`` for the eligibility flow.
+    # Judged in the pass that stores them, as by ``odd17 submit``: the eligibility flow is
+    # left the re-evaluations and whatever an older run left in ``submitted``.
     runner = Runner(get_engine(), Context.from_settings(actor("prefect:intake")))
-    outcomes = intake.submit_documents(runner, batch, language=language)
+    outcomes = intake.submit_documents(runner, batch, policy=runner.context.config.policy(),
+                                       language=language)
     return intake.Tally.of(outcomes)
 
 
 @flow(name="intake", **FLOW_DEFAULTS)
 def intake_flow(paths: list[str]) -> dict[str, Any]:
-    """Store every well-formed document found in ``paths``. Returns a summary: counts, the
-    new references, and each refused document with its errors (the stored ones are in the
-    database; Prefect would otherwise walk thousands of outcomes in the flow's result)."""
+    """Store every well-formed document found in ``paths``, each new application judged in
+    the same pass. Returns a summary: counts (eligible and ineligible among the new ones,
+    failures by rule), the new references, and each refused document with its errors (the
+    stored ones are in the database; Prefect would otherwise walk thousands of outcomes in
+    the flow's result)."""
     settings = get_settings()
     raws = read_documents(paths, settings.language)
     tally = intake.Tally()
@@ -45,6 +50,7 @@ def intake_flow(paths: list[str]) -> dict[str, Any]:
     for refusal in tally.refused:
         logger.warning("refused %s: %s", refusal["source"], "; ".join(
             f"{e['field']}: {e['message']}" for e in refusal["errors"]))
-    logger.info("%d document(s): %d stored, %d already known, %d refused",
-                tally.received, len(tally.created), tally.duplicates, len(tally.refused))
+    logger.info("%d document(s): %d stored (%d eligible, %d ineligible), %d already known, "
+                "%d refused", tally.received, len(tally.created), tally.eligible,
+                tally.ineligible, tally.duplicates, len(tally.refused))
     return tally.summary()

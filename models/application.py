@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relat
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, Money, UTCDateTime, rows_matched
+from models.bulk import insert_many
 from models.errors import ConcurrentChange, IllegalTransition
 from models.lifecycle import INITIAL, Status, check_transition, lost_race
 
@@ -56,7 +57,7 @@ def history_row(
 def write_history(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert history rows made by :func:`history_row`, many at once (one executemany)."""
     if rows:
-        session.execute(insert(StatusChange.__table__), list(rows))
+        insert_many(session, insert(StatusChange.__table__), rows)
 
 
 def status_type(column: str) -> Enum:

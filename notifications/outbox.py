@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models import MessageStatus, OutboxMessage
+from models.bulk import insert_many
 from models.dialect import dialect_insert
 from notifications.payloads import Payload
 
@@ -29,5 +30,5 @@ def enqueue(session: Session, rows: list[dict[str, Any]]) -> None:
     """Add messages (built with ``message``); a key already queued adds nothing."""
     if not rows:
         return
-    session.execute(dialect_insert(session, OutboxMessage.__table__).on_conflict_do_nothing(),
-                    rows)
+    insert_many(session, dialect_insert(session, OutboxMessage.__table__).on_conflict_do_nothing(),
+                rows)

@@ -87,9 +87,11 @@ class _Evaluated(Applicant):
     @classmethod
     def from_evaluation(cls, reference: str, document: Mapping[str, Any],
                         failing: Iterable[tuple[str, str]]) -> _Evaluated:
-        """``failing``: (rule, reason) of the rules not passed."""
-        return cls(**cls.of_document(reference, document),
-                   reasons=[Reason(rule=rule, reason=reason) for rule, reason in failing])
+        """``failing``: (rule, reason) of the rules not passed. The reasons are given as dicts:
+        validated in the payload's one pass rather than one model at a time (intake builds one
+        payload per application)."""
+        return cls.model_validate({**cls.of_document(reference, document), "reasons": [
+            {"rule": rule, "reason": reason} for rule, reason in failing]})
 
 
 class ApplicationEligible(_Evaluated):

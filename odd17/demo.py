@@ -121,11 +121,16 @@ def _run(folder: Path, console: Console, url: str) -> int:
     say("\n[bold]1. Dépôt et éligibilité[/] (flows intake et eligibility)")
     with _busy(console, "Dépôt et éligibilité…"):
         intake = intake_flow(paths=[str(sample_path())])
-        verdicts = eligibility_flow()
-    failing = ", ".join(f"{rule} {n}" for rule, n in verdicts["failing_by_rule"].items())
+        verdicts = eligibility_flow()  # judged by intake; this one finds what was left
+    by_rule = dict(intake["failing_by_rule"])
+    for rule, n in verdicts["failing_by_rule"].items():
+        by_rule[rule] = by_rule.get(rule, 0) + n
+    failing = ", ".join(f"{rule} {n}" for rule, n in sorted(by_rule.items()))
+    eligible = intake["eligible"] + verdicts["eligible"]
+    ineligible = intake["ineligible"] + verdicts["ineligible"]
     say(f"   {intake['received']} documents : {intake['created']} dossiers, "
         f"{intake['duplicates']} doublon reconnu, {len(intake['refused'])} refusés au format ; "
-        f"{verdicts['eligible']} éligibles, {verdicts['ineligible']} inéligibles "
+        f"{eligible} éligibles, {ineligible} inéligibles "
         f"(règles en échec : {failing}).")
     for refusal in intake["refused"]:
         first = refusal["errors"][0]

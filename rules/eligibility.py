@@ -13,10 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
-from stdnum import luhn
 from stdnum.fr import siret as siret_checker
 
 from rules.geography import DEPARTMENTS_COG, region_of
@@ -132,8 +131,10 @@ class Facts:
         return cls.from_json(doc.model_dump(mode="json", exclude_none=True), call)
 
 
-@dataclass(frozen=True, slots=True)
-class RuleResult:
+class RuleResult(NamedTuple):
+    """Immutable; a named tuple rather than a frozen dataclass: eleven are built for every
+    application evaluated, at ~0.9 µs each against ~1.5 µs."""
+
     rule: str
     passed: bool
     reason: str
@@ -192,20 +193,29 @@ def porteur(doc: Facts, policy: EligibilityPolicy) -> Verdict:
 
 
 _SIRET_DIGITS = re.compile(r"[0-9]{14}")
+# each digit doubled, its two digits summed (Luhn's step for every second digit from the right)
+_DOUBLED = str.maketrans("0123456789", "0246813579")
+
+
+def _luhn_ok(digits: str) -> bool:
+    """``stdnum.luhn.is_valid`` on ASCII digits only, without its generic alphabet lookups
+    (~1 µs against ~6 µs: a quarter of eligibility's time on distinct SIRETs)."""
+    summed = digits[-1::-2] + digits[-2::-2].translate(_DOUBLED)
+    return (sum(summed.encode()) - 48 * len(summed)) % 10 == 0
 
 
 @lru_cache(maxsize=65536)
 def _siret_ok(value: str | None) -> bool:
     """``stdnum``'s ``siret.is_valid``, with a fast path for the usual form (14 ASCII digits, as
-    the document schema stores it): the SIRET's and its SIREN's Luhn sums. ``is_valid`` cleans
-    the number twice around the same two sums (~12 µs against ~7 µs a call: ~19 % of intake's
-    time on distinct SIRETs). La Poste's numbers, which skip Luhn, and any other form go to
+    the document schema stores it): the SIRET's and its SIREN's Luhn sums (``_luhn_ok``).
+    ``is_valid`` cleans the number twice around the same two sums (~12 µs a call: ~19 % of
+    intake's time on distinct SIRETs). La Poste's numbers, which skip Luhn, and any other form go to
     ``is_valid``; tests/test_identifiers.py checks both give the same answers. Cached: the same
     organisations (partners especially) recur across applications."""
     if not value:
         return False
     if _SIRET_DIGITS.fullmatch(value) and not value.startswith("356000000"):
-        return luhn.is_valid(value) and luhn.is_valid(value[:9])
+        return _luhn_ok(value) and _luhn_ok(value[:9])
     return siret_checker.is_valid(value)
 
 
@@ -270,8 +280,15 @@ def duree(doc: Facts, policy: EligibilityPolicy) -> Verdict:
 
 
 def _start_window(call: CallDates, policy: EligibilityPolicy) -> tuple[dt.date, dt.date]:
-    return (add_months(call.opens_on, -policy.start_months_before_call),
-            add_months(call.closes_on, policy.start_months_after_call))
+    return _window(call.opens_on, call.closes_on, policy.start_months_before_call,
+                   policy.start_months_after_call)
+
+
+@lru_cache(maxsize=256)
+def _window(opens_on: dt.date, closes_on: dt.date, before: int, after: int
+            ) -> tuple[dt.date, dt.date]:
+    # the same few calls and policies for every application: ~3 µs a call saved
+    return add_months(opens_on, -before), add_months(closes_on, after)
 
 
 def calendrier(doc: Facts, policy: EligibilityPolicy) -> Verdict:

@@ -40,16 +40,34 @@ def test_intake_then_eligibility_flows(engine: Engine, tmp_path: Path) -> None:
     [refusal] = summary["refused"]
     assert refusal["source"].endswith("batch.jsonl:7")
     assert refusal["errors"][0]["field"] == "(document)"
+    # judged in the pass that stored them, as by `odd17 submit`
+    assert (summary["eligible"], summary["ineligible"]) == (5, 1)
+    assert summary["failing_by_rule"] == {"duree": 1}
 
-    verdicts = eligibility_flow()
-    assert (verdicts["evaluated"], verdicts["eligible"], verdicts["ineligible"]) == (6, 5, 1)
-    assert verdicts["failing_by_rule"] == {"duree": 1}
-    assert eligibility_flow()["evaluated"] == 0  # a second run finds nothing pending
+    assert eligibility_flow()["evaluated"] == 0  # nothing left pending for a second pass
 
     with unit_of_work(engine) as session:
+        apps = list(session.scalars(select(Application)))
+        assert sorted(str(a.status) for a in apps) == ["eligible"] * 5 + ["ineligible"]
+        assert all(len(a.evaluations) == 1 for a in apps)
+        history = [(h.from_status, str(h.to_status)) for a in apps for h in a.history]
         actors = {h.actor.split(":")[0] + ":" + h.actor.split(":")[1]
-                  for a in session.scalars(select(Application)) for h in a.history}
-    assert actors == {"prefect:intake", "prefect:eligibility"}
+                  for a in apps for h in a.history}
+    assert sorted(history, key=str) == sorted(
+        [(None, "submitted")] * 6 + [("submitted", "eligible")] * 5
+        + [("submitted", "ineligible")], key=str)
+    assert actors == {"prefect:intake"}
+
+
+def stored_unjudged(engine: Engine, path: Path) -> list[str]:
+    """Store the documents of ``path`` without judging them (as an interrupted run or an
+    older intake flow leaves them: ``submitted``); their references."""
+    from odd17.services import intake
+    from tests.factories import runner
+
+    outcomes = intake.submit_documents(runner(engine), intake.read_sources([path]))
+    assert {o.status for o in outcomes} == {"submitted"}
+    return [o.reference or "" for o in outcomes]
 
 
 def test_flow_runs_are_recorded_by_the_server(engine: Engine, tmp_path: Path) -> None:
@@ -83,7 +101,7 @@ def test_eligibility_run_killed_midway_is_completed_by_the_next(engine: Engine,
     reset_caches()
     path = tmp_path / "a.jsonl"
     path.write_text(jsonl([numbered(i) for i in range(8)]))
-    intake_flow(paths=[str(path)])
+    stored_unjudged(engine, path)
     real = eligibility.evaluate_next
     monkeypatch.setattr(eligibility, "evaluate_next", dies_on_call(2, real, "process killed"))
     with pytest.raises(BaseException, match="process killed"):
@@ -120,8 +138,7 @@ def test_reevaluate_applies_to_named_applications(engine: Engine, tmp_path: Path
     ``reevaluate=True`` those already judged too (the flag used to be ignored with names)."""
     path = tmp_path / "a.jsonl"
     path.write_text(jsonl([numbered(1), numbered(2)]))
-    summary = intake_flow(paths=[str(path)])
-    first, second = summary["first_reference"], summary["last_reference"]
+    first, second = stored_unjudged(engine, path)
     assert eligibility_flow(references=[first])["evaluated"] == 1
     assert eligibility_flow(references=[first, second])["evaluated"] == 1  # only the pending
     assert eligibility_flow(references=[first], reevaluate=True)["evaluated"] == 1

@@ -63,3 +63,14 @@ def test_the_fast_siret_check_answers_as_stdnum(value: str) -> None:
     from rules.eligibility import _siret_ok
 
     assert _siret_ok.__wrapped__(value) is bool(value and siret.is_valid(value))
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=30))
+def test_the_luhn_sum_answers_as_stdnum(digits: str) -> None:
+    """rules.eligibility._luhn_ok (the SIRET and SIREN sums) gives stdnum's luhn answer on
+    digit strings of every length, odd and even."""
+    from stdnum import luhn
+
+    from rules.eligibility import _luhn_ok
+
+    assert _luhn_ok(digits) is luhn.is_valid(digits)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from models import Application, Call, ConcurrentChange, EligibilityEvaluation, Status
 from models.application import history_row, write_history
 from models.base import rows_matched
+from models.bulk import insert_many
 from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.services.batching import gc_paused
@@ -27,7 +28,6 @@ from rules.eligibility import (
     EligibilityPolicy,
     Facts,
     evaluate,
-    is_eligible,
 )
 
 PENDING = (Status.submitted,)
@@ -119,14 +119,15 @@ class Plan:
         (through the one history writer) and the message to its lead. Intake calls this for
         each new document, in the pass that stores it; :func:`plan` for stored ones."""
         results = evaluate(Facts.from_json(document, call), policy)
-        eligible = is_eligible(results)
+        failed = [(r.rule, r.reason) for r in results if not r.passed]
+        eligible = not failed  # rules.eligibility.is_eligible
         self.evaluations.append({
             "application_id": app_id, "ruleset": RULESET_VERSION, "policy_digest": digest,
             "eligible": eligible, "results": [r.as_dict() for r in results],
             "evaluated_at": now, "actor": actor,
         })
         target = Status.eligible if eligible else Status.ineligible
-        failing = [r.rule for r in results if not r.passed]
+        failing = [rule for rule, _ in failed]
         if target != status:
             self.history.append(history_row(
                 app_id, status, target, actor=actor, at=now, reference=reference,
@@ -134,7 +135,7 @@ class Plan:
             self.moves.append({"b_id": app_id, "b_from": status, "b_to": target, "b_at": now})
             outcome = (payloads.ApplicationEligible if eligible
                        else payloads.ApplicationIneligible).from_evaluation(
-                reference, document, [(r.rule, r.reason) for r in results if not r.passed])
+                reference, document, failed)
             self.messages.append(message(
                 outcome, document["lead"]["email"], key=f"{outcome.event}:{reference}:"
                 f"{now.isoformat()}", now=now, reference=reference))
@@ -174,7 +175,7 @@ def apply(session: Session, planned: Plan, *, moved: bool = True) -> None:
     final status). If any application moved meanwhile, raise ``ConcurrentChange``; the
     caller's transaction then rolls back everything."""
     if planned.evaluations:
-        session.execute(insert(EligibilityEvaluation.__table__), planned.evaluations)
+        insert_many(session, insert(EligibilityEvaluation.__table__), planned.evaluations)
     if moved and planned.moves:
         table = Application.__table__
         result = session.execute(

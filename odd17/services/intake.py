@@ -10,6 +10,7 @@ never costs the others, and a batch is either stored whole or not at all."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,9 @@ class Tally:
         self.duplicates = 0
         self.created: list[str] = []
         self.refused: list[dict[str, Any]] = []
+        self.eligible = 0  # verdicts among the new applications (judged in the same pass)
+        self.ineligible = 0
+        self.failing: dict[str, int] = {}
 
     @classmethod
     def of(cls, outcomes: Iterable[Outcome]) -> Tally:
@@ -58,6 +62,10 @@ class Tally:
                 tally.duplicates += 1
             else:
                 tally.created.append(o.reference or "")
+                tally.eligible += o.status == "eligible"
+                tally.ineligible += o.status == "ineligible"
+                for rule in o.failing:
+                    tally.failing[rule] = tally.failing.get(rule, 0) + 1
         return tally
 
     def add(self, other: Tally) -> None:
@@ -65,6 +73,10 @@ class Tally:
         self.duplicates += other.duplicates
         self.created.extend(other.created)
         self.refused.extend(other.refused)
+        self.eligible += other.eligible
+        self.ineligible += other.ineligible
+        for rule, n in other.failing.items():
+            self.failing[rule] = self.failing.get(rule, 0) + n
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -72,6 +84,9 @@ class Tally:
             "created": len(self.created),
             "duplicates": self.duplicates,
             "refused": self.refused,
+            "eligible": self.eligible,
+            "ineligible": self.ineligible,
+            "failing_by_rule": dict(sorted(self.failing.items())),
             "first_reference": self.created[0] if self.created else None,
             "last_reference": self.created[-1] if self.created else None,
         }
@@ -167,27 +182,37 @@ def validate(raw: RawDocument, language: str = "fr") -> ApplicationDocument | li
     return overflow(doc, language) or doc
 
 
-def _stored_values(doc: ApplicationDocument) -> Iterator[tuple[str, str | None, Any]]:
-    """(field, value, column) of each bounded text column a document fills."""
+@cache
+def _column_limits() -> tuple[tuple[str, int], ...]:
+    """(field, length) of each bounded text column a document fills, read once from the
+    tables (looking the columns up per document cost ~20 µs a document)."""
+    apps, orgs = Application.__table__.c, Organisation.__table__.c
+    columns = (("title", apps.title), ("territory.region", apps.region),
+               ("territory.department", apps.department), ("lead.email", apps.contact_email),
+               ("lead.name", orgs.name), ("lead.siret", orgs.siret), ("lead.rna", orgs.rna),
+               ("lead", orgs.identifier))
+    lengths = ((name, getattr(column.type, "length", None)) for name, column in columns)
+    return tuple((name, length) for name, length in lengths if length is not None)
+
+
+def _stored_values(doc: ApplicationDocument) -> dict[str, str | None]:
+    """The value of each bounded text column a document fills, by field."""
     lead = doc.lead
-    yield "title", doc.title, Application.__table__.c.title
-    yield "territory.region", doc.territory.region, Application.__table__.c.region
-    yield "territory.department", doc.territory.department, Application.__table__.c.department
-    yield "lead.email", str(lead.email), Application.__table__.c.contact_email
-    yield "lead.name", lead.name, Organisation.__table__.c.name
-    yield "lead.siret", lead.siret, Organisation.__table__.c.siret
-    yield "lead.rna", lead.rna, Organisation.__table__.c.rna
-    yield "lead", doc.lead_identifier(), Organisation.__table__.c.identifier
+    return {"title": doc.title, "territory.region": doc.territory.region,
+            "territory.department": doc.territory.department, "lead.email": str(lead.email),
+            "lead.name": lead.name, "lead.siret": lead.siret, "lead.rna": lead.rna,
+            "lead": doc.lead_identifier()}
 
 
 def overflow(doc: ApplicationDocument, language: str = "fr") -> list[dict[str, str]]:
     """Values that passed the schema but would not fit their column once normalised (upper
     casing ``ß`` gives ``SS``): refused here, per document, rather than by the database for
     the whole batch."""
+    values = _stored_values(doc)
     errors = []
-    for name, value, column in _stored_values(doc):
-        limit = getattr(column.type, "length", None)
-        if value is not None and limit is not None and len(value) > limit:
+    for name, limit in _column_limits():
+        value = values[name]
+        if value is not None and len(value) > limit:
             errors.append({"field": name, "message": _msg(
                 language, f"trop long une fois normalisé : au plus {limit} caractère(s)",
                 f"too long once normalised: at most {limit} character(s)")})
@@ -235,8 +260,13 @@ def submit_stream(
     yielded once it is committed, before the next one is read."""
     stream = iter(raws)
     while True:
-        with gc_paused():  # reading a batch allocates as much as validating it
+        # One pause for reading and storing a batch, which is dropped before the collector
+        # resumes: resuming with the batch alive made it scan the batch's objects (~6 % of
+        # the time). What the batch allocated is freed by reference counting meanwhile.
+        with gc_paused():
             batch = next(chunked(stream, batch_size), None)
-        if batch is None:
-            return
-        yield submit_documents(runner, batch, policy=policy, language=language)
+            if batch is None:
+                return
+            outcomes = submit_documents(runner, batch, policy=policy, language=language)
+            del batch
+        yield outcomes

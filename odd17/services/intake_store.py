@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from models import Application, Call, Organisation, ReferenceCounter
 from models.application import history_row, write_history
+from models.bulk import insert_many
 from models.dialect import dialect_insert, is_postgresql
 from models.lifecycle import INITIAL, Status
 from notifications import payloads
@@ -156,19 +157,15 @@ def _organisation_ids(
                 .where(Organisation.identifier.in_(chunk))).tuples().all())
         return found
 
-    ids = lookup(list(wanted))
-    missing = [key for key in wanted if key not in ids]
-    if missing:
-        # Core executemany, no RETURNING: the ORM bulk path split batches into thousands of
-        # statements and spliced RETURNING rows one by one; reading the new ids back by their
-        # unique key is one indexed query.
-        session.execute(insert(Organisation.__table__), [
-            {"identifier": key, "name": wanted[key].lead.name, "kind": wanted[key].lead.kind.value,
-             "siret": wanted[key].lead.siret, "rna": wanted[key].lead.rna,
-             "email": str(wanted[key].lead.email), "created_at": now}
-            for key in missing])
-        ids.update(lookup(missing))
-    return ids
+    # One INSERT for them all, those already known left as they are (ON CONFLICT DO NOTHING
+    # on the unique identifier), then one indexed query for every id: no RETURNING, whose
+    # bulk path split batches into thousands of statements and spliced rows one by one.
+    insert_many(session, dialect_insert(session, Organisation.__table__).on_conflict_do_nothing(), [
+        {"identifier": key, "name": doc.lead.name, "kind": doc.lead.kind.value,
+         "siret": doc.lead.siret, "rna": doc.lead.rna, "email": str(doc.lead.email),
+         "created_at": now}
+        for key, doc in wanted.items()])
+    return lookup(list(wanted))
 
 
 def _stored(session: Session, keys_by_call: dict[str, set[str]]
@@ -218,10 +215,13 @@ def store_documents(
     outcomes: list[Outcome] = []
     resolved: list[tuple[Outcome, Record, ApplicationDocument, Call, str]] = []
     keys_by_call: dict[str, set[str]] = {}
+    resolved_calls: dict[str | None, Call | dict[str, str]] = {}  # it depends on doc.call only
     for raw, doc in items:
-        call = resolve_call(doc, calls, now.date(), language)
+        if doc.call not in resolved_calls:
+            resolved_calls[doc.call] = resolve_call(doc, calls, now.date(), language)
+        call = resolved_calls[doc.call]
         if isinstance(call, dict):
-            outcomes.append(Outcome(raw.source, None, "refused", [call]))
+            outcomes.append(Outcome(raw.source, None, "refused", [dict(call)]))
             continue
         outcome = Outcome(raw.source, None, INITIAL.value)
         outcomes.append(outcome)
@@ -278,17 +278,16 @@ def _insert(uow: UnitOfWork, fresh: list[_Fresh], policy: EligibilityPolicy | No
     status_of: dict[str, Status] = {}
     if policy is not None:
         digest = policy.digest()
+        dates = {c.id: CallDates(c.id, c.opens_on, c.closes_on) for c in {f.call for f in fresh}}
         for f in fresh:  # application ids are bound once inserted (Plan.bind)
-            verdict = planned.judge(
-                0, f.reference, INITIAL, f.document,
-                CallDates(f.call.id, f.call.opens_on, f.call.closes_on), policy,
-                digest=digest, now=now, actor=actor)
+            verdict = planned.judge(0, f.reference, INITIAL, f.document, dates[f.call.id],
+                                    policy, digest=digest, now=now, actor=actor)
             status_of[f.reference] = Status(verdict.status)
     org_ids = _organisation_ids(session, [f.doc for f in fresh], now)
     # We hold the write lock, so every application with an id above the current maximum
     # is one of ours (see _organisation_ids for why not RETURNING).
     before = session.scalar(select(func.coalesce(func.max(Application.id), 0)))
-    session.execute(insert(Application.__table__), [
+    insert_many(session, insert(Application.__table__), [
         {"reference": f.reference, "call_id": f.call.id,
          "lead_id": org_ids[f.doc.lead_identifier()], "dedup_key": f.key,
          "status": status_of.get(f.reference, INITIAL), "title": f.doc.title,
