@@ -83,6 +83,34 @@ def test_list_on_an_initialised_base_loads_only_what_it_uses(tmp_path: Path) -> 
     assert json.loads(proc.stdout.splitlines()[-1]) == []
 
 
+@pytest.mark.parametrize("argv", [["list"], ["list", "--json"], ["list", "--status", "submitted"],
+                                  ["list", "--json", "--status", "submitted", "--limit", "5"]])
+def test_list_configures_no_mapper_and_discovers_no_pydantic_plugin(
+        tmp_path: Path, argv: list[str]) -> None:
+    """``odd17 list`` reads columns with Core statements: the mappers of the 27 models are not
+    configured (an ORM statement configures them all at its first query), and the console
+    script skips pydantic's plugin discovery unless the user set its switch."""
+    env = {**os.environ, "ODD17_DATABASE_URL": f"sqlite:///{tmp_path / 'odd17.db'}"}
+    env.pop("PYDANTIC_DISABLE_PLUGINS", None)
+    subprocess.run([str(Path(sys.executable).with_name("odd17")), "init"], env=env, check=True,
+                   capture_output=True)
+    probe = ("import os, sys\nfrom odd17.cli import main\n"
+             f"sys.argv = ['odd17', *{argv!r}]\n"
+             "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+             "import models\nfrom pydantic.plugin import _loader\n"
+             "print(models.Application.__mapper__.configured, _loader._plugins is None, "
+             "os.environ['PYDANTIC_DISABLE_PLUGINS'])\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "False True __all__"
+    env["PYDANTIC_DISABLE_PLUGINS"] = ""  # the user's choice is kept: plugins are looked for
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "False False "
+
+
 def test_the_console_script_skips_the_last_collections_after_closing_the_database(
         tmp_path: Path) -> None:
     """``main`` freezes the heap at exit (the interpreter's final collections cost a quarter

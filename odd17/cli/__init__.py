@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,10 @@ from odd17.cli import applications, finance, exports, review, outbox, serve, tok
 
 def main() -> None:
     atexit.register(_end_quickly)  # registered first, so it runs after every other handler
+    # odd17 uses no pydantic plugin: skip their discovery (issue 12), which reads the metadata
+    # of every installed distribution at the first model. A user who wants one sets
+    # PYDANTIC_DISABLE_PLUGINS (pydantic's documented switch; empty: every plugin loads).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app()
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from models import Application, Status
@@ -154,27 +154,35 @@ def application_detail(uow: UnitOfWork, reference: str) -> ApplicationDetail:
     }
 
 
+def _applications() -> Table:
+    """The applications table, for the list's column-only queries: a Core statement does not
+    configure the mappers of every model, as an ORM one does at the first query (issue 12,
+    ``odd17 list`` start-up). Same columns, types and rows."""
+    return cast("Table", Application.__table__)
+
+
 def list_applications(uow: UnitOfWork, status: Status | None = None) -> list[ApplicationRow]:
     return list(iter_applications(uow, status))
 
 
 def count_applications(uow: UnitOfWork, status: Status | None = None) -> int:
-    query = select(func.count()).select_from(Application)
+    table = _applications()
+    query = select(func.count()).select_from(table)
     if status is not None:
-        query = query.where(Application.status == status)
+        query = query.where(table.c.status == status)
     return uow.session.scalar(query) or 0
 
 
 def iter_applications(uow: UnitOfWork, status: Status | None = None, *,
                       limit: int | None = None, offset: int = 0) -> Iterator[ApplicationRow]:
     """The rows of ``odd17 list --json``, paged in SQL and streamed (never all in memory)."""
+    c = _applications().c
     query = select(
-        Application.reference, Application.status, Application.title, Application.call_id,
-        Application.primary_objective, Application.region, Application.department,
-        Application.requested_amount, Application.submitted_at,
-    ).order_by(Application.id)
+        c.reference, c.status, c.title, c.call_id, c.primary_objective, c.region, c.department,
+        c.requested_amount, c.submitted_at,
+    ).order_by(c.id)
     if status is not None:
-        query = query.where(Application.status == status)
+        query = query.where(c.status == status)
     if limit is not None:
         query = query.limit(limit)
     if offset:
