@@ -70,8 +70,9 @@ class EligibilityPolicy(BaseModel):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True, slots=True)
-class Party:
+class Party(NamedTuple):
+    """Immutable; a named tuple, like ``Facts``: one to four are built per application."""
+
     name: str
     kind: str
     siret: str | None = None
@@ -87,10 +88,11 @@ class CallDates:
     closes_on: dt.date
 
 
-@dataclass(frozen=True, slots=True)
-class Facts:
+class Facts(NamedTuple):
     """What the rules look at, read from a document in its normalised JSON form (the form
-    intake stores): building this costs a few µs, where re-validating costs ~100 µs."""
+    intake stores): building this costs a few µs, where re-validating costs ~100 µs. Immutable;
+    a named tuple rather than a frozen dataclass, whose ``__init__`` sets each field through
+    ``object.__setattr__`` (``from_json`` ~6 µs against ~10 µs)."""
 
     objectives: tuple[str, ...]
     innovations: tuple[str, ...]
