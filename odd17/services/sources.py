@@ -110,8 +110,8 @@ def _bounds_error(text: str, size: int, language: str) -> str | None:
 def _has_long_number(text: str) -> bool:
     """``_LONG_NUMBER.search(text)``, probing every n-th character (n = MAX_NUMBER_CHARS + 1):
     a run of n characters covers one of the probes, so only the windows around probes that
-    fall on a number's character are searched. Scanning every line whole took ~17 µs on an
-    application (French text: every ``e`` starts an attempt), this ~6 µs."""
+    fall on a number's character are searched. Scanning every line whole (French text: every
+    ``e`` starts an attempt) made ``parse_json`` ~15 µs an application; probing, ~11 µs."""
     n = MAX_NUMBER_CHARS + 1
     for probe in range(n - 1, len(text), n):
         if text[probe] in _NUMBER_CHARS and _LONG_NUMBER.search(text, probe - n + 1, probe + n):
