@@ -70,8 +70,9 @@ class EligibilityPolicy(BaseModel):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True, slots=True)
-class Party:
+class Party(NamedTuple):
+    """Immutable; a named tuple, like ``Facts``: one to four are built per application."""
+
     name: str
     kind: str
     siret: str | None = None
@@ -87,10 +88,11 @@ class CallDates:
     closes_on: dt.date
 
 
-@dataclass(frozen=True, slots=True)
-class Facts:
+class Facts(NamedTuple):
     """What the rules look at, read from a document in its normalised JSON form (the form
-    intake stores): building this costs a few µs, where re-validating costs ~100 µs."""
+    intake stores): building this costs a few µs, where re-validating costs ~100 µs. Immutable;
+    a named tuple rather than a frozen dataclass, whose ``__init__`` sets each field through
+    ``object.__setattr__`` (``from_json`` ~6 µs against ~10 µs)."""
 
     objectives: tuple[str, ...]
     innovations: tuple[str, ...]
@@ -140,7 +142,8 @@ class RuleResult(NamedTuple):
     reason: str
 
     def as_dict(self) -> dict[str, object]:
-        return {"rule": self.rule, "passed": self.passed, "reason": self.reason}
+        rule, passed, reason = self
+        return {"rule": rule, "passed": passed, "reason": reason}
 
 
 Verdict = tuple[bool, str]
@@ -314,12 +317,21 @@ def territoire(doc: Facts, policy: EligibilityPolicy) -> Verdict:
         "2A, 2B, 971 à 976)."
 
 
+@lru_cache(maxsize=64)
+def _required(documents: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], str]:
+    # each required piece with its folded form, and the sentence when all are given: the same
+    # policy for every application (folding and joining them each time cost ~2 µs)
+    return (tuple((d, d.casefold()) for d in documents),
+            f"Pièces obligatoires fournies : {_join(list(documents))}.")
+
+
 def pieces(doc: Facts, policy: EligibilityPolicy) -> Verdict:
+    required, all_given = _required(policy.required_documents)
     given = {d.casefold() for d in doc.documents}
-    missing = [d for d in policy.required_documents if d.casefold() not in given]
+    missing = [d for d, folded in required if folded not in given]
     if missing:
         return False, f"Pièces obligatoires manquantes : {_join(missing)}."
-    return True, f"Pièces obligatoires fournies : {_join(list(policy.required_documents))}."
+    return True, all_given
 
 
 RULES: tuple[tuple[str, Rule], ...] = (
@@ -335,12 +347,15 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("territoire", territoire),
     ("pieces", pieces),
 )
+_new_tuple = tuple.__new__
 RULE_IDS: tuple[str, ...] = tuple(rule_id for rule_id, _ in RULES)
 
 
 def evaluate(facts: Facts, policy: EligibilityPolicy) -> list[RuleResult]:
     """Every rule of the set, in order; the application is eligible iff all pass."""
-    return [RuleResult(rule_id, *rule(facts, policy)) for rule_id, rule in RULES]
+    # tuple.__new__: what RuleResult(...) ends with, without its Python-level __new__ (half
+    # the cost of the eleven results an application gets)
+    return [_new_tuple(RuleResult, (rule_id, *rule(facts, policy))) for rule_id, rule in RULES]
 
 
 def is_eligible(results: list[RuleResult]) -> bool:

@@ -161,6 +161,22 @@ def test_a_well_formed_document_with_digits_and_brackets_in_strings_is_not_bound
     assert sources.parse_json("x", _dumps(doc)).data == doc
 
 
+@pytest.mark.parametrize("run", [99, 100, 101, 102, 201, 202, 303])
+@pytest.mark.parametrize("offset", [0, 1, 49, 99, 100, 101, 150, 201])
+def test_the_long_number_probe_finds_every_run_the_scan_finds(run: int, offset: int) -> None:
+    # _has_long_number probes every 101st character: a run of any length at any offset,
+    # touching the start, the end or neither, is found iff the whole scan finds it.
+    for head, tail in (("a" * offset, "x" * 50), ("a" * offset, ""), ("e" * offset, "]")):
+        for digits in ("9" * run, "1e" * (run // 2) + "5" * (run % 2), "-+.E" * (run // 4)):
+            text = head + digits + tail
+            assert sources._has_long_number(text) == bool(sources._LONG_NUMBER.search(text))
+
+
+@given(st.text(alphabet="0123456789.eE+-a\"[", max_size=700))
+def test_the_long_number_probe_agrees_with_the_scan(text: str) -> None:
+    assert sources._has_long_number(text) == bool(sources._LONG_NUMBER.search(text))
+
+
 def test_dedup_key_folding_past_the_column_still_detects_duplicates(engine: Engine) -> None:
     doc = numbered(7)
     doc["title"] = "ﬃ" * 200  # numbered() appends its number to the title
