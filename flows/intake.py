@@ -11,10 +11,10 @@ from prefect.utilities.annotations import opaque, quote
 from flows.common import FLOW_DEFAULTS, TASK_DEFAULTS
 from odd17.db import get_engine
 from odd17.runtime import actor
-from odd17.services import intake
+from odd17.services import eligibility, intake
 from odd17.services.batching import batches
 from odd17.settings import get_settings
-from odd17.uow import Context, Runner
+from odd17.uow import Context, Runner, open_uow
 
 
 @task(name="read-documents", **TASK_DEFAULTS)
@@ -36,11 +36,19 @@ def intake_batch(batch: list[intake.RawDocument], language: str) -> intake.Tally
     return intake.Tally.of(outcomes)
 
 
+@task(name="count-pending", **TASK_DEFAULTS)
+def count_pending() -> int:
+    with open_uow(get_engine(), Context.from_settings(actor("prefect:intake"))) as uow:
+        return eligibility.pending_count(uow)
+
+
 @flow(name="intake", **FLOW_DEFAULTS)
 def intake_flow(paths: list[str]) -> dict[str, Any]:
     """Store every well-formed document found in ``paths``, each new application judged in
     the same pass. Returns a summary: counts (eligible and ineligible among the new ones,
-    failures by rule), the new references, and each refused document with its errors (the
+    failures by rule, ``pending``: applications still waiting in ``submitted``, left by an
+    older run, for which the caller starts the ``eligibility`` flow; none, no eligibility flow
+    run to pay for), the new references, and each refused document with its errors (the
     stored ones are in the database; Prefect would otherwise walk thousands of outcomes in
     the flow's result)."""
     settings = get_settings()
@@ -56,4 +64,4 @@ def intake_flow(paths: list[str]) -> dict[str, Any]:
     logger.info("%d document(s): %d stored (%d eligible, %d ineligible), %d already known, "
                 "%d refused", tally.received, len(tally.created), tally.eligible,
                 tally.ineligible, tally.duplicates, len(tally.refused))
-    return tally.summary()
+    return {**tally.summary(), "pending": count_pending()}
