@@ -18,7 +18,7 @@ from odd17.uow import Context, Runner, open_uow
 
 
 @task(name="read-documents", **TASK_DEFAULTS)
-def read_documents(paths: list[str], language: str) -> opaque[list[intake.RawDocument]]:
+def read_documents(paths: list[str], language: str) -> opaque:  # of list[RawDocument]
     # opaque(): Prefect links the task's result to its state element by element (one level
     # deep, ``link_state_to_result``): ~0.2 s for 10^4 documents, for a dependency tracking
     # that quote() drops anyway when the batches are handed on.
@@ -52,7 +52,7 @@ def intake_flow(paths: list[str]) -> dict[str, Any]:
     stored ones are in the database; Prefect would otherwise walk thousands of outcomes in
     the flow's result)."""
     settings = get_settings()
-    raws = read_documents(paths, settings.language).unwrap()
+    raws: list[intake.RawDocument] = read_documents(paths, settings.language).unwrap()
     tally = intake.Tally()
     for batch in batches(raws, settings.batch_size):
         # quote(): Prefect hands the task the list itself, without walking it for futures

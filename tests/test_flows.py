@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -175,7 +176,7 @@ def test_read_documents_result_is_not_walked_document_by_document(tmp_path: Path
 
     @flow
     def reads() -> tuple[int, int]:
-        raws = read_documents([str(path)], "fr").unwrap()
+        raws: list[Any] = read_documents([str(path)], "fr").unwrap()
         context = FlowRunContext.get()
         assert context is not None
         return len(raws), sum(id(raw) in context.run_results for raw in raws)
