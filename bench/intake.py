@@ -10,7 +10,9 @@ Per round, interleaved (so that a machine whose load changes moves every line al
 2. odd17 services without Prefect (what `odd17 submit` does).
 3. odd17 end to end: the `intake` then `eligibility` Prefect flows, called in process as odd17
    calls them (``flows.common.local_runs``: no flow-run heartbeats), on Prefect's ephemeral
-   server (started and warmed up before the clock starts).
+   server (started and warmed up before the clock starts); the `eligibility` flow only when
+   the `intake` flow reports applications left pending (its ``pending``), as the services
+   look for them.
 4. one `intake` flow run on 10 documents, as odd17 calls it and with Prefect's defaults
    (heartbeats on: Prefect 3.8 joins a heartbeat thread that sleeps in 1 s steps), against
    the same services on the same 10 documents without Prefect.
@@ -231,7 +233,8 @@ def with_prefect(path: Path) -> tuple[float, dict[str, int]]:
     fresh_database(f"prefect-{time.monotonic_ns()}")
     start = time.perf_counter()
     stored = intake_flow(paths=[str(path)])  # judges in its pass since 2026-11-23
-    summary = eligibility_flow()  # finds only what an older run left pending
+    # the eligibility flow, as odd17's callers start it: for what an older run left pending
+    summary = eligibility_flow() if stored["pending"] else {"eligible": 0, "ineligible": 0}
     elapsed = time.perf_counter() - start
     return elapsed, {verdict: stored[verdict] + summary[verdict]
                      for verdict in ("eligible", "ineligible")}

@@ -49,7 +49,7 @@ def _recorded(flow_run_id: Any) -> Any:
 
 
 @pytest.mark.parametrize(("call", "name", "tasks"), [
-    (lambda p: intake_flow(paths=[str(p)], return_state=True), "intake", 2),
+    (lambda p: intake_flow(paths=[str(p)], return_state=True), "intake", 3),
     (lambda p: eligibility_flow(return_state=True), "eligibility", 1),
     (lambda p: review_flow(return_state=True), "review", 3),
     (lambda p: disbursement_flow(payment_files=[], as_of=dt.date(2027, 1, 1),

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from models import Application, Call, ConcurrentChange, EligibilityEvaluation, Status
@@ -99,6 +99,12 @@ def candidate_ids(
     if references:
         query = query.where(Application.reference.in_(references))
     return list(uow.session.scalars(query.order_by(Application.id)))
+
+
+def pending_count(uow: UnitOfWork) -> int:
+    """How many applications wait in ``submitted`` for an eligibility run."""
+    query = select(func.count()).where(Application.status.in_(PENDING))
+    return int(uow.session.scalar(query) or 0)
 
 
 @dataclass(slots=True)
