@@ -158,7 +158,7 @@ def _applications() -> Table:
     """The applications table, for the list's column-only queries: a Core statement does not
     configure the mappers of every model, as an ORM one does at the first query (issue 12,
     ``odd17 list`` start-up). Same columns, types and rows."""
-    return cast("Table", Application.__table__)
+    return Application.__table__
 
 
 def list_applications(uow: UnitOfWork, status: Status | None = None) -> list[ApplicationRow]:
