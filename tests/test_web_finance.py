@@ -46,8 +46,11 @@ def clock() -> Clock:
     return Clock()
 
 
-def approved(engine: Engine, clock: Clock, count: int = 2) -> list[str]:
-    refs = in_committee(engine, count)
+def approved(engine: Engine, clock: Clock, count: int = 2,
+             refs: list[str] | None = None) -> list[str]:
+    """``refs`` (default: ``count`` new applications in committee) approved for 100 000 €
+    (NOW), and the portal's people added."""
+    refs = in_committee(engine, count) if refs is None else refs
     with unit_of_work(engine) as s:
         for ref in refs:
             ledger.approve(as_uow(s, now=NOW, actor="c"), ref, Decimal("100000"),
@@ -271,12 +274,8 @@ def ledger_entries(engine: Engine, clock: Clock) -> list[str]:
     refs = in_committee(engine, 1) + in_committee(
         engine, 1, start=1, title=HOSTILE, objectives=["dialogue"],
         territory={"region": "Bretagne", "department": "35", "commune_insee": "35238"})
-    with unit_of_work(engine) as s:
-        for ref in refs:
-            ledger.approve(as_uow(s, now=NOW, actor="c"), ref, Decimal("100000"),
-                           plan=DEFAULT_PLAN)
+    approved(engine, clock, refs=refs)
     with uow_at(engine, clock) as uow:
-        add_people(uow)
         ledger.pay(uow, refs[0], 1, "VIR-GL-1", paid_on=dt.date.today())
     return refs
 
@@ -436,12 +435,7 @@ def test_the_figures_page_has_the_history_by_date_and_regions_in_french_order(
     refs = in_committee(engine, 1) + in_committee(
         engine, 1, start=1,
         territory={"region": "Normandie", "department": "14", "commune_insee": "14118"})
-    with unit_of_work(engine) as s:
-        for ref in refs:
-            ledger.approve(as_uow(s, now=NOW, actor="c"), ref, Decimal("100000"),
-                           plan=DEFAULT_PLAN)
-    with uow_at(engine, clock) as uow:
-        add_people(uow)
+    approved(engine, clock, refs=refs)
     with browser(engine, clock) as b:
         home = b.get("/finances").text
         ledger_page_text = b.get("/finances/grand-livre").text

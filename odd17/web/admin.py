@@ -11,6 +11,7 @@ role."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -109,36 +110,35 @@ async def admin_account_add(request: Request,
     return _back(request, "cree" if created else "modifie")
 
 
+def _switch(request: Request, user: Principal | None, user_id: str,
+            change: Callable[[UnitOfWork, str, str], object],
+            done: Callable[[object], str]) -> Response:
+    """Disable or enable the account ``user_id`` through its use case (``change(unit, address,
+    by)``), then back to the list with ``done(result)``; a refusal is shown on the list."""
+    account, by = _id(user_id), signed_in_email(user)
+    try:
+        result = run(request, lambda unit: change(unit, accounts.account_email(unit, account), by))
+    except DomainError as exc:
+        return _accounts_page(request, user, problem=str(exc), status_code=409)
+    return _back(request, done(result))
+
+
 @router.post("/comptes/{user_id}/desactivation", name="admin_account_disable",
              dependencies=CSRF)
 def admin_account_disable(request: Request, user_id: str,
                           user: Principal | None = Guard("admin_account_disable")) -> Response:
-    account, by = _id(user_id), signed_in_email(user)
-
-    def disable(unit: UnitOfWork) -> int:
-        return accounts.disable_user(unit, accounts.account_email(unit, account), by=by)
-
-    try:
-        run(request, disable)
-    except DomainError as exc:
-        return _accounts_page(request, user, problem=str(exc), status_code=409)
-    return _back(request, "desactive")
+    return _switch(request, user, user_id,
+                   lambda unit, address, by: accounts.disable_user(unit, address, by=by),
+                   lambda _: "desactive")
 
 
 @router.post("/comptes/{user_id}/reactivation", name="admin_account_enable",
              dependencies=CSRF)
 def admin_account_enable(request: Request, user_id: str,
                          user: Principal | None = Guard("admin_account_enable")) -> Response:
-    account, by = _id(user_id), signed_in_email(user)
-
-    def enable(unit: UnitOfWork) -> bool:
-        return accounts.enable_user(unit, accounts.account_email(unit, account), by=by)
-
-    try:
-        changed = run(request, enable)
-    except DomainError as exc:
-        return _accounts_page(request, user, problem=str(exc), status_code=409)
-    return _back(request, "reactive" if changed else "deja-actif")
+    return _switch(request, user, user_id,
+                   lambda unit, address, by: accounts.enable_user(unit, address, by=by),
+                   lambda changed: "reactive" if changed else "deja-actif")
 
 
 @router.post("/comptes/{user_id}/totp", name="admin_account_totp", dependencies=CSRF)
