@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 from models import MessageStatus, OutboxMessage
 from models.bulk import insert_many
 from models.dialect import dialect_insert
-from notifications.payloads import Payload
+from notifications.payloads import Built, Payload
 
 
-def message(payload: Payload, recipient: str, *, key: str, now: dt.datetime,
+def message(payload: Payload | Built, recipient: str, *, key: str, now: dt.datetime,
             reference: str | None = None) -> dict[str, Any]:
     """The outbox row of one email: ``key`` is unique per occurrence (a retry adds nothing)."""
-    if not isinstance(payload, Payload):  # an untyped dict would reach the templates unchecked
+    if not isinstance(payload, Payload | Built):  # an untyped dict would reach the templates
         raise TypeError(f"message: a notifications.payloads model expected, not {payload!r}")
     return {"event": payload.event, "idempotency_key": key, "recipient": recipient,
             "reference": reference, "context": payload.context(),

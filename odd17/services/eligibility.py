@@ -140,7 +140,7 @@ class Plan:
                 detail=None if eligible else ", ".join(failing)))
             self.moves.append({"b_id": app_id, "b_from": status, "b_to": target, "b_at": now})
             outcome = (payloads.ApplicationEligible if eligible
-                       else payloads.ApplicationIneligible).from_evaluation(
+                       else payloads.ApplicationIneligible).built(
                 reference, document, failed)
             self.messages.append(message(
                 outcome, document["lead"]["email"], key=f"{outcome.event}:{reference}:"

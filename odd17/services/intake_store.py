@@ -309,8 +309,7 @@ def _insert(uow: UnitOfWork, fresh: list[_Fresh], policy: EligibilityPolicy | No
                     reason=f"dossier reçu ({f.source[-500:]})")
         for app_id, f in zip(ids, fresh, strict=True)])
     enqueue(session, [
-        message(payloads.ApplicationReceived.from_submission(f.reference, f.doc, call=f.call.id,
-                                                             at=now),
+        message(payloads.ApplicationReceived.built(f.reference, f.doc, call=f.call.id, at=now),
                 str(f.doc.lead.email), key=f"application_received:{f.reference}", now=now,
                 reference=f.reference)
         for f in fresh])
