@@ -3,8 +3,10 @@
 A service builds the payload (``payloads.TranchePaid.from_payment(app, …)``) and queues it with
 ``notifications.outbox.message``: a missing or ill-typed value fails there, before the commit,
 instead of when the dispatcher renders the message. What is stored in the outbox row is the
-payload's JSON form (``context()``), with the keys the templates use; rows queued before these
-models existed have the same keys, so the dispatcher renders them alike.
+payload's JSON form (``context()``), with the keys the templates use (the intake's two
+emails per document skip the second validation: ``Built``, made from the validated document);
+rows queued before these models existed have the same keys, so the dispatcher renders them
+alike.
 
 ``PAYLOADS`` maps each event to its model; ``notifications/events.py`` holds a sample of each
 (``odd17 outbox preview`` and the template tests render them)."""
