@@ -19,7 +19,9 @@
 4. With a PostgreSQL URL (an admin connection; a scratch database is created and dropped;
    or ODD17_BENCH_PG_URL): approvals per second with 1, 2, 4 and 8 writer processes against
    one envelope, and a plain psycopg baseline doing the same conditional UPDATE + INSERT with
-   8 writers. Targets: 8 writers >= 1 writer, and >= 0.25x the plain baseline."""
+   8 writers; each run timed from the moment every process is connected and has made one
+   approval (or one plain transaction), to its end; BENCH_REPEATS (default 3) interleaved
+   rounds, medians. Targets: 8 writers >= 1 writer, and >= 0.25x the plain baseline."""
 
 from __future__ import annotations
 
@@ -288,18 +290,22 @@ def _plain_baseline(db_url: str, writers: int, count: int) -> tuple[float, float
 
     dsn = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE bench_balance (id int PRIMARY KEY, envelope bigint, "
-                     "committed bigint)")
-        conn.execute("INSERT INTO bench_balance VALUES (1, 10000000000000, 0)")
-        conn.execute("CREATE TABLE bench_entries (id bigserial PRIMARY KEY, amount bigint, "
-                     "envelope_after bigint, committed_after bigint)")
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_balance (id int PRIMARY KEY, "
+                     "envelope bigint, committed bigint)")
+        conn.execute("INSERT INTO bench_balance VALUES (1, 10000000000000, 0) "
+                     "ON CONFLICT DO NOTHING")
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_entries (id bigserial PRIMARY KEY, "
+                     "amount bigint, envelope_after bigint, committed_after bigint)")
     items = [str(i) for i in range(count)]
     return _run_writers(dsn, ["warm"] * writers, [items[i::writers] for i in range(writers)],
                         target=_plain_all)
 
 
 def writers_benchmark(admin_url: str, per_run: int = 240,
-                      counts: tuple[int, ...] = (1, 2, 4, 8)) -> list[Figure]:
+                      counts: tuple[int, ...] = (1, 2, 4, 8),
+                      rounds: int = int(os.environ.get("BENCH_REPEATS", 3))) -> list[Figure]:
+    """Approvals per second with 1, 2, 4 and 8 writers, then the plain baseline, ``rounds``
+    times interleaved; each figure is the median of its rounds."""
     url = make_url(admin_url).set(drivername="postgresql+psycopg")
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     name = f"odd17_bench_{uuid.uuid4().hex[:8]}"
@@ -309,22 +315,33 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
         db_url = url.set(database=name).render_as_string(hide_password=False)
         engine = make_engine(db_url)
         init_database(engine, CONFIG, START - dt.timedelta(days=60))
-        refs = committee_applications(engine, per_run * len(counts) + sum(counts), "5000.00")
-        warms, refs = refs[:sum(counts)], refs[sum(counts):]
+        refs = committee_applications(engine, rounds * (per_run * len(counts) + sum(counts)),
+                                      "5000.00")
         with bench_uow(engine, START) as uow:  # room for every approval below
             ledger.topup(uow, Decimal("100000000"), reason="bench", key="bench")
         engine.dispose()  # each writer process opens its own connections
-        rates: dict[int, float] = {}
-        with_start: dict[int, float] = {}
-        for k, writers in enumerate(counts):
-            mine = refs[k * per_run:(k + 1) * per_run]
-            mine_warm, warms = warms[:writers], warms[writers:]
-            seconds, overall = _run_writers(db_url, mine_warm,
-                                            [mine[i::writers] for i in range(writers)])
-            rates[writers], with_start[writers] = per_run / seconds, per_run / overall
         most = max(counts)
-        seconds, overall = _plain_baseline(db_url, most, per_run)
-        plain, plain_with_start = per_run / seconds, per_run / overall
+        timed: dict[int, list[float]] = {w: [] for w in counts}
+        overall: dict[int, list[float]] = {w: [] for w in counts}
+        plain_timed: list[float] = []
+        plain_overall: list[float] = []
+        plain_one: list[float] = []  # the driver alone with 1 writer: how it scales, for reading
+        for _ in range(rounds):
+            for writers in counts:
+                warm, mine, refs = refs[:writers], refs[writers:writers + per_run], \
+                    refs[writers + per_run:]
+                seconds, all_in = _run_writers(db_url, warm,
+                                               [mine[i::writers] for i in range(writers)])
+                timed[writers].append(seconds)
+                overall[writers].append(all_in)
+            seconds, all_in = _plain_baseline(db_url, most, per_run)
+            plain_timed.append(seconds)
+            plain_overall.append(all_in)
+            plain_one.append(_plain_baseline(db_url, 1, per_run)[0])
+        rates = {w: per_run / median(v) for w, v in timed.items()}
+        with_start = {w: per_run / median(v) for w, v in overall.items()}
+        plain, plain_with_start = per_run / median(plain_timed), per_run / median(plain_overall)
+        plain_single = per_run / median(plain_one)
         engine = make_engine(db_url)
         with unit_of_work(engine) as s:
             assert audit.check(uow_for(s)) == []
@@ -332,14 +349,19 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
         print("approvals on PostgreSQL (reads, status, grant, tranches, dimension rows "
               "first; under the total row's lock: one statement, the conditional UPDATE with "
               "the entry and the day's row, and the commit):")
-        print("  (timed once every writer is connected and has made one approval; in "
-              "brackets, counting the processes' start)")
+        print(f"  (median of {rounds} interleaved rounds, each timed once every writer is "
+              "connected and has made one approval; in brackets, counting the processes' start)")
         for writers, rate in rates.items():
             print(f"  {writers} writer(s) {rate:8.0f} approvals/s  ratio to 1 writer "
-                  f"{rate / rates[1]:.2f}  ({with_start[writers]:.0f}/s)")
+                  f"{rate / rates[1]:.2f}  ({with_start[writers]:.0f}/s)  rounds: "
+                  + ", ".join(f"{per_run / t:.0f}" for t in timed[writers]))
         print(f"  plain psycopg, {most} writers (conditional UPDATE + INSERT): {plain:8.0f}/s "
-              f"({plain_with_start:.0f}/s); approvals at {rates[most] / plain:.2f}x of it "
-              f"(target >= 0.25; {with_start[most] / plain_with_start:.2f}x counting the start)")
+              f"({plain_with_start:.0f}/s)  rounds: "
+              + ", ".join(f"{per_run / t:.0f}" for t in plain_timed))
+        print(f"  plain psycopg, 1 writer: {plain_single:8.0f}/s; {most} writers at "
+              f"{plain / plain_single:.2f}x of it (odd17: {rates[most] / rates[1]:.2f}x)")
+        print(f"  approvals at {rates[most] / plain:.2f}x of it (target >= 0.25; "
+              f"{with_start[most] / plain_with_start:.2f}x counting the start)")
         return [
             rate_figure("ledger.approvals", f"approvals on PostgreSQL, {most} writer processes",
                         per_run, per_run / rates[most], per_run / rates[1], "approvals/s",
@@ -349,6 +371,9 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
                         per_run, per_run / rates[most], per_run / plain, "approvals/s",
                         f"plain psycopg UPDATE + INSERT, {most} writers", ">= 0.25x",
                         rates[most] >= 0.25 * plain),
+            rate_figure("ledger.plain_scaling", f"plain psycopg alone, {most} writers vs 1",
+                        per_run, per_run / plain, per_run / plain_single, "transactions/s",
+                        "plain psycopg, 1 writer", "", None),
         ]
     finally:
         with admin.connect() as conn:

@@ -145,17 +145,10 @@ class Application(Base):
         session = object_session(self)
         if session is not None and inspect(self).persistent:
             table = Application.__table__
-            if is_postgresql(session) and "history" in inspect(self).unloaded:
-                # the move and its history row in one round trip (a data-modifying CTE)
-                moved = len(session.execute(_MOVE_WITH_HISTORY, {
-                    **row, "from_status": current.value, "to_status": Status(target).value,
-                    "application_id": self.id}).all())
-                if moved != 1:
-                    found = session.execute(
-                        select(table.c.status).where(table.c.id == self.id)).scalar()
-                    raise ConcurrentChange(lost_race(self.reference, current, found))
-                set_committed_value(self, "status", target)
-                set_committed_value(self, "updated_at", at)
+            staged = self.staged_move(target, actor=actor, at=at, reason=reason)
+            if staged is not None:  # the move and its history row in one round trip
+                moved = len(session.execute(MOVE_WITH_HISTORY, staged).all())
+                self.moved_by_statement(target, at, moved == 1)
                 return change  # written as is: not in the session
             moved = rows_matched(session.execute(
                 update(table).where(table.c.id == self.id, table.c.status == current)
@@ -177,20 +170,50 @@ class Application(Base):
         self.history.append(change)
         return change
 
+    def staged_move(self, target: Status, *, actor: str, at: dt.datetime,
+                    reason: str | None = None) -> dict[str, Any] | None:
+        """PostgreSQL, history not loaded: the parameters of ``MOVE_CTES`` for the move to
+        ``target`` (checked against the lifecycle: raises ``IllegalTransition``), so that a
+        caller writes it in a statement of its own (an approval, with its grant and balance
+        rows); then :meth:`moved_by_statement`. ``None``: use :meth:`transition_to`."""
+        session = object_session(self)
+        if session is None or not inspect(self).persistent or not is_postgresql(session) \
+                or "history" not in inspect(self).unloaded:
+            return None
+        current = Status(self.status)
+        row = history_row(self.id, current, target, actor=actor, at=at, reason=reason,
+                          reference=self.reference)
+        return {**row, "from_status": current.value, "to_status": Status(target).value}
 
-# PostgreSQL: an application's compare-and-set move and its history row as one statement.
-_MOVE_WITH_HISTORY = text("""
-WITH moved AS (
+    def moved_by_statement(self, target: Status, at: dt.datetime, moved: bool) -> None:
+        """After a statement with ``MOVE_CTES``: keep this object in step, or raise
+        ``ConcurrentChange`` when another transaction moved the application first."""
+        session = object_session(self)
+        if not moved:
+            assert session is not None
+            table = Application.__table__
+            found = session.execute(select(table.c.status).where(table.c.id == self.id)).scalar()
+            raise ConcurrentChange(lost_race(self.reference, Status(self.status), found))
+        set_committed_value(self, "status", target)
+        set_committed_value(self, "updated_at", at)
+
+
+# PostgreSQL: an application's compare-and-set move and its history row, as data-modifying
+# CTEs (parameters: Application.staged_move); ``moved_application`` has one row if it moved.
+MOVE_CTES = """moved_application AS (
     UPDATE applications SET status = CAST(:to_status AS varchar), updated_at = :at
     WHERE id = :application_id AND status = CAST(:from_status AS varchar)
     RETURNING id
-)
-INSERT INTO status_changes (application_id, from_status, to_status, actor, reason, at)
-SELECT id, CAST(:from_status AS varchar), CAST(:to_status AS varchar),
-    CAST(:actor AS varchar), CAST(:reason AS text), :at
-FROM moved
-RETURNING application_id""").bindparams(bindparam("at", type_=UTCDateTime()),
-                                        bindparam("application_id", type_=Integer()))
+), application_history AS (
+    INSERT INTO status_changes (application_id, from_status, to_status, actor, reason, at)
+    SELECT id, CAST(:from_status AS varchar), CAST(:to_status AS varchar),
+        CAST(:actor AS varchar), CAST(:reason AS text), :at
+    FROM moved_application
+    RETURNING application_id
+)"""
+MOVE_BINDS = (bindparam("at", type_=UTCDateTime()), bindparam("application_id", type_=Integer()))
+MOVE_WITH_HISTORY = text(f"WITH {MOVE_CTES}\nSELECT application_id FROM application_history")\
+    .bindparams(*MOVE_BINDS)
 
 
 class StatusChange(Base):

@@ -7,12 +7,13 @@ locked" when two writers meet; IMMEDIATE makes the second writer wait its turn i
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session
 
 from odd17.settings import get_settings
@@ -21,6 +22,7 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 # FULL: in WAL mode, NORMAL may lose the last commits on a power loss (not on a crash); a
 # ledger keeps them. Measured cost: bench/sqlite_sync.py and README, "Configuration".
 SQLITE_SYNCHRONOUS = "FULL"
+PING_IDLE_SECONDS = 1.0  # PostgreSQL: see _ping_when_idle
 
 
 def json_dumps(value: Any) -> str:
@@ -54,7 +56,33 @@ def make_engine(url: str, *, sqlite_synchronous: str = SQLITE_SYNCHRONOUS) -> En
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, json_serializer=json_dumps)
+    engine = create_engine(url, json_serializer=json_dumps)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection on checkout only when it has been idle for more than
+    ``PING_IDLE_SECONDS``; a dead one is replaced before use, as ``pool_pre_ping`` does. That
+    option pings at every checkout: one more round trip per transaction, about 8 % of an
+    approval's throughput with 8 writers (bench/ledger.py). A connection the server dropped
+    (restart, idle timeout) has been idle by then; one dropped within the second after its
+    last use fails one transaction, as it would with no ping (tests/test_db_ping.py)."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["odd17_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("odd17_idle_since")
+        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
+            return  # just opened, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:  # the pool opens another connection
+            raise exc.DisconnectionError(f"connection lost while idle: {error}") from error
 
 
 _ENGINES: dict[str, Engine] = {}

@@ -15,11 +15,23 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, func, select
 
-from models import Balance, EntryKind, LedgerDay, LedgerEntry, OutboxMessage, Reviewer
+from models import (
+    Balance,
+    ConcurrentChange,
+    EntryKind,
+    Grant,
+    LedgerDay,
+    LedgerEntry,
+    OutboxMessage,
+    Reviewer,
+    Status,
+)
 from models.dialect import is_postgresql
 from models.ledger import TOTAL
+from models.lookup import application_by_reference
 from odd17.db import unit_of_work
 from odd17.services import audit, committee, ledger
 from odd17.services.balances import fund_id, move_and_record
@@ -83,10 +95,14 @@ def test_an_approval_holds_the_total_row_for_its_move_entry_and_commit_only(
                                 plan=DEFAULT_PLAN)
     assert result.recorded
     check_lock_held_briefly(engine, statements)
-    # read the application, status by compare-and-set and its history row, the grant and
-    # its tranches, the fund, the move, COMMIT (SQLite: the dimension rows, the entry and the
-    # day's row apart)
-    assert len(statements) <= (8 if is_postgresql(engine) else 11), statements
+    # PostgreSQL: read the application, then one statement (its compare-and-set move and
+    # history row, the grant and its tranches, the balance rows, the entry, the day's row),
+    # COMMIT; SQLite: each apart
+    if is_postgresql(engine):
+        assert len(statements) == 3, statements
+        assert all(f"INSERT INTO {table}" in statements[1] for table in (
+            "status_changes", "grants", "tranches", "ledger_entries")), statements
+    assert len(statements) <= 11, statements
     with unit_of_work(engine) as s:
         assert audit.check(uow_on(s)) == []
 
@@ -109,7 +125,7 @@ def test_a_committee_approval_writes_its_email_and_decision_before_taking_the_lo
     before = statements[:statements.index(under_lock(statements)[0])]
     assert any(s.startswith("INSERT INTO outbox") for s in before)
     assert any(s.startswith("UPDATE decisions SET applied_at") for s in before)
-    assert len(statements) <= (11 if is_postgresql(engine) else 14), statements
+    assert len(statements) <= (7 if is_postgresql(engine) else 14), statements
     with unit_of_work(engine) as s:
         events = s.scalars(select(OutboxMessage.event)
                            .where(OutboxMessage.reference == ref)).all()
@@ -128,5 +144,31 @@ def test_a_move_whose_condition_fails_writes_no_entry_nor_day(engine: Engine) ->
                                need_available=Decimal("99999999.00")) is None
         assert s.scalar(select(func.count()).select_from(LedgerEntry)) == entries
         assert s.get(LedgerDay, (fund_id(s), NOW.date())) is None
+        assert s.scalars(select(Balance.committed).where(Balance.dimension == TOTAL)).one() \
+            == Decimal("0.00")
+
+
+def test_an_application_moved_before_the_approval_statement_gets_nothing_written(
+        engine: Engine) -> None:
+    """PostgreSQL writes an approval's status move with its grant and balance rows, in one
+    statement after the checks: an application another transaction moved in between makes
+    it raise ConcurrentChange, with no grant, entry nor balance written."""
+    if not is_postgresql(engine):
+        pytest.skip("SQLite: BEGIN IMMEDIATE serialises the two transactions")
+    (ref,) = in_committee(engine, 1)
+    with unit_of_work(engine) as s:
+        entries = s.scalar(select(func.count()).select_from(LedgerEntry))
+    with unit_of_work(engine) as s:
+        uow = as_uow(s, now=NOW)
+        staged = ledger.stage_approval(uow, application_by_reference(s, ref),
+                                       Decimal("100000.00"), plan=DEFAULT_PLAN)
+        assert isinstance(staged, ledger.Staged) and staged.move is not None
+        with unit_of_work(engine) as other:  # a refusal, committed meanwhile
+            application_by_reference(other, ref).transition_to(
+                Status.rejected, actor="autre", at=NOW, reason="refus")
+        with pytest.raises(ConcurrentChange, match=ref):
+            ledger.commit_approval(uow, staged)
+        assert s.scalar(select(func.count()).select_from(Grant)) == 0
+        assert s.scalar(select(func.count()).select_from(LedgerEntry)) == entries
         assert s.scalars(select(Balance.committed).where(Balance.dimension == TOTAL)).one() \
             == Decimal("0.00")

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
 from models import Balance, EntryKind, Fund, Grant, LedgerDay, LedgerEntry, NotFound
+from models.application import MOVE_CTES
 from models.base import Money, UTCDateTime
 from models.dialect import dialect_insert, is_postgresql
 from models.ledger import TOTAL, ZERO
@@ -181,22 +182,21 @@ def move_and_record(
 # one PostgreSQL statement (data-modifying CTEs). Written once as text: SQLAlchemy neither
 # caches an INSERT … ON CONFLICT nor builds this in less than ~2 ms of CPU a call, most of an
 # approval's time on a loaded machine. The WHERE reads the row before the SET, as in move().
-_MOVED = """
-WITH moved AS (
+_MOVED_CTES = """moved AS (
     UPDATE balances SET envelope = envelope + :envelope, committed = committed + :committed,
         disbursed = disbursed + :disbursed, grants = grants + :grants
     WHERE fund_id = COALESCE(CAST(:fund_id AS integer), (SELECT min(id) FROM funds))
       AND dimension = 'total'
       AND (CAST(:need_available AS bigint) IS NULL
            OR envelope - committed - disbursed >= :need_available)
-      AND (CAST(:need_committed AS bigint) IS NULL OR committed >= :need_committed)
+      AND (CAST(:need_committed AS bigint) IS NULL OR committed >= :need_committed){guard}
     RETURNING fund_id, envelope, committed, disbursed, alert
 ), entry AS (
     INSERT INTO ledger_entries (fund_id, kind, amount, idempotency_key, at, actor, note,
         grant_id, tranche_id, corrects_id, envelope_after, committed_after, disbursed_after)
     SELECT fund_id, CAST(:kind AS varchar), :amount, CAST(:key AS varchar),
         CAST(:at AS timestamptz), CAST(:actor AS varchar), CAST(:note AS text),
-        CAST(:grant_id AS integer), CAST(:tranche_id AS integer),
+        {grant_id}, CAST(:tranche_id AS integer),
         CAST(:corrects_id AS integer), envelope, committed, disbursed
     FROM moved
     RETURNING id
@@ -206,6 +206,7 @@ WITH moved AS (
     ON CONFLICT (fund_id, day) DO UPDATE SET envelope = excluded.envelope,
         committed = excluded.committed, disbursed = excluded.disbursed
 )"""
+_MOVED = "\nWITH " + _MOVED_CTES.format(guard="", grant_id="CAST(:grant_id AS integer)")
 # An approval's objective and region rows, created or moved by the same (non-negative)
 # deltas; reading ``moved``, they are locked after the total row, and not at all when the
 # envelope refuses the approval.
@@ -225,18 +226,88 @@ SELECT moved.fund_id, moved.envelope, moved.committed, moved.disbursed, moved.al
 FROM moved, entry"""
 
 
-def _recorded(sql: str) -> Any:
+def _recorded(sql: str, money: tuple[str, ...] = (), integers: tuple[str, ...] = (),
+              **columns: Any) -> Any:
     return text(sql).bindparams(
         *(bindparam(name, type_=Money()) for name in (
-            "envelope", "committed", "disbursed", "need_available", "need_committed", "amount")),
-        bindparam("at", type_=UTCDateTime()), bindparam("fund_id", type_=Integer()),
-        bindparam("grants", type_=Integer()),
-    ).columns(fund_id=Integer(), envelope=Money(), committed=Money(), disbursed=Money(),
-              alert=Boolean(), entry_id=Integer())
+            "envelope", "committed", "disbursed", "need_available", "need_committed", "amount",
+            *money)),
+        *(bindparam(name, type_=Integer()) for name in ("fund_id", "grants", *integers)),
+        bindparam("at", type_=UTCDateTime()),
+    ).columns(**columns, fund_id=Integer(), envelope=Money(), committed=Money(),
+              disbursed=Money(), alert=Boolean(), entry_id=Integer())
 
 
 RECORDED_MOVE = _recorded(_MOVED + _RESULT)
 RECORDED_APPROVAL = _recorded(_MOVED + _DIMENSIONS + _RESULT)
+
+
+@lru_cache
+def _approval(tranches: int) -> Any:
+    """PostgreSQL: a whole approval as one statement. The application's compare-and-set move
+    and history row (``MOVE_CTES``), the grant and its ``tranches`` tranches (only if the
+    application moved), then RECORDED_APPROVAL's writes (only if the grant was written). The
+    total row's lock is taken there, after the application's, as in the other order of
+    statements; ``grant_id`` NULL: the application had moved; ``entry_id`` NULL: the envelope
+    refused (the caller rolls back)."""
+    values = ", ".join(f"(CAST(:number{i} AS integer), CAST(:label{i} AS varchar), "
+                       f":tranche_amount{i}, CAST(:due_on{i} AS date))" for i in range(tranches))
+    # the guard reads the grant, its tranches and the history row: PostgreSQL writes them
+    # before it takes the total row's lock (a CTE nothing reads runs after the query)
+    moved = _MOVED_CTES.format(
+        guard="\n      AND EXISTS (SELECT 1 FROM new_grant)"
+              "\n      AND EXISTS (SELECT 1 FROM new_tranches)"
+              "\n      AND EXISTS (SELECT 1 FROM application_history)",
+        grant_id="(SELECT id FROM new_grant)")
+    sql = f"""
+WITH {MOVE_CTES}, new_grant AS (
+    INSERT INTO grants (application_id, awarded, disbursed, released, objective, region,
+        approved_at)
+    SELECT id, :grant_awarded, :grant_disbursed, :grant_released, CAST(:objective AS varchar),
+        CAST(:region AS varchar), :at
+    FROM moved_application
+    RETURNING id
+), new_tranches AS (
+    INSERT INTO tranches (grant_id, number, label, amount, due_on)
+    SELECT new_grant.id, v.number, v.label, v.amount, v.due_on
+    FROM new_grant, (VALUES {values}) AS v (number, label, amount, due_on)
+    RETURNING id
+), {moved}{_DIMENSIONS}
+SELECT (SELECT id FROM new_grant) AS grant_id, moved.fund_id, moved.envelope, moved.committed,
+    moved.disbursed, moved.alert, entry.id AS entry_id
+FROM (VALUES (1)) AS one (x) LEFT JOIN moved ON true LEFT JOIN entry ON true"""
+    money = ("grant_awarded", "grant_disbursed", "grant_released",
+             *(f"tranche_amount{i}" for i in range(tranches)))
+    return _recorded(sql, money, ("application_id",), grant_id=Integer())
+
+
+def record_approval(uow: UnitOfWork, move: dict[str, Any], grant: Grant, amount: Decimal,
+                    key: str, *, note: str) -> tuple[int | None, tuple[Moved, int] | None]:
+    """PostgreSQL: an approval in one statement (:func:`_approval`): ``move`` from
+    ``Application.staged_move``, ``grant`` with its tranches, not written yet. Returns the
+    grant's id (``None``: the application had moved meanwhile, nothing was written) and, as
+    :func:`move_and_record`, the balances and the entry's id (``None``: the envelope refused;
+    the application's move and the grant are written, for the caller to roll back)."""
+    params: dict[str, Any] = {
+        **move, "grant_awarded": grant.awarded, "grant_disbursed": grant.disbursed,
+        "grant_released": grant.released, "objective": grant.objective, "region": grant.region,
+        "fund_id": None, "envelope": ZERO, "committed": amount, "disbursed": ZERO, "grants": 1,
+        "need_available": amount, "need_committed": None, "kind": EntryKind.commit.value,
+        "amount": amount, "key": key, "at": uow.now, "actor": uow.actor, "note": note,
+        "tranche_id": None, "corrects_id": None, "day": uow.now.date()}
+    if not grant.tranches:  # split() gives one at least; none would read as a refusal
+        raise ValueError("record_approval: a grant without tranches")
+    for i, tranche in enumerate(grant.tranches):
+        params.update({f"number{i}": tranche.number, f"label{i}": tranche.label,
+                       f"tranche_amount{i}": tranche.amount, f"due_on{i}": tranche.due_on})
+    row = uow.session.execute(_approval(len(grant.tranches)), params).one()
+    if row.grant_id is None or row.entry_id is None:
+        return row.grant_id, None
+    moved = _crossed(uow, row.fund_id, Moved(row.envelope, row.committed, row.disbursed),
+                     row.alert)
+    if moved.alert_raised:
+        alert(uow, moved, key)
+    return row.grant_id, (moved, row.entry_id)
 
 
 def entry_row(uow: UnitOfWork, fund: int, kind: EntryKind, amount: Decimal, key: str,
