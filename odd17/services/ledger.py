@@ -18,10 +18,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, insert, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,7 +36,6 @@ from models import (
     Status,
     Tranche,
 )
-from models.base import Money, UTCDateTime
 from models.dialect import is_postgresql
 from models.ledger import TOTAL, ZERO
 from models.lifecycle import check_transition
@@ -186,7 +184,9 @@ def approve(uow: UnitOfWork, reference: str, amount: Decimal, *, plan: TranchePl
 
 @dataclass(slots=True)
 class Staged:
-    """An approval written but for the balance rows (:func:`commit_approval` moves them)."""
+    """An approval checked and written but for the balance rows, which
+    :func:`commit_approval` moves (PostgreSQL: the status move and the grant are written
+    with them, see ``move``)."""
 
     app: Application
     grant: Grant
@@ -222,7 +222,7 @@ def stage_approval(uow: UnitOfWork, app: Application, amount: Decimal, *, plan: 
                   objective=app.primary_objective or "", region=app.region,
                   approved_at=uow.now)
     grant.schedule(plan, due)
-    # PostgreSQL: the move is written by commit_approval's one statement (a round trip less)
+    # PostgreSQL: written by commit_approval's one statement instead (two round trips less)
     app_move = app.staged_move(Status.approved, actor=uow.actor, at=uow.now, reason=why)
     if app_move is None:
         try:
@@ -246,43 +246,11 @@ def _insert_grant(session: Session, grant: Grant) -> None:
     costs more CPU than the rest of an approval); ``grant`` stays out of the session, its id
     set, for what the transaction still writes (the email, the entry)."""
     grants, tranches = Grant.__table__, Tranche.__table__
-    if is_postgresql(session):  # one round trip: the grant's INSERT feeds the tranches'
-        params = {c: getattr(grant, c) for c in GRANT_COLUMNS}
-        for i, t in enumerate(grant.tranches):
-            params.update({f"{c}{i}": getattr(t, c) for c in TRANCHE_COLUMNS})
-        grant.id = session.execute(_grant_with_tranches(len(grant.tranches)),
-                                   params).scalar_one()
-        return
     grant.id = session.execute(insert(grants).returning(grants.c.id),
                                {c: getattr(grant, c) for c in GRANT_COLUMNS}).scalar_one()
     session.execute(insert(tranches), [
         {"grant_id": grant.id, **{c: getattr(t, c) for c in TRANCHE_COLUMNS}}
         for t in grant.tranches])
-
-
-@lru_cache
-def _grant_with_tranches(count: int) -> TextClause:
-    """PostgreSQL: a grant and its ``count`` tranches in one statement (a data-modifying CTE),
-    returning the grant's id. Text, as balances.RECORDED_MOVE, for the same reason."""
-    values = ", ".join(f"(CAST(:number{i} AS integer), CAST(:label{i} AS varchar), "
-                       f":amount{i}, CAST(:due_on{i} AS date))" for i in range(count))
-    return text(f"""
-WITH g AS (
-    INSERT INTO grants (application_id, awarded, disbursed, released, objective, region,
-        approved_at)
-    VALUES (CAST(:application_id AS integer), :awarded, :disbursed, :released,
-        CAST(:objective AS varchar), CAST(:region AS varchar), :approved_at)
-    RETURNING id
-), t AS (
-    INSERT INTO tranches (grant_id, number, label, amount, due_on)
-    SELECT g.id, v.number, v.label, v.amount, v.due_on
-    FROM g, (VALUES {values}) AS v (number, label, amount, due_on)
-)
-SELECT id FROM g""").bindparams(
-        *(bindparam(name, type_=Money()) for name in (
-            "awarded", "disbursed", "released", *(f"amount{i}" for i in range(count)))),
-        bindparam("approved_at", type_=UTCDateTime()),
-    )
 
 
 def commit_approval(uow: UnitOfWork, staged: Staged) -> Result:
