@@ -140,29 +140,22 @@ class Application(Base):
         current = Status(self.status)
         row = history_row(self.id, current, target, actor=actor, at=at, reason=reason,
                           reference=self.reference)
-        del row["application_id"]  # set by the relationship below (None before a flush)
-        change = StatusChange(**row)
+        # application_id: set by the relationship below (None before a flush)
+        change = StatusChange(**{k: v for k, v in row.items() if k != "application_id"})
         session = object_session(self)
         if session is not None and inspect(self).persistent:
-            table = Application.__table__
-            staged = self.staged_move(target, actor=actor, at=at, reason=reason)
-            if staged is not None:  # the move and its history row in one round trip
-                moved = len(session.execute(MOVE_WITH_HISTORY, staged).all())
-                self.moved_by_statement(target, at, moved == 1)
+            if self._moves_by_statement(session):  # the move and its history row, one trip
+                moved = session.execute(MOVE_WITH_HISTORY, _move_params(row, current, target))
+                self.settle_move(target, at, len(moved.all()) == 1)
                 return change  # written as is: not in the session
-            moved = rows_matched(session.execute(
+            table = Application.__table__
+            moved_rows = rows_matched(session.execute(
                 update(table).where(table.c.id == self.id, table.c.status == current)
                 .values(status=target, updated_at=at)
             ))
-            if moved != 1:
-                found = session.execute(
-                    select(table.c.status).where(table.c.id == self.id)).scalar()
-                raise ConcurrentChange(lost_race(self.reference, current, found))
-            # the row is written: keep the object in step without a second UPDATE at flush
-            set_committed_value(self, "status", target)
-            set_committed_value(self, "updated_at", at)
+            self.settle_move(target, at, moved_rows == 1)  # no second UPDATE at flush
             if "history" in inspect(self).unloaded:  # appending would load the whole history
-                write_history(session, [{**row, "application_id": self.id}])
+                write_history(session, [row])
                 return change  # written as is (Core): not in the session
         else:  # not stored yet: the INSERT at flush carries the new status
             self.status = target
@@ -170,26 +163,32 @@ class Application(Base):
         self.history.append(change)
         return change
 
+    def _moves_by_statement(self, session: Session) -> bool:
+        """PostgreSQL, stored, history not loaded: the move can be one ``MOVE_CTES``
+        statement (a loaded history would need the new row appended to it)."""
+        state = inspect(self)
+        return state.persistent and is_postgresql(session) and "history" in state.unloaded
+
     def staged_move(self, target: Status, *, actor: str, at: dt.datetime,
                     reason: str | None = None) -> dict[str, Any] | None:
         """PostgreSQL, history not loaded: the parameters of ``MOVE_CTES`` for the move to
         ``target`` (checked against the lifecycle: raises ``IllegalTransition``), so that a
         caller writes it in a statement of its own (an approval, with its grant and balance
-        rows); then :meth:`moved_by_statement`. ``None``: use :meth:`transition_to`."""
+        rows); then :meth:`settle_move`. ``None``: use :meth:`transition_to`."""
         session = object_session(self)
-        if session is None or not inspect(self).persistent or not is_postgresql(session) \
-                or "history" not in inspect(self).unloaded:
+        if session is None or not self._moves_by_statement(session):
             return None
         current = Status(self.status)
-        row = history_row(self.id, current, target, actor=actor, at=at, reason=reason,
-                          reference=self.reference)
-        return {**row, "from_status": current.value, "to_status": Status(target).value}
+        return _move_params(history_row(self.id, current, target, actor=actor, at=at,
+                                        reason=reason, reference=self.reference),
+                            current, target)
 
-    def moved_by_statement(self, target: Status, at: dt.datetime, moved: bool) -> None:
-        """After a statement with ``MOVE_CTES``: keep this object in step, or raise
-        ``ConcurrentChange`` when another transaction moved the application first."""
-        session = object_session(self)
+    def settle_move(self, target: Status, at: dt.datetime, moved: bool) -> None:
+        """After the compare-and-set UPDATE to ``target`` (``moved``: it matched its one row):
+        keep this object in step, or raise ``ConcurrentChange`` when another transaction
+        moved the application first."""
         if not moved:
+            session = object_session(self)
             assert session is not None
             table = Application.__table__
             found = session.execute(select(table.c.status).where(table.c.id == self.id)).scalar()
@@ -198,8 +197,12 @@ class Application(Base):
         set_committed_value(self, "updated_at", at)
 
 
+def _move_params(row: dict[str, Any], current: Status, target: Status) -> dict[str, Any]:
+    """``MOVE_CTES``'s parameters from a history row (:func:`history_row`)."""
+    return {**row, "from_status": current.value, "to_status": Status(target).value}
+
 # PostgreSQL: an application's compare-and-set move and its history row, as data-modifying
-# CTEs (parameters: Application.staged_move); ``moved_application`` has one row if it moved.
+# CTEs (parameters: _move_params); ``moved_application`` has one row if it moved.
 MOVE_CTES = """moved_application AS (
     UPDATE applications SET status = CAST(:to_status AS varchar), updated_at = :at
     WHERE id = :application_id AND status = CAST(:from_status AS varchar)

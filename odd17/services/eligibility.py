@@ -129,7 +129,7 @@ class Plan:
         eligible = not failed  # rules.eligibility.is_eligible
         self.evaluations.append({
             "application_id": app_id, "ruleset": RULESET_VERSION, "policy_digest": digest,
-            "eligible": eligible,  # RuleResult.as_dict, inline: ~2 µs less an application
+            "eligible": eligible,  # RuleResult.as_dict, inline: ~0.6 µs less an application
             "results": [{"rule": rule, "passed": passed, "reason": reason}
                         for rule, passed, reason in results],
             "evaluated_at": now, "actor": actor,

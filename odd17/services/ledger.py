@@ -268,7 +268,7 @@ def commit_approval(uow: UnitOfWork, staged: Staged) -> Result:
         if grant_id is None and reads.entry(session, staged.key) is not None:
             # the same approval, committed meanwhile (this statement wrote nothing)
             return Result(app.reference, False, amount, message="accord déjà enregistré")
-        app.moved_by_statement(Status.approved, uow.now, grant_id is not None)  # or raises
+        app.settle_move(Status.approved, uow.now, grant_id is not None)  # or raises
         assert grant_id is not None
         staged.grant.id = grant_id
     else:
