@@ -150,11 +150,15 @@ def drop_scratch() -> None:
 
 # `odd17 submit` run by a Python that, on exit, writes the process's own peak RSS (VmHWM,
 # reset by exec): the rusage of a child (wait4) would count the pages it shared, once forked,
-# with this benchmark's process (gigabytes after the baseline on 10^5 documents).
-_PEAK = ("import atexit, re, sys\n"
+# with this benchmark's process (gigabytes after the baseline on 10^5 documents). It writes
+# its worker's too (the largest of its children, waited for by then: RUSAGE_CHILDREN), which
+# counts the pages the worker shares with it since the fork: an upper bound.
+_PEAK = ("import atexit, re, resource, sys\n"
          "def peak():\n"
          "    status = open('/proc/self/status').read()\n"
          "    sys.stderr.write('VmHWM %s\\n' % re.search(r'VmHWM:\\s+(\\d+)', status).group(1))\n"
+         "    worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+         "    sys.stderr.write('Worker %s\\n' % worker)\n"
          "atexit.register(peak)\n"
          "from odd17.cli import main\n"
          "sys.argv = ['odd17', *sys.argv[1:]]\n"
@@ -162,8 +166,9 @@ _PEAK = ("import atexit, re, sys\n"
 
 
 def submit_process(path: Path, pg: bool = False,
-                   env: dict[str, str] | None = None) -> tuple[float, float]:
-    """`odd17 submit FILE --json` in a process of its own: (seconds, peak RSS in MB)."""
+                   env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """`odd17 submit FILE --json` in a process of its own: (seconds, peak RSS in MB, its
+    worker's peak RSS in MB, 0 without a worker)."""
     env = {**os.environ, **(env or {}),
            "ODD17_DATABASE_URL": fresh_database(f"cli-{time.monotonic_ns()}", pg)}
     start = time.perf_counter()
@@ -172,7 +177,8 @@ def submit_process(path: Path, pg: bool = False,
                           text=True, cwd=WORK)  # not the checkout: sys.path[0] is the cwd
     elapsed = time.perf_counter() - start
     assert proc.returncode in (0, 1), (proc.returncode, proc.stderr[-2000:])
-    return elapsed, int(proc.stderr.rsplit("VmHWM ", 1)[1].split()[0]) / 1024
+    return (elapsed, int(proc.stderr.rsplit("VmHWM ", 1)[1].split()[0]) / 1024,
+            int(proc.stderr.rsplit("Worker ", 1)[1].split()[0]) / 1024)
 
 
 def baseline(path: Path, pg: bool = False) -> float:
@@ -285,6 +291,9 @@ def submit_figures(n: int, m: dict[str, float], large: dict[str, float],
                     count / marginal >= 5000 and marginal / (m["base"] * count / n) <= 1.8),
         Figure("intake.submit_memory", f"odd17 submit, {n:,} documents, peak RSS",
                round(m["mem"], 1), "MB", None, "", None, "", None),
+        Figure("intake.submit_worker_memory", f"its worker process, {n:,} documents, peak "
+               "RSS (shared pages included)", round(m["worker_mem"], 1), "MB", None, "", None,
+               "", None),
     ]
     if large:
         marginal_big = large["cli"] - m["cli_tiny"]
@@ -301,6 +310,11 @@ def submit_figures(n: int, m: dict[str, float], large: dict[str, float],
             Figure("intake.submit_memory_large", f"odd17 submit, {big:,} documents, peak RSS",
                    round(large["mem"], 1), "MB", round(m["mem"], 1), f"the same at {n:,}",
                    round(large["mem"] / m["mem"], 3), "< 250 MB", large["mem"] < 250),
+            Figure("intake.submit_worker_memory_large", f"its worker process, {big:,} "
+                   "documents, peak RSS (shared pages included)", round(large["worker_mem"], 1),
+                   "MB", round(m["worker_mem"], 1), f"the same at {n:,}",
+                   round(large["worker_mem"] / max(m["worker_mem"], 1), 3), "< 250 MB",
+                   large["worker_mem"] < 250),
         ]
     if "pg_cli" in m:
         pg_marginal, pg_base = m["pg_cli"] - m["pg_tiny"], m["pg_base"] * count / n
@@ -333,8 +347,8 @@ def main() -> None:
           f"batches of {batch}, median of {repeats} interleaved rounds")
     startup = start_prefect()
     t: dict[str, list[float]] = {k: [] for k in ("base", "svc", "e2e", "run", "run_hb", "bare",
-                                                 "cli", "cli_tiny", "mem", "pg_base", "pg_cli",
-                                                 "pg_tiny")}
+                                                 "cli", "cli_tiny", "mem", "worker_mem",
+                                                 "pg_base", "pg_cli", "pg_tiny")}
     svc_counts, e2e_counts = [], []
     for _ in range(repeats):
         t["base"].append(baseline(path))
@@ -350,9 +364,10 @@ def main() -> None:
             with local_runs():
                 t["run"].append(one_flow_run(tiny))
             t["run_hb"].append(one_flow_run(tiny))  # Prefect's defaults: heartbeats on
-        seconds, peak = submit_process(path)
+        seconds, peak, worker = submit_process(path)
         t["cli"].append(seconds)
         t["mem"].append(peak)
+        t["worker_mem"].append(worker)
         t["cli_tiny"].append(submit_process(tiny)[0])
         if PG_ADMIN:
             t["pg_base"].append(baseline(path, pg=True))
@@ -363,7 +378,7 @@ def main() -> None:
         big = WORK / "large.jsonl"
         generate(args.large, big)
         large["base"] = baseline(big)
-        large["cli"], large["mem"] = submit_process(big)
+        large["cli"], large["mem"], large["worker_mem"] = submit_process(big)
         big.unlink()
     drop_scratch()
     m = {k: median(v) for k, v in t.items() if v}

@@ -97,12 +97,19 @@ class ApplicationReceived(Applicant):
     def built(cls, reference: str, document: ApplicationDocument, *, call: str,
               at: dt.datetime) -> Built:
         """``from_submission(…).context()``, from a validated document."""
+        lead = document.lead
+        return cls.built_from(reference, document.title, lead.name, lead.contact_name,
+                              call=call, at=at)
+
+    @classmethod
+    def built_from(cls, reference: str, title: str, lead_name: str, contact_name: str | None,
+                   *, call: str, at: dt.datetime) -> Built:
+        """The same from a validated document's values (intake's prepared documents)."""
         if not reference:
             raise ValueError("application_received: a reference is required")
-        lead = document.lead
         return Built(cls.event, {
-            "reference": reference, "title": document.title, "lead_name": lead.name,
-            "contact_name": lead.contact_name, "submitted_at": at.date().isoformat(),
+            "reference": reference, "title": title, "lead_name": lead_name,
+            "contact_name": contact_name, "submitted_at": at.date().isoformat(),
             "call": call})
 
 
@@ -129,10 +136,16 @@ class _Evaluated(Applicant):
               failing: Iterable[tuple[str, str]]) -> Built:
         """``from_evaluation(…).context()``, from a stored (validated, normalised) document
         and the reasons of a rule set (strings)."""
+        return cls.built_for(cls.of_document(reference, document), failing)
+
+    @classmethod
+    def built_for(cls, applicant: Mapping[str, Any],
+                  failing: Iterable[tuple[str, str]]) -> Built:
+        """The same from ``applicant``, what :meth:`Applicant.of_document` gives."""
         reasons = [{"rule": rule, "reason": reason} for rule, reason in failing]
-        if not reference or (cls.needs_reasons and not reasons):
+        if not applicant.get("reference") or (cls.needs_reasons and not reasons):
             raise ValueError(f"{cls.event}: a reference and the failing rules are required")
-        return Built(cls.event, {**cls.of_document(reference, document), "reasons": reasons})
+        return Built(cls.event, {**applicant, "reasons": reasons})
 
 
 class ApplicationEligible(_Evaluated):

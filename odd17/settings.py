@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # Times are stored in UTC and shown to people in this zone (an IANA name).
     timezone: str = "Europe/Paris"
     batch_size: int = Field(2000, ge=1)
+    # `odd17 submit` on more than one batch: read, validate and judge in a second process
+    # while this one stores (odd17.services.intake_worker). Off: all in one process.
+    submit_worker: bool = True
     # Email (README, « Emails »). "eml": the embedded default, .eml files in mail_dir.
     mail_transport: Literal["eml", "smtp"] = "eml"
     mail_dir: Path = Path("outbox")

@@ -87,6 +87,9 @@ class CallDates:
     opens_on: dt.date
     closes_on: dt.date
 
+    def is_open(self, day: dt.date) -> bool:
+        return self.opens_on <= day <= self.closes_on
+
 
 class Facts(NamedTuple):
     """What the rules look at, read from a document in its normalised JSON form (the form

@@ -31,6 +31,7 @@ CASES: dict[str, tuple[str, dict[str, str], str]] = {
     "actor": ("x" * 201, {}, "200 caractères"),
     "timezone": ("Mars/Olympus", {}, "fuseau horaire IANA"),
     "batch_size": ("0", {}, "nombre entier supérieur ou égal à 1"),
+    "submit_worker": ("deux", {}, "true ou false"),
     "mail_transport": ("pigeon", {}, "eml ou smtp"),
     "mail_dir": ("{file}", {}, "pas un fichier"),
     "mail_from": ("Fonds <pas une adresse>", {}, "adresse e-mail"),

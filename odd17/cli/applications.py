@@ -96,8 +96,9 @@ def _submit(paths: list[Path], as_json: bool, settings: Settings) -> None:
         with progress_bar(intake.count_documents(paths) if bar else 0, "Dépôt",
                           bar) as advance:
             outcomes = submit_and_evaluate(
-                runner, intake.iter_documents(paths, settings.language),
+                runner, intake.Documents(tuple(paths), settings.language),
                 language=settings.language, batch_size=settings.batch_size, progress=advance,
+                worker=settings.submit_worker,
             )
             # streamed: each batch's outcomes are written once it is committed
             refused = (_stream_outcomes if as_json else _render_outcomes)(outcomes)

@@ -20,6 +20,7 @@ from models.base import rows_matched
 from models.bulk import insert_many
 from notifications import payloads
 from notifications.outbox import enqueue, message
+from notifications.payloads import Applicant
 from odd17.services.batching import gc_paused
 from odd17.uow import UnitOfWork
 from rules.eligibility import (
@@ -107,6 +108,15 @@ def pending_count(uow: UnitOfWork) -> int:
     return int(uow.session.scalar(query) or 0)
 
 
+def outcome_of(results: Iterable[tuple[str, bool, str]]
+               ) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    """(rule, reason) of the rules not passed, and every result as stored (``RuleResult``
+    triples; ``RuleResult.as_dict`` inline: ~0.6 µs less an application)."""
+    stored: list[dict[str, Any]] = [{"rule": rule, "passed": passed, "reason": reason}
+                                    for rule, passed, reason in results]
+    return [(r["rule"], r["reason"]) for r in stored if not r["passed"]], stored
+
+
 @dataclass(slots=True)
 class Plan:
     """What an evaluation run will write: computed from a read, applied in one go."""
@@ -122,17 +132,25 @@ class Plan:
               digest: str, now: dt.datetime, actor: str) -> Verdict:
         """Evaluate one application from its stored document (normalised JSON) and add what
         that writes: its evaluation and, when its status changes, the move, its history row
-        (through the one history writer) and the message to its lead. Intake calls this for
-        each new document, in the pass that stores it; :func:`plan` for stored ones."""
-        results = evaluate(Facts.from_json(document, call), policy)
-        failed = [(r.rule, r.reason) for r in results if not r.passed]
+        (through the one history writer) and the message to its lead (:func:`plan`, for stored
+        ones; intake calls :meth:`record`)."""
+        failed, results = outcome_of(evaluate(Facts.from_json(document, call), policy))
+        return self.record(app_id, reference, status, failed, results,
+                           Applicant.of_document(reference, document), document["lead"]["email"],
+                           digest=digest, now=now, actor=actor)
+
+    def record(self, app_id: int, reference: str, status: Status | str,
+               failed: Sequence[tuple[str, str]], results: Any, applicant: dict[str, Any],
+               email: str, *, digest: str, now: dt.datetime, actor: str) -> Verdict:
+        """What :meth:`judge` adds, from rule results already computed (intake judges its
+        documents as it prepares them, see odd17.services.intake_prepare): ``failed`` and
+        ``results`` as :func:`outcome_of` gives them (``results`` may be their JSON text, as
+        an ``orjson.Fragment``). ``applicant``: what ``payloads.Applicant.of_document``
+        gives; ``email``: the lead's."""
         eligible = not failed  # rules.eligibility.is_eligible
         self.evaluations.append({
             "application_id": app_id, "ruleset": RULESET_VERSION, "policy_digest": digest,
-            "eligible": eligible,  # RuleResult.as_dict, inline: ~0.6 µs less an application
-            "results": [{"rule": rule, "passed": passed, "reason": reason}
-                        for rule, passed, reason in results],
-            "evaluated_at": now, "actor": actor,
+            "eligible": eligible, "results": results, "evaluated_at": now, "actor": actor,
         })
         target = Status.eligible if eligible else Status.ineligible
         failing = [rule for rule, _ in failed]
@@ -142,10 +160,9 @@ class Plan:
                 detail=None if eligible else ", ".join(failing)))
             self.moves.append({"b_id": app_id, "b_from": status, "b_to": target, "b_at": now})
             outcome = (payloads.ApplicationEligible if eligible
-                       else payloads.ApplicationIneligible).built(
-                reference, document, failed)
+                       else payloads.ApplicationIneligible).built_for(applicant, failed)
             self.messages.append(message(
-                outcome, document["lead"]["email"], key=f"{outcome.event}:{reference}:"
+                outcome, email, key=f"{outcome.event}:{reference}:"
                 f"{now.isoformat()}", now=now, reference=reference))
         verdict = Verdict(reference, target.value, str(status), failing)
         self.verdicts.append(verdict)

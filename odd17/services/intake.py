@@ -2,37 +2,39 @@
 store the well-formed ones, and with a policy judge their eligibility in the same pass.
 
 Documents are read as a stream (one line at a time) and handled in batches: each batch is
-validated before any transaction, then stored in one transaction of its own (see
-odd17.services.intake_store), and its outcomes handed on before the next batch is read, so
-memory is bounded by the batch, not by the files. Each document is judged alone: one bad one
-never costs the others, and a batch is either stored whole or not at all."""
+prepared (validated, and judged against the calls as last read: odd17.services.intake_prepare)
+before any transaction, then stored in one transaction of its own (odd17.services.intake_store),
+and its outcomes handed on before the next batch is read, so memory is bounded by the batch, not
+by the files. ``odd17 submit`` prepares the next batches in a worker process while this one
+stores (odd17.services.intake_worker). Each document is judged alone: one bad one never costs
+the others, and a batch is either stored whole or not at all."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from models import Application, Organisation
 from odd17.services import sources
 from odd17.services.batching import chunked, gc_paused
-from odd17.services.intake_store import (
+from odd17.services.intake_prepare import (
     DEDUP_KEY_LENGTH,
-    Outcome,
+    Prepared,
+    Refused,
+    Snapshot,
     fit_key,
-    reference_for,
-    store_documents,
+    overflow,
+    prepare_batch,
+    validate,
 )
+from odd17.services.intake_store import Outcome, call_dates, reference_for, store_documents
 from odd17.uow import Runner
-from rules.document import ApplicationDocument, explain
 from rules.eligibility import EligibilityPolicy
 
-__all__ = ["DEDUP_KEY_LENGTH", "Outcome", "RawDocument", "Tally", "fit_key", "iter_documents",
-           "read_sources", "reference_for", "store_documents", "submit_documents",
-           "submit_stream", "validate"]
+__all__ = ["DEDUP_KEY_LENGTH", "Documents", "Outcome", "RawDocument", "Tally", "fit_key",
+           "iter_documents", "overflow", "read_sources", "reference_for", "store_documents",
+           "submit_documents", "submit_stream", "validate"]
 
 SUFFIXES = (".json", ".jsonl")
 RawDocument = sources.Record  # one document as read: parsed JSON, or why it could not be
@@ -168,55 +170,41 @@ def count_documents(paths: Iterable[str | Path]) -> int:
     return total
 
 
-def validate(raw: RawDocument, language: str = "fr") -> ApplicationDocument | list[dict[str, str]]:
-    if raw.error is not None:
-        return [{"field": "(document)", "message": raw.error}]
-    if not isinstance(raw.data, dict):
-        return [{"field": "(document)", "message": _msg(
-            language, "le dossier doit être un objet JSON", "the document must be a JSON object"
-        )}]
-    try:
-        doc = ApplicationDocument.model_validate(raw.data)
-    except ValidationError as exc:
-        return explain(exc, language)
-    return overflow(doc, language) or doc
+@dataclass(frozen=True, slots=True)
+class Documents:
+    """The documents of files, as a stream (``iter``) that another process can read too:
+    ``odd17 submit`` hands it to :func:`submit_stream`, which may prepare its documents in a
+    worker process (odd17.services.intake_worker)."""
+
+    paths: tuple[Path, ...]
+    language: str = "fr"
+
+    def __iter__(self) -> Iterator[RawDocument]:
+        return iter_documents(self.paths, self.language)
+
+    def more_than(self, count: int) -> bool:
+        """Whether the files hold more than ``count`` documents (lines counted, not parsed)."""
+        return count_documents(self.paths) > count
 
 
-@cache
-def _column_limits() -> tuple[tuple[str, int], ...]:
-    """(field, length) of each bounded text column a document fills, read once from the
-    tables (looking the columns up per document cost ~20 µs a document)."""
-    apps, orgs = Application.__table__.c, Organisation.__table__.c
-    columns = (("title", apps.title), ("territory.region", apps.region),
-               ("territory.department", apps.department), ("lead.email", apps.contact_email),
-               ("lead.name", orgs.name), ("lead.siret", orgs.siret), ("lead.rna", orgs.rna),
-               ("lead", orgs.identifier))
-    lengths = ((name, getattr(column.type, "length", None)) for name, column in columns)
-    return tuple((name, length) for name, length in lengths if length is not None)
-
-
-def _stored_values(doc: ApplicationDocument) -> dict[str, str | None]:
-    """The value of each bounded text column a document fills, by field."""
-    lead = doc.lead
-    return {"title": doc.title, "territory.region": doc.territory.region,
-            "territory.department": doc.territory.department, "lead.email": str(lead.email),
-            "lead.name": lead.name, "lead.siret": lead.siret, "lead.rna": lead.rna,
-            "lead": doc.lead_identifier()}
-
-
-def overflow(doc: ApplicationDocument, language: str = "fr") -> list[dict[str, str]]:
-    """Values that passed the schema but would not fit their column once normalised (upper
-    casing ``ß`` gives ``SS``): refused here, per document, rather than by the database for
-    the whole batch."""
-    values = _stored_values(doc)
-    errors = []
-    for name, limit in _column_limits():
-        value = values[name]
-        if value is not None and len(value) > limit:
-            errors.append({"field": name, "message": _msg(
-                language, f"trop long une fois normalisé : au plus {limit} caractère(s)",
-                f"too long once normalised: at most {limit} character(s)")})
-    return errors
+def _outcomes(runner: Runner, prepared: list[Prepared | Refused], *,
+              policy: EligibilityPolicy | None, language: str) -> list[Outcome]:
+    """Store one prepared batch in one transaction of its own; the refused ones reported,
+    never stored. One outcome per document, in order."""
+    outcomes: list[Outcome | None] = [None] * len(prepared)
+    valid: list[tuple[int, Prepared]] = []
+    for i, item in enumerate(prepared):
+        if isinstance(item, Refused):
+            outcomes[i] = Outcome(item.source, None, "refused", item.errors)
+        else:
+            valid.append((i, item))
+    if valid:
+        with runner.uow() as uow:
+            stored = store_documents(uow, [item for _, item in valid], policy=policy,
+                                     language=language)
+        for (i, _), outcome in zip(valid, stored, strict=True):
+            outcomes[i] = outcome
+    return [o for o in outcomes if o is not None]
 
 
 def submit_documents(
@@ -231,21 +219,15 @@ def submit_documents(
     judged in the same pass (``odd17 submit``); without, they wait in ``submitted`` (the
     ``intake`` flow). Returns one outcome per document, in input order."""
     with gc_paused():
-        outcomes: list[Outcome | None] = [None] * len(raws)
-        valid: list[tuple[int, RawDocument, ApplicationDocument]] = []
-        for i, raw in enumerate(raws):
-            result = validate(raw, language)
-            if isinstance(result, list):
-                outcomes[i] = Outcome(raw.source, None, "refused", result)
-            else:
-                valid.append((i, raw, result))
-        if valid:
-            with runner.uow() as uow:
-                stored = store_documents(uow, [(raw, doc) for _, raw, doc in valid],
-                                         policy=policy, language=language)
-            for (i, _, _), outcome in zip(valid, stored, strict=True):
-                outcomes[i] = outcome
-        return [o for o in outcomes if o is not None]
+        return _outcomes(runner, prepare_batch(raws, language), policy=policy,
+                         language=language)
+
+
+def snapshot(runner: Runner, policy: EligibilityPolicy) -> Snapshot:
+    """The calls and the day, read now, to judge documents with ahead of their transaction."""
+    with runner.uow() as uow:
+        calls, day = call_dates(uow.session), uow.now.date()
+    return Snapshot(calls, day, policy, policy.digest())
 
 
 def submit_stream(
@@ -255,9 +237,24 @@ def submit_stream(
     batch_size: int,
     policy: EligibilityPolicy | None = None,
     language: str = "fr",
+    worker: bool = False,
 ) -> Iterator[list[Outcome]]:
     """:func:`submit_documents` over a stream, batch by batch: each batch's outcomes are
-    yielded once it is committed, before the next one is read."""
+    yielded once it is committed, before the next one is read. With ``worker``, and
+    ``raws`` files (:class:`Documents`) of more than one batch, the documents are read,
+    validated and judged in a second process while this one stores the batch before
+    (odd17.services.intake_worker)."""
+    if worker and isinstance(raws, Documents) and raws.more_than(batch_size):
+        from odd17.services import intake_worker
+
+        ahead = snapshot(runner, policy) if policy is not None else None
+        for prepared in intake_worker.prepared_batches(raws, batch_size=batch_size,
+                                                       snapshot=ahead, language=language):
+            with gc_paused():
+                outcomes = _outcomes(runner, prepared, policy=policy, language=language)
+                del prepared
+            yield outcomes
+        return
     stream = iter(raws)
     while True:
         # One pause for reading and storing a batch, which is dropped before the collector

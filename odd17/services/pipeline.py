@@ -22,13 +22,14 @@ def submit_and_evaluate(
     language: str,
     batch_size: int,
     progress: Progress | None = None,
+    worker: bool = False,
 ) -> Iterator[intake.Outcome]:
     """``odd17 submit``: each batch stored and judged in one transaction, its outcomes yielded
     as soon as it is committed (the caller streams them out: nothing grows with the input).
-    ``policy`` defaults to the fund's."""
+    ``policy`` defaults to the fund's; ``worker``: see ``intake.submit_stream``."""
     policy = policy or runner.context.config.policy()
     for outcomes in intake.submit_stream(runner, raws, batch_size=batch_size, policy=policy,
-                                         language=language):
+                                         language=language, worker=worker):
         yield from outcomes
         if progress:
             progress(len(outcomes))
