@@ -7,7 +7,8 @@ Per round, interleaved (so that a machine whose load changes moves every line al
 
 1. baseline: read the .jsonl, pydantic validation, one SQLAlchemy bulk INSERT of the
    application rows; no Prefect, no eligibility, no history.
-2. odd17 services without Prefect (what `odd17 submit` does).
+2. odd17 services without Prefect (what `odd17 submit` does, in one process: the flows'
+   own work).
 3. odd17 end to end: the `intake` then `eligibility` Prefect flows, called in process as odd17
    calls them (``flows.common.local_runs``: no flow-run heartbeats), on Prefect's ephemeral
    server (started and warmed up before the clock starts); the `eligibility` flow only when
@@ -17,9 +18,10 @@ Per round, interleaved (so that a machine whose load changes moves every line al
    (heartbeats on: Prefect 3.8 joins a heartbeat thread that sleeps in 1 s steps), against
    the same services on the same 10 documents without Prefect.
 
-5. `odd17 submit FILE --json` as a process of its own (stdout to /dev/null): its *marginal*
-   time (the run on N documents less the run on 10, i.e. without the fixed start-up) against
-   the baseline, and its peak memory (maximum resident set size); with ``--large M`` (default
+5. `odd17 submit FILE --json` as a process of its own (stdout to /dev/null; past one batch
+   with its worker process, odd17.services.intake_worker): its *marginal* time (the run on N
+   documents less the run on 10, i.e. without the fixed start-up) against the baseline, and
+   its peak memory (maximum resident set size) and its worker's; with ``--large M`` (default
    100,000; 0 to skip) once more on M documents, for the per-document cost and the memory at
    10^5; with ``--pg URL`` (an admin URL: scratch databases are created, then dropped) the
    baseline and the submit again on PostgreSQL.
