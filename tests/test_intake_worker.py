@@ -239,3 +239,13 @@ def test_the_worker_ends_when_submit_is_killed(db_url: str, tmp_path: Path) -> N
     while any(map(_alive, children)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(map(_alive, children))
+
+
+def test_counting_stops_once_past_the_batch(tmp_path: Path) -> None:
+    """Deciding on a worker reads the files only until they hold more than one batch."""
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(b"{}\n" * 2_000_000)  # 6 MB: several 1 MiB blocks
+    assert intake.count_documents([big]) == 2_000_000
+    assert 10 < intake.count_documents([big], stop_above=10) < 2_000_000
+    assert intake.Documents((big,)).more_than(1_999_999)
+    assert not intake.Documents((big,)).more_than(2_000_000)

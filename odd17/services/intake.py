@@ -150,9 +150,10 @@ def read_sources(paths: Iterable[str | Path], language: str = "fr") -> list[RawD
         return list(iter_documents(paths, language))
 
 
-def count_documents(paths: Iterable[str | Path]) -> int:
+def count_documents(paths: Iterable[str | Path], stop_above: int | None = None) -> int:
     """How many documents ``paths`` hold, roughly (non-blank lines), for a progress bar:
-    counted in 1 MiB blocks, without parsing."""
+    counted in 1 MiB blocks, without parsing; with ``stop_above``, the count stops (at some
+    number above it) once it is passed."""
     total = 0
     for item in iter_files(paths):
         if not isinstance(item, Path) or item.suffix == ".json":
@@ -164,9 +165,13 @@ def count_documents(paths: Iterable[str | Path]) -> int:
                 while block := stream.read(1 << 20):
                     total += block.count(b"\n")
                     tail = block[-1:]
+                    if stop_above is not None and total > stop_above:
+                        return total
                 total += tail != b"\n"
         except OSError:
             total += 1
+        if stop_above is not None and total > stop_above:
+            return total
     return total
 
 
@@ -184,7 +189,7 @@ class Documents:
 
     def more_than(self, count: int) -> bool:
         """Whether the files hold more than ``count`` documents (lines counted, not parsed)."""
-        return count_documents(self.paths) > count
+        return count_documents(self.paths, stop_above=count) > count
 
 
 def _outcomes(runner: Runner, prepared: list[Prepared | Refused], *,

@@ -62,6 +62,8 @@ def _start(documents: Documents, batch_size: int, snapshot: Snapshot | None,
 
     def stream() -> Iterator[Batch]:
         for raws in chunked(iter(documents), batch_size):
+            # yielded inside the pause: the batch is pickled and dropped before the
+            # collector resumes (see intake.submit_stream)
             with gc_paused():
                 yield prepare_batch(raws, language, snapshot, keep_dump=False)
 
