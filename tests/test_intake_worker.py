@@ -151,17 +151,18 @@ def test_a_call_closed_between_the_snapshot_and_the_store_refuses(engine: Engine
     assert {o["status"] for o in outcomes} == {"refused"}
 
 
+@pytest.mark.parametrize("dies_at", [1, 2])
 def test_a_worker_that_dies_loses_nothing(engine: Engine, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worker is killed on its second batch: the rest is read again and prepared here;
-    every document has its outcome, in order, each stored once."""
+                                          monkeypatch: pytest.MonkeyPatch, dies_at: int) -> None:
+    """The worker is killed on its first or second batch: the rest is read again and
+    prepared here; every document has its outcome, in order, each stored once."""
     parent = os.getpid()
     real = intake_worker.prepare_batch
     calls = {"n": 0}
 
     def dying(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        if os.getpid() != parent and calls["n"] == 2:
+        if os.getpid() != parent and calls["n"] == dies_at:
             os._exit(3)
         return real(*args, **kwargs)
 
