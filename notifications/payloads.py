@@ -51,7 +51,7 @@ class Payload(_Model):
 @dataclass(frozen=True, slots=True)
 class Built:
     """A payload's stored form made straight from values a model has already validated (the
-    intake's two emails per document, from its ``ApplicationDocument``): what the model's
+    intake's two emails per document, from its prepared values): what the model's
     ``context()`` gives, without validating the same values a second time (~4 µs an email,
     ~8 µs a document). Made only by the ``built`` methods below; ``tests/test_payloads.py``
     checks that each equals its model's form and that the model accepts it."""
@@ -94,17 +94,10 @@ class ApplicationReceived(Applicant):
                    contact_name=document.lead.contact_name, submitted_at=at.date(), call=call)
 
     @classmethod
-    def built(cls, reference: str, document: ApplicationDocument, *, call: str,
-              at: dt.datetime) -> Built:
-        """``from_submission(…).context()``, from a validated document."""
-        lead = document.lead
-        return cls.built_from(reference, document.title, lead.name, lead.contact_name,
-                              call=call, at=at)
-
-    @classmethod
-    def built_from(cls, reference: str, title: str, lead_name: str, contact_name: str | None,
-                   *, call: str, at: dt.datetime) -> Built:
-        """The same from a validated document's values (intake's prepared documents)."""
+    def built(cls, reference: str, title: str, lead_name: str, contact_name: str | None, *,
+              call: str, at: dt.datetime) -> Built:
+        """``from_submission(…).context()``, from a validated document's values (intake's
+        prepared documents)."""
         if not reference:
             raise ValueError("application_received: a reference is required")
         return Built(cls.event, {
@@ -132,16 +125,9 @@ class _Evaluated(Applicant):
             {"rule": rule, "reason": reason} for rule, reason in failing]})
 
     @classmethod
-    def built(cls, reference: str, document: Mapping[str, Any],
-              failing: Iterable[tuple[str, str]]) -> Built:
-        """``from_evaluation(…).context()``, from a stored (validated, normalised) document
-        and the reasons of a rule set (strings)."""
-        return cls.built_for(cls.of_document(reference, document), failing)
-
-    @classmethod
-    def built_for(cls, applicant: Mapping[str, Any],
-                  failing: Iterable[tuple[str, str]]) -> Built:
-        """The same from ``applicant``, what :meth:`Applicant.of_document` gives."""
+    def built(cls, applicant: Mapping[str, Any], failing: Iterable[tuple[str, str]]) -> Built:
+        """``from_evaluation(…).context()``, from ``applicant`` (what
+        :meth:`Applicant.of_document` gives) and the reasons of a rule set (strings)."""
         reasons = [{"rule": rule, "reason": reason} for rule, reason in failing]
         if not applicant.get("reference") or (cls.needs_reasons and not reasons):
             raise ValueError(f"{cls.event}: a reference and the failing rules are required")

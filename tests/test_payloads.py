@@ -34,6 +34,11 @@ def document(title: str, name: str, contact: str | None) -> ApplicationDocument:
     return ApplicationDocument.model_validate(application(title=f"Projet {title}", lead=lead))
 
 
+def received(reference: str, doc: ApplicationDocument) -> payloads.Built:
+    return payloads.ApplicationReceived.built(reference, doc.title, doc.lead.name,
+                                              doc.lead.contact_name, call="aap-2026", at=NOW)
+
+
 def same(built: payloads.Built, model: payloads.Payload) -> None:
     assert built.event == model.event
     assert orjson.dumps(built.context()) == orjson.dumps(model.context())  # order too
@@ -46,30 +51,32 @@ def test_built_payloads_equal_their_models(title: str, name: str, contact: str |
                                            reasons: list[tuple[str, str]]) -> None:
     doc = document(title, name, contact)
     stored: dict[str, Any] = doc.model_dump(mode="json", exclude_none=True)
-    same(payloads.ApplicationReceived.built("ODD17-2026-0001", doc, call="aap-2026", at=NOW),
+    applicant = payloads.Applicant.of_document("ODD17-2026-0001", stored)
+    same(received("ODD17-2026-0001", doc),
          payloads.ApplicationReceived.from_submission("ODD17-2026-0001", doc,
                                                       call="aap-2026", at=NOW))
-    same(payloads.ApplicationEligible.built("ODD17-2026-0001", stored, []),
+    same(payloads.ApplicationEligible.built(applicant, []),
          payloads.ApplicationEligible.from_evaluation("ODD17-2026-0001", stored, []))
     if reasons:
-        same(payloads.ApplicationIneligible.built("ODD17-2026-0001", stored, reasons),
+        same(payloads.ApplicationIneligible.built(applicant, reasons),
              payloads.ApplicationIneligible.from_evaluation("ODD17-2026-0001", stored, reasons))
 
 
 def test_built_payloads_refuse_what_their_models_refuse() -> None:
     doc = document("Titre", "Porteur", None)
     stored = doc.model_dump(mode="json", exclude_none=True)
+    applicant = payloads.Applicant.of_document("ODD17-2026-0001", stored)
     with pytest.raises(ValueError, match="application_ineligible"):
-        payloads.ApplicationIneligible.built("ODD17-2026-0001", stored, [])
+        payloads.ApplicationIneligible.built(applicant, [])
     with pytest.raises(ValueError, match="application_received"):
-        payloads.ApplicationReceived.built("", doc, call="aap-2026", at=NOW)
+        received("", doc)
     with pytest.raises(ValueError):
         payloads.ApplicationIneligible.from_evaluation("ODD17-2026-0001", stored, [])
 
 
 def test_an_outbox_row_takes_a_built_payload_but_no_plain_dict() -> None:
     doc = document("Titre", "Porteur", "Claire")
-    built = payloads.ApplicationReceived.built("ODD17-2026-0001", doc, call="aap-2026", at=NOW)
+    built = received("ODD17-2026-0001", doc)
     row = message(built, "a@example.org", key="k", now=NOW, reference="ODD17-2026-0001")
     assert row["event"] == "application_received" and row["context"] == built.context()
     with pytest.raises(TypeError):

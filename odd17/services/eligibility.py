@@ -160,7 +160,7 @@ class Plan:
                 detail=None if eligible else ", ".join(failing)))
             self.moves.append({"b_id": app_id, "b_from": status, "b_to": target, "b_at": now})
             outcome = (payloads.ApplicationEligible if eligible
-                       else payloads.ApplicationIneligible).built_for(applicant, failed)
+                       else payloads.ApplicationIneligible).built(applicant, failed)
             self.messages.append(message(
                 outcome, email, key=f"{outcome.event}:{reference}:"
                 f"{now.isoformat()}", now=now, reference=reference))

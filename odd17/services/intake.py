@@ -24,6 +24,7 @@ from odd17.services.intake_prepare import (
     Refused,
     Snapshot,
     fit_key,
+    msg,
     overflow,
     prepare_batch,
     validate,
@@ -94,12 +95,8 @@ class Tally:
         }
 
 
-def _msg(language: str, fr: str, en: str) -> str:
-    return fr if language == "fr" else en
-
-
 def _file_error(source: str, fr: str, en: str, language: str) -> RawDocument:
-    return RawDocument(source, error=_msg(language, fr, en))
+    return RawDocument(source, error=msg(language, fr, en))
 
 
 def iter_files(paths: Iterable[str | Path], language: str = "fr") -> Iterator[Path | RawDocument]:

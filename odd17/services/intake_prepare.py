@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -83,17 +83,7 @@ class Snapshot:
     digest: str
 
 
-class CallLike(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def opens_on(self) -> dt.date: ...
-    @property
-    def closes_on(self) -> dt.date: ...
-    def is_open(self, day: dt.date) -> bool: ...
-
-
-def _msg(language: str, fr: str, en: str) -> str:
+def msg(language: str, fr: str, en: str) -> str:
     return fr if language == "fr" else en
 
 
@@ -108,17 +98,14 @@ def fit_key(key: str) -> str:
     return f"{key[:DEDUP_KEY_LENGTH - len(digest) - 1]}#{digest}"
 
 
-C = TypeVar("C", bound=CallLike)
-
-
-def resolve_call(name: str | None, calls: Mapping[str, C], day: dt.date,
-                 language: str) -> C | dict[str, str]:
+def resolve_call(name: str | None, calls: Mapping[str, CallDates], day: dt.date,
+                 language: str) -> CallDates | dict[str, str]:
     """The call a document goes to (the one it names, else the one open call), or why none."""
     if name is not None:
         call = calls.get(name)
         if call is None:
             known = ", ".join(sorted(calls)) or "aucun"
-            return {"field": "call", "message": _msg(
+            return {"field": "call", "message": msg(
                 language, f"appel à projets « {name} » inconnu (appels connus : {known})",
                 f'unknown call "{name}" (known calls: {known})')}
     else:
@@ -127,35 +114,35 @@ def resolve_call(name: str | None, calls: Mapping[str, C], day: dt.date,
             return {"field": "call", "message": _no_open_call(calls, day, language)}
         if len(open_calls) > 1:
             names = ", ".join(sorted(c.id for c in open_calls))
-            return {"field": "call", "message": _msg(
+            return {"field": "call", "message": msg(
                 language, f"plusieurs appels à projets sont ouverts : précisez « call » ({names})",
                 f'several calls are open: set "call" ({names})')}
         call = open_calls[0]
     if day < call.opens_on:
-        return {"field": "call", "message": _msg(
+        return {"field": "call", "message": msg(
             language, f"l'appel « {call.id} » n'ouvre que le {call.opens_on.isoformat()}",
             f'call "{call.id}" opens only on {call.opens_on.isoformat()}')}
     if day > call.closes_on:
-        return {"field": "call", "message": _msg(
+        return {"field": "call", "message": msg(
             language, f"l'appel « {call.id} » est clos depuis le {call.closes_on.isoformat()}",
             f'call "{call.id}" closed on {call.closes_on.isoformat()}')}
     return call
 
 
-def _no_open_call(calls: Mapping[str, CallLike], day: dt.date, language: str) -> str:
+def _no_open_call(calls: Mapping[str, CallDates], day: dt.date, language: str) -> str:
     upcoming = sorted((c for c in calls.values() if c.opens_on > day), key=lambda c: c.opens_on)
     past = sorted((c for c in calls.values() if c.closes_on < day), key=lambda c: c.closes_on)
     if upcoming:
         c = upcoming[0]
-        return _msg(language, f"aucun appel à projets n'est ouvert : « {c.id} » ouvrira le "
+        return msg(language, f"aucun appel à projets n'est ouvert : « {c.id} » ouvrira le "
                     f"{c.opens_on.isoformat()}",
                     f'no call is open: "{c.id}" opens on {c.opens_on.isoformat()}')
     if past:
         c = past[-1]
-        return _msg(language, f"aucun appel à projets n'est ouvert : « {c.id} » est clos depuis "
+        return msg(language, f"aucun appel à projets n'est ouvert : « {c.id} » est clos depuis "
                     f"le {c.closes_on.isoformat()}",
                     f'no call is open: "{c.id}" closed on {c.closes_on.isoformat()}')
-    return _msg(language, "aucun appel à projets n'est configuré (lancez « odd17 init »)",
+    return msg(language, "aucun appel à projets n'est configuré (lancez « odd17 init »)",
                 "no call is configured (run `odd17 init`)")
 
 
@@ -163,7 +150,7 @@ def validate(raw: Record, language: str = "fr") -> ApplicationDocument | list[di
     if raw.error is not None:
         return [{"field": "(document)", "message": raw.error}]
     if not isinstance(raw.data, dict):
-        return [{"field": "(document)", "message": _msg(
+        return [{"field": "(document)", "message": msg(
             language, "le dossier doit être un objet JSON", "the document must be a JSON object"
         )}]
     try:
@@ -204,7 +191,7 @@ def overflow(doc: ApplicationDocument, language: str = "fr") -> list[dict[str, s
     for name, limit in _column_limits():
         value = values[name]
         if value is not None and len(value) > limit:
-            errors.append({"field": name, "message": _msg(
+            errors.append({"field": name, "message": msg(
                 language, f"trop long une fois normalisé : au plus {limit} caractère(s)",
                 f"too long once normalised: at most {limit} character(s)")})
     return errors

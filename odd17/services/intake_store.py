@@ -261,7 +261,7 @@ def _insert(uow: UnitOfWork, fresh: list[_Fresh], policy: EligibilityPolicy | No
                     reason=f"dossier reçu ({f.item.source[-500:]})")
         for app_id, f in zip(ids, fresh, strict=True)])
     enqueue(session, [
-        message(payloads.ApplicationReceived.built_from(
+        message(payloads.ApplicationReceived.built(
             f.reference, f.item.title, f.item.lead.name, f.item.lead.contact_name,
             call=f.call.id, at=now), f.item.lead.email,
             key=f"application_received:{f.reference}", now=now, reference=f.reference)
