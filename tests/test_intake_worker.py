@@ -142,11 +142,16 @@ def test_a_verdict_judged_ahead_is_used_when_it_holds(engine: Engine) -> None:
     assert results == [{"rule": "pieces", "passed": False, "reason": "marqueur"}]
 
 
-def test_a_call_closed_between_the_snapshot_and_the_store_refuses(engine: Engine,
-                                                                   tmp_path: Path) -> None:
+def test_a_call_closed_between_the_snapshot_and_the_store_refuses(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker judges with the call still open (the snapshot read before it closed); the
+    store, which reads the calls under its lock, refuses every document."""
     documents = _documents(tmp_path)
+    run = runner(engine, now=NOW)
+    stale = intake.snapshot(run, run.context.config.policy())
     with unit_of_work(engine) as s:
         s.execute(update(Call).values(closes_on=dt.date(2026, 1, 31)))
+    monkeypatch.setattr(intake, "snapshot", lambda *_: stale)
     outcomes = _run(engine, documents, worker=True)
     assert {o["status"] for o in outcomes} == {"refused"}
 
