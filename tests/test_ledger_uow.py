@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, insert, select, update
 
-from models import DomainError, EntryKind, LedgerEntry, OutboxMessage, Tranche
+from models import Balance, DomainError, EntryKind, LedgerEntry, OutboxMessage, Tranche
+from models.ledger import TOTAL
 from odd17.db import unit_of_work
-from odd17.services import ledger, payments
+from odd17.services import audit, ledger, payments
 from odd17.services.balances import fund_id
 from odd17.settings import get_fund_config
 from odd17.uow import Context, Runner, UnitOfWork, open_uow
@@ -114,12 +115,13 @@ def test_a_batch_the_database_refuses_is_recorded_line_by_line(engine: Engine,
 
 
 def _entry(uow: UnitOfWork, kind: EntryKind, amount: str, key: str, *, after: tuple[str, ...],
-           grant_id: int | None = None) -> None:
+           grant_id: int | None = None, entry_id: int | None = None) -> None:
     envelope, committed, disbursed = (D(x) for x in after)
     uow.session.execute(insert(LedgerEntry.__table__).values(
-        fund_id=fund_id(uow.session), kind=kind, amount=D(amount), idempotency_key=key,
-        at=NOW, actor="intrus", note=None, grant_id=grant_id, envelope_after=envelope,
-        committed_after=committed, disbursed_after=disbursed))
+        **({"id": entry_id} if entry_id else {}), fund_id=fund_id(uow.session), kind=kind,
+        amount=D(amount), idempotency_key=key, at=NOW, actor="intrus", note=None,
+        grant_id=grant_id, envelope_after=envelope, committed_after=committed,
+        disbursed_after=disbursed))
 
 
 def test_check_names_entries_whose_balances_or_grant_are_wrong(engine: Engine) -> None:
@@ -140,6 +142,33 @@ def test_check_names_entries_whose_balances_or_grant_are_wrong(engine: Engine) -
     assert any("(commit) : sans subvention" in b for b in found)
     assert not any("forged-2" in b or "soldes recalculés (2000100.00, 10005.00" in b
                    for b in found)  # its balances follow from the entries before it
+
+
+def test_check_follows_the_entries_across_a_gap_in_their_ids(engine: Engine) -> None:
+    # A sequence skips the ids of rolled-back inserts (PostgreSQL): the entry after a gap
+    # follows the fund's last entry before it, not an entry id - 1 that does not exist.
+    [ref] = in_committee(engine, 1)
+    approve(engine, ref, "10000")
+    with open_uow(engine, context()) as uow:
+        last = uow.session.scalars(select(LedgerEntry).order_by(LedgerEntry.id.desc())).first()
+        assert last is not None
+        gap, after = last.id + 7, (last.envelope_after + 100, last.committed_after,
+                                   last.disbursed_after)
+        _entry(uow, EntryKind.topup, "100", "after-a-gap", after=tuple(map(str, after)),
+               entry_id=gap)
+        uow.session.execute(update(Balance).where(Balance.dimension == TOTAL)
+                            .values(envelope=after[0]))
+    assert breaches(engine) == []
+    with unit_of_work(engine) as s:  # found so by the quick path, not by the replay
+        assert audit._chain_holds(s, fund_id(s)) == after
+    with open_uow(engine, context()) as uow:  # after another gap, balances that do not follow
+        _entry(uow, EntryKind.topup, "1", "wrong-after-a-gap", after=tuple(map(str, after)),
+               entry_id=gap + 5)
+    found = breaches(engine)
+    assert [b for b in found if b.startswith("entrée")] == [
+        f"entrée n°{gap + 5} : soldes enregistrés ({after[0]}, {after[1]}, {after[2]}) "
+        f"différents des soldes recalculés ({after[0] + 1}, {after[1]}, {after[2]})"]
+    assert any(b.startswith("solde du fonds") for b in found)
 
 
 def test_the_award_bounds_are_one_rule() -> None:
