@@ -1,7 +1,7 @@
 """Intake + eligibility throughput, and the fixed cost of a flow run, against baselines
 measured in the same run.
 
-    python bench/intake.py [N] [--repeats R] [--json FILE]     (default N = 10,000, R = 3)
+    python bench/intake.py [N] [--repeats R] [--json FILE]     (default N = 10,000, R = 5)
 
 Per round, interleaved (so that a machine whose load changes moves every line alike):
 
@@ -330,7 +330,7 @@ def submit_figures(n: int, m: dict[str, float], large: dict[str, float],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("n", nargs="?", type=int, default=10_000, help="applications")
-    parser.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", 3)),
+    parser.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", 5)),
                         help="interleaved rounds (the figures are their medians)")
     parser.add_argument("--large", type=int, default=100_000, metavar="M",
                         help="also `odd17 submit` on M documents, once (0: skip)")
