@@ -1,7 +1,7 @@
 """The ledger on the unit of work (issue 11) and its batches (issue 12): what a movement needs
 besides the database comes from the unit of work's context, never from the global settings; a
 bank statement is recorded in batches under one lock with the same outcomes, line by line, as
-one transaction per line; ``finance --check`` computes the running balances in the database."""
+one transaction per line; ``finance --check`` checks the running balances in the database."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.orm import Session
 
 from models import Balance, DomainError, EntryKind, LedgerEntry, OutboxMessage, Tranche
 from models.ledger import TOTAL
@@ -169,6 +172,39 @@ def test_check_follows_the_entries_across_a_gap_in_their_ids(engine: Engine) -> 
         f"entrée n°{gap + 5} : soldes enregistrés ({after[0]}, {after[1]}, {after[2]}) "
         f"différents des soldes recalculés ({after[0] + 1}, {after[1]}, {after[2]})"]
     assert any(b.startswith("solde du fonds") for b in found)
+
+
+# Entries: (the gap in ids before it, its amount, an error in its recorded envelope), in cents
+LEDGERS = st.lists(st.tuples(st.integers(0, 3), st.integers(1, 500), st.integers(-2, 2)),
+                   max_size=12)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(LEDGERS)
+def test_the_chain_check_agrees_with_the_replay(engine: Engine,
+                                                entries: list[tuple[int, int, int]]) -> None:
+    # The quick path (each entry against its predecessor) passes exactly the ledgers the
+    # replay (running sums over every entry) finds sound, with the same totals.
+    with engine.connect() as connection, connection.begin() as transaction:
+        session = Session(connection)
+        fund = fund_id(session)
+        last = session.scalars(select(LedgerEntry).order_by(LedgerEntry.id.desc())).first()
+        assert last is not None
+        entry_id, envelope = last.id, last.envelope_after
+        for n, (gap, cents, error) in enumerate(entries):
+            entry_id, amount = entry_id + 1 + gap, D(cents) / 100
+            envelope += amount
+            session.execute(insert(LedgerEntry.__table__).values(
+                id=entry_id, fund_id=fund, kind=EntryKind.topup, amount=amount,
+                idempotency_key=f"chain-{n}", at=NOW, actor="test", envelope_after=envelope
+                + D(error) / 100, committed_after=last.committed_after,
+                disbursed_after=last.disbursed_after))
+        replay, totals = audit._entry_breaches(session, fund)
+        chain = audit._chain_holds(session, fund)
+        assert (chain is None) == bool(replay), (entries, replay)
+        assert chain is None or chain == totals
+        transaction.rollback()
 
 
 def test_the_award_bounds_are_one_rule() -> None:
