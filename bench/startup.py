@@ -1,8 +1,9 @@
 """Start-up time of the CLI: ``odd17 --help`` and ``odd17 list`` on a small base.
 
 Each command is a fresh process (what a user waits for), timed from spawn to exit; rounds are
-interleaved with the two baselines, ``python -c pass`` (the interpreter) and
-``python -c "import typer"`` (the floor of any Typer CLI), and each figure is the median.
+interleaved with three baselines, ``python -c pass`` (the interpreter), ``python -c "import
+typer"`` (the floor of any Typer CLI) and the imports of the stack a database command needs
+(SQLAlchemy's ORM, pydantic-settings, Typer, rich: ``STACK``), and each figure is the median.
 
     python bench/startup.py [--rounds 11] [--json FILE]
 """
@@ -23,6 +24,9 @@ from figures import Figure, json_option, median, time_figure, write_json
 
 ODD17 = Path(sys.executable).with_name("odd17")
 HELP_GOAL, LIST_GOAL = 0.3, 0.5
+# What any command that reads the database imports, whatever it does: the ORM, the settings,
+# the CLI and its tables (the floor of ``odd17 list`` in this stack, odd17's code aside)
+STACK = "import sqlalchemy.orm, pydantic_settings, typer, rich.table"
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -54,9 +58,11 @@ def main() -> None:
     json_option(parser)
     args = parser.parse_args()
     env = small_base(Path(tempfile.mkdtemp(prefix="odd17-bench-startup-")))
-    runs: dict[str, list[float]] = {"pass": [], "typer": [], "help": [], "list": []}
+    runs: dict[str, list[float]] = {"pass": [], "typer": [], "stack": [], "help": [],
+                                    "list": []}
     argv = {"pass": [sys.executable, "-c", "pass"],
             "typer": [sys.executable, "-c", "import typer"],
+            "stack": [sys.executable, "-c", STACK],
             "help": [str(ODD17), "--help"], "list": [str(ODD17), "list"]}
     for name in runs:  # one warm-up each: fills the OS file cache and writes the bytecode
         timed(argv[name], env)
@@ -66,6 +72,7 @@ def main() -> None:
     m = {name: median(times) for name, times in runs.items()}
     print(f"python -c pass        {m['pass'] * 1000:7.1f} ms")
     print(f"python -c import typer{m['typer'] * 1000:7.1f} ms")
+    print(f"the stack's imports   {m['stack'] * 1000:7.1f} ms  ({STACK})")
     figures: list[Figure] = []
     for name, label, goal in (("help", "odd17 --help", HELP_GOAL),
                               ("list", "odd17 list, small base", LIST_GOAL)):
@@ -77,6 +84,11 @@ def main() -> None:
                 m[name] <= goal if base == "typer" else None, unit="ms"))
             print(f"{label:24}{m[name] * 1000:7.1f} ms, {m[name] / m[base]:5.2f} × "
                   f"{base_label}")
+    figures.append(time_figure(
+        "startup_list_vs_stack", "odd17 list, small base (vs the stack's imports)", m["list"],
+        m["stack"], f'python -c "{STACK}"', "", None, unit="ms"))
+    print(f"odd17 list, small base  {m['list'] * 1000:7.1f} ms, "
+          f"{(m['list'] - m['stack']) * 1000:+.0f} ms over the stack's imports")
     write_json(args.json, "startup", figures, rounds=args.rounds,
                medians_ms={k: round(v * 1000, 1) for k, v in m.items()})
 
