@@ -1,7 +1,7 @@
-"""The audit (``odd17 finance --check``): ``check`` replays the ledger and verifies every
-invariant of models/ledger.py, then the lifecycle checks: what a status change lost to a race
-would leave behind, read from the tables alone. Each returns the breaches found, in French
-(empty: all hold)."""
+"""The audit (``odd17 finance --check``): ``check`` verifies every invariant of
+models/ledger.py from the ledger's entries, then the lifecycle checks: what a status change
+lost to a race would leave behind, read from the tables alone. Each returns the breaches
+found, in French (empty: all hold)."""
 
 from __future__ import annotations
 
@@ -137,8 +137,12 @@ def _chain_holds(session: Session, fund: int) -> tuple[Decimal, Decimal, Decimal
             q.fund_id == fund, q.id < e.id).order_by(q.id.desc()).limit(1).scalar_subquery()
         return func.coalesce(type_coerce(getattr(p, name), BigInteger), after_gap, 0)
 
-    broken = session.execute(
-        select(e.id).outerjoin(p, and_(p.id == e.id - 1, p.fund_id == fund))
+    # count(), not LIMIT 1: with a limit PostgreSQL expects an early breach and walks the
+    # predecessors by index one entry at a time (1.3-1.5 s on 10^6 entries against 1.0-1.1 s
+    # for its hash join); SQLite scans the same either way
+    broken = session.scalar(
+        select(func.count()).select_from(e)
+        .outerjoin(p, and_(p.id == e.id - 1, p.fund_id == fund))
         .where(e.fund_id == fund, or_(
             cents["amount"] <= 0,
             and_(e.kind.not_in((EntryKind.topup, EntryKind.correction)), e.grant_id.is_(None)),
@@ -147,8 +151,8 @@ def _chain_holds(session: Session, fund: int) -> tuple[Decimal, Decimal, Decimal
             cents["envelope_after"] - before("envelope_after") != _delta(*ENVELOPE),
             cents["committed_after"] - before("committed_after") != _delta(*COMMITTED),
             cents["disbursed_after"] - before("disbursed_after") != _delta(*DISBURSED),
-        )).limit(1)).first()
-    if broken is not None:
+        )))
+    if broken:
         return None
     last = session.execute(
         select(e.envelope_after, e.committed_after, e.disbursed_after)
