@@ -19,13 +19,17 @@ A scratch database is created, then dropped."""
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
-import time
+import sys
 import uuid
 from multiprocessing.synchronize import Barrier
+from pathlib import Path
 
 import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ledger import _run_writers  # the writers benchmark's own process harness
 
 STATEMENT = (
     "WITH moved AS (UPDATE probe_balance SET committed = committed + 500000 WHERE id = 1 "
@@ -34,7 +38,9 @@ STATEMENT = (
     "SELECT 500000, envelope, committed FROM moved RETURNING id")
 
 
-def _writer(dsn: str, mode: str, count: int, ready: Barrier) -> None:
+def _writer(dsn: str, mode: str, batch: list[str], ready: Barrier) -> None:
+    """One writer process (``ledger._run_writers``'s target): one transaction, ``ready``,
+    then one transaction per item of ``batch``."""
     with psycopg.connect(dsn) as conn:
         def one() -> None:
             if mode == "after":
@@ -47,24 +53,14 @@ def _writer(dsn: str, mode: str, count: int, ready: Barrier) -> None:
                     assert cursor.fetchone() is not None
         one()
         ready.wait()
-        for _ in range(count):
+        for _ in batch:
             one()
 
 
 def _rate(dsn: str, mode: str, writers: int, total: int) -> float:
-    context = multiprocessing.get_context("fork")
-    ready = context.Barrier(writers + 1)
-    processes = [context.Process(target=_writer, args=(dsn, mode, total // writers, ready))
-                 for _ in range(writers)]
-    for p in processes:
-        p.start()
-    ready.wait(timeout=120)
-    start = time.perf_counter()
-    for p in processes:
-        p.join()
-    if any(p.exitcode != 0 for p in processes):
-        raise SystemExit("a writer process failed")
-    return writers * (total // writers) / (time.perf_counter() - start)
+    each = total // writers
+    seconds, _ = _run_writers(dsn, [mode] * writers, [["x"] * each] * writers, _writer)
+    return writers * each / seconds
 
 
 def main() -> None:
