@@ -35,12 +35,10 @@ def application_by_reference(session: Session, reference: str, *, lock: bool = F
     serialises writers), so that what the caller checks stays true until its transaction ends.
     ``fresh``: reload it from the database even if the session holds it (implied by ``lock``).
     ``options``: loader options (e.g. ``selectinload`` of its history)."""
-    key = reference.strip().upper()
+    query = _query(lock, fresh)
     if options:
-        query = _query(lock, fresh).options(*options)
-        app = session.scalars(query, {"reference": key}).first()
-    else:
-        app = session.scalars(_query(lock, fresh), {"reference": key}).first()
+        query = query.options(*options)
+    app = session.scalars(query, {"reference": reference.strip().upper()}).first()
     if app is None:
         raise NotFound(f"aucun dossier de référence « {reference} »")
     return app

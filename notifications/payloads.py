@@ -78,8 +78,15 @@ class Applicant(Payload):
     @staticmethod
     def of_document(reference: str, document: Mapping[str, Any]) -> dict[str, Any]:
         lead = document["lead"]
-        return {"reference": reference, "title": document["title"], "lead_name": lead["name"],
-                "contact_name": lead.get("contact_name")}
+        return Applicant.fields(reference, document["title"], lead["name"],
+                                lead.get("contact_name"))
+
+    @staticmethod
+    def fields(reference: str, title: str, lead_name: str,
+               contact_name: str | None) -> dict[str, Any]:
+        """These fields as an email's context holds them (the one place that spells them)."""
+        return {"reference": reference, "title": title, "lead_name": lead_name,
+                "contact_name": contact_name}
 
 
 class ApplicationReceived(Applicant):
@@ -100,10 +107,8 @@ class ApplicationReceived(Applicant):
         prepared documents)."""
         if not reference:
             raise ValueError("application_received: a reference is required")
-        return Built(cls.event, {
-            "reference": reference, "title": title, "lead_name": lead_name,
-            "contact_name": contact_name, "submitted_at": at.date().isoformat(),
-            "call": call})
+        return Built(cls.event, {**Applicant.fields(reference, title, lead_name, contact_name),
+                                 "submitted_at": at.date().isoformat(), "call": call})
 
 
 class Reason(_Model):

@@ -145,7 +145,7 @@ class Plan:
         """What :meth:`judge` adds, from rule results already computed (intake judges its
         documents as it prepares them, see odd17.services.intake_prepare): ``failed`` and
         ``results`` as :func:`outcome_of` gives them (``results`` may be their JSON text, as
-        an ``orjson.Fragment``). ``applicant``: what ``payloads.Applicant.of_document``
+        an ``orjson.Fragment``). ``applicant``: what ``payloads.Applicant.fields``
         gives; ``email``: the lead's."""
         eligible = not failed  # rules.eligibility.is_eligible
         self.evaluations.append({

@@ -231,8 +231,8 @@ def _insert(uow: UnitOfWork, fresh: list[_Fresh], policy: EligibilityPolicy | No
             item, lead = f.item, f.item.lead
             verdict = planned.record(
                 0, f.reference, INITIAL, *_results(item, f.call, policy, digest),
-                {"reference": f.reference, "title": item.title, "lead_name": lead.name,
-                 "contact_name": lead.contact_name},  # payloads.Applicant.of_document
+                payloads.Applicant.fields(f.reference, item.title, lead.name,
+                                          lead.contact_name),
                 lead.email, digest=digest, now=now, actor=actor)
             status_of[f.reference] = Status(verdict.status)
     org_ids = _organisation_ids(session, [f.item.lead for f in fresh], now)
