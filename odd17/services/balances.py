@@ -17,7 +17,18 @@ from decimal import Decimal
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, Integer, bindparam, insert, literal, select, text, update
+from sqlalchemy import (
+    Boolean,
+    ColumnClause,
+    Integer,
+    bindparam,
+    column,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
@@ -227,15 +238,19 @@ FROM moved, entry"""
 
 
 def _recorded(sql: str, money: tuple[str, ...] = (), integers: tuple[str, ...] = (),
-              **columns: Any) -> Any:
+              leading: tuple[ColumnClause[Any], ...] = ()) -> Any:
+    """``sql`` with its parameters' types and its result's columns: ``leading`` then those of
+    ``_RESULT``, in the SELECT's order. Given in order (not by name), SQLAlchemy caches how it
+    reads the result instead of matching its columns by name at every call."""
     return text(sql).bindparams(
         *(bindparam(name, type_=Money()) for name in (
             "envelope", "committed", "disbursed", "need_available", "need_committed", "amount",
             *money)),
         *(bindparam(name, type_=Integer()) for name in ("fund_id", "grants", *integers)),
         bindparam("at", type_=UTCDateTime()),
-    ).columns(**columns, fund_id=Integer(), envelope=Money(), committed=Money(),
-              disbursed=Money(), alert=Boolean(), entry_id=Integer())
+    ).columns(*leading, column("fund_id", Integer()), column("envelope", Money()),
+              column("committed", Money()), column("disbursed", Money()),
+              column("alert", Boolean()), column("entry_id", Integer()))
 
 
 RECORDED_MOVE = _recorded(_MOVED + _RESULT)
@@ -278,7 +293,7 @@ SELECT (SELECT id FROM new_grant) AS grant_id, moved.fund_id, moved.envelope, mo
 FROM (VALUES (1)) AS one (x) LEFT JOIN moved ON true LEFT JOIN entry ON true"""
     money = ("grant_awarded", "grant_disbursed", "grant_released",
              *(f"tranche_amount{i}" for i in range(tranches)))
-    return _recorded(sql, money, ("application_id",), grant_id=Integer())
+    return _recorded(sql, money, ("application_id",), (column("grant_id", Integer()),))
 
 
 def record_approval(uow: UnitOfWork, move: dict[str, Any], grant: Grant, amount: Decimal,
