@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event, exc, make_url
 from sqlalchemy.orm import Session
 
 from odd17.settings import get_settings
@@ -56,7 +56,12 @@ def make_engine(url: str, *, sqlite_synchronous: str = SQLITE_SYNCHRONOUS) -> En
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, json_serializer=json_dumps)
+    connect_args: dict[str, Any] = {}
+    if make_url(url).get_driver_name() == "psycopg":
+        from odd17.pg_cursor import Cursor  # psycopg imported only for PostgreSQL
+
+        connect_args["cursor_factory"] = Cursor
+    engine = create_engine(url, json_serializer=json_dumps, connect_args=connect_args)
     _ping_when_idle(engine)
     return engine
 
