@@ -21,7 +21,9 @@
    one envelope, and a plain psycopg baseline doing the same conditional UPDATE + INSERT with
    8 writers; each run timed from the moment every process is connected and has made one
    approval (or one plain transaction), to its end; BENCH_REPEATS (default 3) interleaved
-   rounds, medians. Targets: 8 writers >= 1 writer, and >= 0.25x the plain baseline."""
+   rounds, medians. Targets: 8 writers >= 1 writer, and >= 0.25x the plain baseline. Also,
+   for information, the product's path: recorded committee decisions applied
+   (``committee.apply_recorded``) by 1 and by 8 writers."""
 
 from __future__ import annotations
 
@@ -47,10 +49,10 @@ from sqlalchemy import create_engine, insert, make_url, select, text, update
 from sqlalchemy.orm import Session
 from stdnum import luhn
 
-from models import Application, Balance, LedgerDay, LedgerEntry, Status
+from models import Application, Balance, LedgerDay, LedgerEntry, Reviewer, Status
 from models.ledger import TOTAL, EntryKind
 from odd17.db import dispose_engines, make_engine, unit_of_work
-from odd17.services import audit, eligibility, finance, intake, ledger
+from odd17.services import audit, committee, eligibility, finance, intake, ledger
 from odd17.services.balances import cents, fund_id
 from odd17.services.setup import init_database
 from odd17.settings import load_fund_config, reset_caches
@@ -59,6 +61,7 @@ from rules.eligibility import EligibilityPolicy
 from rules.tranches import DEFAULT_PLAN
 
 T = Decimal("0.10")
+MEMBERS = [f"membre{i}@fonds.example.org" for i in range(3)]
 START = dt.datetime(2027, 1, 4, 9, 0, tzinfo=dt.UTC)
 CONFIG = load_fund_config(None)
 
@@ -242,6 +245,35 @@ def _approve_all(db_url: str, warm: str, batch: list[str], ready: Barrier) -> No
     engine.dispose()
 
 
+def _apply_all(db_url: str, warm: str, batch: list[str], ready: Barrier) -> None:
+    """One writer on the product's path: apply recorded committee decisions (``warm`` and
+    ``batch`` are their ids) as ``odd17 committee decide`` and the review flow do, each in a
+    transaction of its own (``committee.apply_recorded``: the decision locked, the grant,
+    the email queued, the decision marked applied, the balance rows)."""
+    engine = make_engine(db_url)
+    runner = Runner(engine, Context(actor="bench", config=CONFIG))
+    for item in [warm, None, *batch]:
+        if item is None:
+            ready.wait()
+            continue
+        assert committee.apply_recorded(runner, int(item)) is not None
+    engine.dispose()
+
+
+def recorded_decisions(engine, refs: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """An approval decided for each of ``refs`` (in committee), recorded and not applied yet,
+    by three committee members: their ids."""
+    with unit_of_work(engine) as s:
+        s.add_all(Reviewer(email=e, name=e, interests=[], reviews=False, committee=True,
+                           active=True, created_at=START) for e in MEMBERS)
+    ids = []
+    with bench_uow(engine, START) as uow:
+        for ref in refs:
+            ids.append(str(committee.record_decision(uow, ref, "approve", present=MEMBERS,
+                                                     amount=Decimal("5000.00"), motif="").id))
+    return ids
+
+
 def _plain_all(dsn: str, warm: str, batch: list[str], ready: Barrier) -> None:
     """The floor: the same conditional UPDATE of one balance row and one INSERT, committed,
     once per item of ``batch`` (after one such transaction and ``ready``, as the writers),
@@ -324,15 +356,19 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
         init_database(engine, CONFIG, START - dt.timedelta(days=60))
         refs = committee_applications(engine, rounds * (per_run * len(counts) + sum(counts)),
                                       "5000.00")
+        most = max(counts)
+        # the product's path: decisions recorded beforehand, applied by 1 and by ``most``
+        decisions = recorded_decisions(engine, committee_applications(
+            engine, rounds * 2 * (per_run + most), "5000.00", offset=len(refs)))
         with bench_uow(engine, START) as uow:  # room for every approval below
             ledger.topup(uow, Decimal("100000000"), reason="bench", key="bench")
         engine.dispose()  # each writer process opens its own connections
-        most = max(counts)
         timed: dict[int, list[float]] = {w: [] for w in counts}
         overall: dict[int, list[float]] = {w: [] for w in counts}
         plain_timed: list[float] = []
         plain_overall: list[float] = []
         plain_one: list[float] = []  # the driver alone with 1 writer: how it scales, for reading
+        applied: dict[int, list[float]] = {1: [], most: []}  # committee decisions applied
         for _ in range(rounds):
             for writers in counts:
                 warm, mine, refs = refs[:writers], refs[writers:writers + per_run], \
@@ -345,10 +381,17 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
             plain_timed.append(seconds)
             plain_overall.append(all_in)
             plain_one.append(_plain_baseline(db_url, 1, per_run)[0])
+            for writers in (1, most):
+                warm, mine, decisions = decisions[:writers], \
+                    decisions[writers:writers + per_run], decisions[writers + per_run:]
+                applied[writers].append(_run_writers(
+                    db_url, warm, [mine[i::writers] for i in range(writers)],
+                    target=_apply_all)[0])
         rates = {w: per_run / median(v) for w, v in timed.items()}
         with_start = {w: per_run / median(v) for w, v in overall.items()}
         plain, plain_with_start = per_run / median(plain_timed), per_run / median(plain_overall)
         plain_single = per_run / median(plain_one)
+        decided = {w: per_run / median(v) for w, v in applied.items()}
         engine = make_engine(db_url)
         with unit_of_work(engine) as s:
             assert audit.check(uow_for(s)) == []
@@ -369,6 +412,12 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
               f"{plain / plain_single:.2f}x of it (odd17: {rates[most] / rates[1]:.2f}x)")
         print(f"  approvals at {rates[most] / plain:.2f}x of it (target >= 0.25; "
               f"{with_start[most] / plain_with_start:.2f}x counting the start)")
+        print("committee decisions applied (committee.apply_recorded, the product's path: "
+              "the decision locked, grant, email queued, decision marked, balance rows):")
+        for writers, rate in decided.items():
+            print(f"  {writers} writer(s) {rate:8.0f} decisions/s  ratio to 1 writer "
+                  f"{rate / decided[1]:.2f}  rounds: "
+                  + ", ".join(f"{per_run / t:.0f}" for t in applied[writers]))
         return [
             rate_figure("ledger.approvals", f"approvals on PostgreSQL, {most} writer processes",
                         per_run, per_run / rates[most], per_run / rates[1], "approvals/s",
@@ -378,6 +427,9 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
                         per_run, per_run / rates[most], per_run / plain, "approvals/s",
                         f"plain psycopg UPDATE + INSERT, {most} writers", ">= 0.25x",
                         rates[most] >= 0.25 * plain),
+            rate_figure("ledger.decisions", f"committee decisions applied, {most} writers",
+                        per_run, per_run / decided[most], per_run / decided[1], "decisions/s",
+                        "1 writer", "", None),
             rate_figure("ledger.plain_scaling", f"plain psycopg alone, {most} writers vs 1",
                         per_run, per_run / plain, per_run / plain_single, "transactions/s",
                         "plain psycopg, 1 writer", "", None),
