@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from models import MessageStatus, OutboxMessage
 from models.bulk import insert_many
-from models.dialect import dialect_insert
+from models.dialect import dialect_insert, insert_or_ignore
 from notifications.payloads import Built, Payload
 
 
@@ -29,6 +29,9 @@ def message(payload: Payload | Built, recipient: str, *, key: str, now: dt.datet
 def enqueue(session: Session, rows: list[dict[str, Any]]) -> None:
     """Add messages (built with ``message``); a key already queued adds nothing."""
     if not rows:
+        return
+    if len(rows) == 1:  # one email (a decision, a payment, a sign-in): a statement compiled once
+        session.execute(insert_or_ignore(OutboxMessage.__table__, tuple(rows[0])), rows[0])
         return
     insert_many(session, dialect_insert(session, OutboxMessage.__table__).on_conflict_do_nothing(),
                 rows)
