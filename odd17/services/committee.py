@@ -9,16 +9,18 @@ decide``, the web) and ``apply_pending`` (flows/review.py) both go through it.""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models import Application, Decision, DecisionOutcome, DomainError, Reviewer, Status
 from models.lifecycle import DECIDED
-from models.lookup import application_by_reference
+from models.lookup import application_by_reference, application_reloaded
 from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.services import ledger
@@ -101,7 +103,7 @@ def apply_decision(uow: UnitOfWork, decision_id: int) -> ledger.Result | None:
     decision = _locked_decision(session, decision_id)
     if decision is None or decision.applied_at is not None:
         return None  # applied meanwhile by another run (the lock made us wait for it)
-    app = session.get_one(Application, decision.application_id, populate_existing=True)
+    app = application_reloaded(session, decision.application_id)
     result: ledger.Result | None = None
     staged: ledger.Staged | None = None
     if decision.outcome == DecisionOutcome.approve:
@@ -126,8 +128,8 @@ def apply_decision(uow: UnitOfWork, decision_id: int) -> ledger.Result | None:
             payloads.DecisionRejected.from_decision(app, decision), app.contact_email,
             key=f"decision_rejected:{app.reference}:{decision.id}", now=now,
             reference=app.reference)])
-    decision.applied_at = now
-    session.flush()
+    _mark_applied(session, decision, now)
+    session.flush()  # anything else changed, before the balance rows' locks
     if staged is not None:
         result = ledger.commit_approval(uow, staged)
     return result
@@ -138,9 +140,26 @@ def pending_decisions(uow: UnitOfWork) -> list[int]:
         Decision.applied_at.is_(None), Decision.error.is_(None)).order_by(Decision.id)))
 
 
+def _mark_applied(session: Session, decision: Decision, at: dt.datetime) -> None:
+    """``applied_at`` written by one prepared UPDATE (the decision's row is locked), the object
+    kept in step: the ORM's flush of that one change cost ~15 % of a decision's CPU."""
+    session.execute(_MARK_APPLIED, {"decision_id": decision.id, "at": at})
+    set_committed_value(decision, "applied_at", at)
+
+
+_DECISIONS = Decision.__table__
+_MARK_APPLIED = update(_DECISIONS).where(_DECISIONS.c.id == bindparam("decision_id")) \
+    .values(applied_at=bindparam("at", type_=_DECISIONS.c.applied_at.type))
+
+
 def _locked_decision(session: Session, decision_id: int) -> Decision | None:
-    return session.scalars(select(Decision).where(Decision.id == decision_id)
-                           .with_for_update().execution_options(populate_existing=True)).first()
+    return session.scalars(_LOCKED_DECISION, {"id": decision_id}).first()
+
+
+# Built once: a statement object keeps its cache key, which SQLAlchemy otherwise computes
+# again at each call (as models/lookup.py)
+_LOCKED_DECISION = select(Decision).where(Decision.id == bindparam("id")).with_for_update() \
+    .execution_options(populate_existing=True)
 
 
 def mark_failed(uow: UnitOfWork, decision_id: int, error: str) -> None:
