@@ -22,7 +22,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from models import Application, Reviewer
-from models.ledger import Grant, Tranche
+from models.ledger import Grant, NewGrant, Tranche
 from models.review import Decision
 from rules.document import ApplicationDocument
 from rules.money import as_str
@@ -179,7 +179,7 @@ class DecisionApproved(Applicant):
     tranches: list[TrancheDue] = Field(min_length=1)
 
     @classmethod
-    def from_grant(cls, app: Application, grant: Grant) -> DecisionApproved:
+    def from_grant(cls, app: Application, grant: Grant | NewGrant) -> DecisionApproved:
         return cls(**cls.of(app), amount=grant.awarded, tranches=[
             TrancheDue(number=t.number, label=t.label, amount=t.amount, due_on=t.due_on)
             for t in grant.tranches])

@@ -36,7 +36,7 @@ from models import Balance, EntryKind, Fund, Grant, LedgerDay, LedgerEntry, NotF
 from models.application import MOVE_CTES
 from models.base import Money, UTCDateTime
 from models.dialect import dialect_insert, is_postgresql
-from models.ledger import TOTAL, ZERO
+from models.ledger import TOTAL, ZERO, NewGrant
 from notifications import payloads
 from notifications.outbox import enqueue, message
 from odd17.uow import UnitOfWork
@@ -145,7 +145,7 @@ def move_and_record(
     grants: int = 0, need_available: Decimal | None = None,
     need_committed: Decimal | None = None, grant_id: int | None = None,
     tranche_id: int | None = None, corrects: int | None = None,
-    grant: Grant | None = None,
+    grant: NewGrant | None = None,
 ) -> tuple[Moved, int] | None:
     """:func:`move` then :func:`record_entry`: the balances after the move and the entry's id,
     or ``None`` (nothing written) when the move's condition does not hold.
@@ -296,7 +296,7 @@ FROM (VALUES (1)) AS one (x) LEFT JOIN moved ON true LEFT JOIN entry ON true"""
     return _recorded(sql, money, ("application_id",), (column("grant_id", Integer()),))
 
 
-def record_approval(uow: UnitOfWork, move: dict[str, Any], grant: Grant, amount: Decimal,
+def record_approval(uow: UnitOfWork, move: dict[str, Any], grant: NewGrant, amount: Decimal,
                     key: str, *, note: str) -> tuple[int | None, tuple[Moved, int] | None]:
     """PostgreSQL: an approval in one statement (:func:`_approval`): ``move`` from
     ``Application.staged_move``, ``grant`` with its tranches, not written yet. Returns the
@@ -312,9 +312,9 @@ def record_approval(uow: UnitOfWork, move: dict[str, Any], grant: Grant, amount:
         "tranche_id": None, "corrects_id": None, "day": uow.now.date()}
     if not grant.tranches:  # split() gives one at least; none would read as a refusal
         raise ValueError("record_approval: a grant without tranches")
-    for i, tranche in enumerate(grant.tranches):
-        params.update({f"number{i}": tranche.number, f"label{i}": tranche.label,
-                       f"tranche_amount{i}": tranche.amount, f"due_on{i}": tranche.due_on})
+    for i, (number, label, tranche_amount, due_on) in enumerate(grant.tranches):
+        params.update({f"number{i}": number, f"label{i}": label,
+                       f"tranche_amount{i}": tranche_amount, f"due_on{i}": due_on})
     row = uow.session.execute(_approval(len(grant.tranches)), params).one()
     if row.grant_id is None or row.entry_id is None:
         return row.grant_id, None
@@ -373,8 +373,8 @@ def alert(uow: UnitOfWork, moved: Moved, key: str) -> None:
         context.finance_email, key=f"envelope_alert:{key}", now=uow.now)])
 
 
-def bump_dimensions(session: Session, fund: int, deltas: Iterable[tuple[Grant, Decimal,
-                                                                         Decimal, int]]) -> None:
+def bump_dimensions(session: Session, fund: int,
+                    deltas: Iterable[tuple[Grant | NewGrant, Decimal, Decimal, int]]) -> None:
     """Add (committed, disbursed, grants) deltas to the grants' objective and region rows, in
     (dimension, key) order; called once the total row is locked (the lock order), so two
     writers never wait on each other for them. Deltas all non-negative: one upsert.

@@ -37,7 +37,7 @@ from models import (
     Tranche,
 )
 from models.dialect import is_postgresql
-from models.ledger import TOTAL, ZERO
+from models.ledger import TOTAL, ZERO, NewGrant, schedule
 from models.lifecycle import check_transition
 from notifications import payloads
 from notifications.outbox import enqueue, message
@@ -189,7 +189,7 @@ class Staged:
     with them, see ``move``)."""
 
     app: Application
-    grant: Grant
+    grant: NewGrant
     amount: Decimal
     key: str
     note: str
@@ -218,10 +218,8 @@ def stage_approval(uow: UnitOfWork, app: Application, amount: Decimal, *, plan: 
     check_transition(app.status, Status.approved, app.reference)
     due = reads.due_dates(app, plan, uow.now)
     why = reason or f"décision du comité : accord de {eur(amount)}"
-    grant = Grant(application_id=app.id, awarded=amount, disbursed=ZERO, released=ZERO,
-                  objective=app.primary_objective or "", region=app.region,
-                  approved_at=uow.now)
-    grant.schedule(plan, due)
+    grant = NewGrant(app.id, amount, app.primary_objective or "", app.region, uow.now,
+                     schedule(amount, plan, due))
     # PostgreSQL: written by commit_approval's one statement instead (two round trips less)
     app_move = app.staged_move(Status.approved, actor=uow.actor, at=uow.now, reason=why)
     if app_move is None:
@@ -238,19 +236,17 @@ def stage_approval(uow: UnitOfWork, app: Application, amount: Decimal, *, plan: 
 
 GRANT_COLUMNS = ("application_id", "awarded", "disbursed", "released", "objective", "region",
                  "approved_at")
-TRANCHE_COLUMNS = ("number", "label", "amount", "due_on")
 
 
-def _insert_grant(session: Session, grant: Grant) -> None:
+def _insert_grant(session: Session, grant: NewGrant) -> None:
     """Write a new grant and its tranches with two Core INSERTs (the ORM's flush of them
-    costs more CPU than the rest of an approval); ``grant`` stays out of the session, its id
-    set, for what the transaction still writes (the email, the entry)."""
+    costs more CPU than the rest of an approval); its id set, for what the transaction still
+    writes (the email, the entry)."""
     grants, tranches = Grant.__table__, Tranche.__table__
     grant.id = session.execute(insert(grants).returning(grants.c.id),
                                {c: getattr(grant, c) for c in GRANT_COLUMNS}).scalar_one()
     session.execute(insert(tranches), [
-        {"grant_id": grant.id, **{c: getattr(t, c) for c in TRANCHE_COLUMNS}}
-        for t in grant.tranches])
+        {"grant_id": grant.id, **t._asdict()} for t in grant.tranches])
 
 
 def commit_approval(uow: UnitOfWork, staged: Staged) -> Result:
