@@ -45,8 +45,8 @@ def insert_or_ignore(table: Table, keys: tuple[str, ...]) -> TextClause:
     """``INSERT … ON CONFLICT DO NOTHING`` of one row of ``table`` with the columns ``keys``
     (the same SQL on PostgreSQL and SQLite), as text typed with the columns' types: SQLAlchemy
     2.0 compiles its dialects' INSERT … ON CONFLICT again at every execution (their
-    ``inherit_cache = False``), ~12 % of a committee decision's CPU for its one email; a text
-    statement is compiled once."""
+    ``inherit_cache = False``), a large part of a committee decision's CPU for its one email
+    (bench/README.md); a text statement is compiled once."""
     columns = ", ".join(f'"{key}"' for key in keys)
     values = ", ".join(f":{key}" for key in keys)
     return text(f"INSERT INTO {table.name} ({columns}) VALUES ({values}) "
