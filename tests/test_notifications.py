@@ -338,3 +338,29 @@ def test_a_message_taken_meanwhile_is_announced_but_never_handed_over(
     assert [(m.status, m.claimed_by) for m in outbox(engine)] == [
         (MessageStatus.sent, "me"), (MessageStatus.sending, "other"),
         (MessageStatus.sent, "me"), (MessageStatus.sent, "me")]
+
+
+def test_one_message_and_a_batch_are_stored_alike_and_a_key_once(engine: Engine) -> None:
+    """``enqueue`` writes one message with a statement of its own (compiled once) and a batch
+    with ``insert_many``: the rows are the same, and a key already queued adds nothing either
+    way, alone or within a batch."""
+    now = dt.datetime(2027, 1, 4, 9, 0, tzinfo=dt.UTC)
+    event = "decision_approved"
+
+    def row(i: int) -> dict[str, object]:
+        return message(SAMPLES[event], f"r{i}@exemple.example.org", key=f"k:{i}", now=now,
+                       reference=EXAMPLES[event].get("reference"))
+
+    with unit_of_work(engine) as s:
+        enqueue(s, [row(0)])  # alone
+        enqueue(s, [row(0)])  # the same key again: nothing
+    with unit_of_work(engine) as s:
+        enqueue(s, [row(0), row(1)])  # a batch: only the new key
+        enqueue(s, [row(1)])
+    stored = outbox(engine)
+    assert [m.idempotency_key for m in stored] == ["k:0", "k:1"]
+    columns = ("event", "reference", "context", "status", "attempts", "next_attempt_at",
+               "created_at")
+    alone, batched = ({c: getattr(m, c) for c in columns} for m in stored)
+    assert alone == batched and alone["status"] is MessageStatus.pending
+    assert alone["next_attempt_at"] == now and alone["context"] == row(0)["context"]
