@@ -24,13 +24,14 @@ from models import (
     Application,
     Decision,
     EligibilityEvaluation,
+    LedgerEntry,
     OutboxMessage,
     Review,
     Status,
     StatusChange,
 )
 from odd17.db import make_engine, unit_of_work
-from odd17.services import assignment, scoring
+from odd17.services import assignment, committee, scoring
 from odd17.services.audit import check as check_ledger
 from odd17.services.reviewers import ReviewerIn, add_reviewer
 from rules.review import ReviewPolicy
@@ -113,6 +114,59 @@ def test_concurrent_decisions_take_effect_once(engine: Engine, db_url: str, tmp_
         statuses = Counter(s.scalars(select(Application.status)
                                      .where(Application.reference.in_(refs))))
         assert set(statuses) <= {Status.approved, Status.rejected}
+    assert audit(engine) == []
+
+
+APPLY_ALL = """
+import json, sys, time
+from pathlib import Path
+from odd17.db import get_engine
+from odd17.services import committee
+from odd17.uow import Context, Runner
+runner = Runner(get_engine(), Context.from_settings("applier"))
+with runner.uow() as uow:
+    pending = committee.pending_decisions(uow)  # read before the start: both try every one
+go = Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.01)
+print(json.dumps([i for i in pending if committee.apply_recorded(runner, i) is not None]))
+"""
+
+
+def test_two_appliers_apply_each_recorded_decision_once(engine: Engine, db_url: str,
+                                                        tmp_path: Path) -> None:
+    """Two appliers at once on the same pending decisions (both read them before starting):
+    each decision is applied by one of them (its row's lock and ``applied_at IS NULL``), the
+    other finds it applied and does nothing; one approval, one entry, one email each."""
+    refs = in_committee(engine, 12, requested="10000.00")
+    people(engine, reviewers=0)
+    with uow(engine, now=dt.datetime(2026, 12, 2, tzinfo=dt.UTC)) as u:
+        for ref in refs:
+            committee.record_decision(u, ref, "approve", present=MEMBERS.split(","),
+                                      amount=None, motif="")
+    go = tmp_path / f"go-{uuid.uuid4().hex}"
+    env = {**os.environ, "ODD17_DATABASE_URL": db_url}
+    procs = [subprocess.Popen([sys.executable, "-c", APPLY_ALL, str(go)], cwd=ROOT, env=env,
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    time.sleep(2.5)  # let both import and read the pending decisions (not for correctness)
+    go.touch()
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    applied = [i for out, _err in outputs for i in json.loads(out)]
+    with unit_of_work(engine) as s:
+        assert sorted(applied) == sorted(s.scalars(select(Decision.id)))  # each once
+        assert s.scalar(select(func.count()).select_from(Decision)
+                        .where(Decision.applied_at.is_(None))) == 0
+        keys = Counter(s.scalars(select(LedgerEntry.idempotency_key)
+                                 .where(LedgerEntry.idempotency_key.like("decision:%"))))
+        assert len(keys) == 12 and set(keys.values()) == {1}
+        mails = Counter(s.scalars(select(OutboxMessage.reference)
+                                  .where(OutboxMessage.event == "decision_approved")))
+        assert mails == Counter(refs)
+        moved = Counter(s.scalars(select(Application.reference).join(StatusChange)
+                                  .where(StatusChange.to_status == Status.approved)))
+        assert moved == Counter(refs)
     assert audit(engine) == []
 
 
