@@ -340,6 +340,17 @@ def _plain_baseline(db_url: str, writers: int, count: int) -> tuple[float, float
                         target=_plain_all)
 
 
+def _print_rates(unit: str, per_run: int, timed: dict[int, list[float]],
+                 with_start: dict[int, float] | None = None) -> None:
+    """One line per number of writers: the median rate, its ratio to 1 writer, the rounds."""
+    rates = {w: per_run / median(v) for w, v in timed.items()}
+    for writers, rate in rates.items():
+        started = "" if with_start is None else f"  ({with_start[writers]:.0f}/s)"
+        print(f"  {writers} writer(s) {rate:8.0f} {unit}/s  ratio to 1 writer "
+              f"{rate / rates[1]:.2f}{started}  rounds: "
+              + ", ".join(f"{per_run / t:.0f}" for t in timed[writers]))
+
+
 def writers_benchmark(admin_url: str, per_run: int = 240,
                       counts: tuple[int, ...] = (1, 2, 4, 8),
                       rounds: int = int(os.environ.get("BENCH_REPEATS", 3))) -> list[Figure]:
@@ -401,10 +412,7 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
               "the entry and the day's row, and the commit):")
         print(f"  (median of {rounds} interleaved rounds, each timed once every writer is "
               "connected and has made one approval; in brackets, counting the processes' start)")
-        for writers, rate in rates.items():
-            print(f"  {writers} writer(s) {rate:8.0f} approvals/s  ratio to 1 writer "
-                  f"{rate / rates[1]:.2f}  ({with_start[writers]:.0f}/s)  rounds: "
-                  + ", ".join(f"{per_run / t:.0f}" for t in timed[writers]))
+        _print_rates("approvals", per_run, timed, with_start)
         print(f"  plain psycopg, {most} writers (conditional UPDATE + INSERT): {plain:8.0f}/s "
               f"({plain_with_start:.0f}/s)  rounds: "
               + ", ".join(f"{per_run / t:.0f}" for t in plain_timed))
@@ -413,11 +421,8 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
         print(f"  approvals at {rates[most] / plain:.2f}x of it (target >= 0.25; "
               f"{with_start[most] / plain_with_start:.2f}x counting the start)")
         print("committee decisions applied (committee.apply_recorded, the product's path: "
-              "the decision locked, grant, email queued, decision marked, balance rows):")
-        for writers, rate in decided.items():
-            print(f"  {writers} writer(s) {rate:8.0f} decisions/s  ratio to 1 writer "
-                  f"{rate / decided[1]:.2f}  rounds: "
-                  + ", ".join(f"{per_run / t:.0f}" for t in applied[writers]))
+              "the decision claimed, grant, email queued, balance rows):")
+        _print_rates("decisions", per_run, applied)
         print(f"  decisions at {decided[most] / plain:.2f}x of plain psycopg with {most} writers "
               "(target >= 0.25)")
         return [
