@@ -5,8 +5,8 @@ rows. psycopg 3 answers with a new ``Column`` object per column each time (a Pyt
 that decodes the name and looks the type up: psycopg issue #446), while SQLAlchemy reads the
 columns only the first time it runs a statement and keeps what it learnt. An approval (its
 read of the application has 25 columns) spent 949–963 µs of client CPU with psycopg's cursor,
-897–916 µs with this one (bench/README.md). Installed by ``odd17.db.make_engine`` (``cursor_factory``, the driver's
-documented hook)."""
+897–916 µs with this one (bench/README.md). Installed by ``odd17.db.make_engine``
+(``cursor_factory``, the driver's documented hook)."""
 
 from __future__ import annotations
 
