@@ -149,7 +149,7 @@ def test_two_appliers_apply_each_recorded_decision_once(engine: Engine, db_url: 
     procs = [subprocess.Popen([sys.executable, "-c", APPLY_ALL, str(go)], cwd=ROOT, env=env,
                               text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(2)]
-    time.sleep(2.5)  # let both import and read the pending decisions (not for correctness)
+    time.sleep(2.5)  # both read every pending decision first: without it, a weaker test
     go.touch()
     outputs = [proc.communicate(timeout=300) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outputs
