@@ -154,13 +154,8 @@ _CLAIM = update(Decision).where(Decision.id == bindparam("decision_id"),
 
 
 def _locked_decision(session: Session, decision_id: int) -> Decision | None:
-    return session.scalars(_LOCKED_DECISION, {"id": decision_id}).first()
-
-
-# Built once: a statement object keeps its cache key, which SQLAlchemy otherwise computes
-# again at each call (as models/lookup.py)
-_LOCKED_DECISION = select(Decision).where(Decision.id == bindparam("id")).with_for_update() \
-    .execution_options(populate_existing=True)
+    return session.scalars(select(Decision).where(Decision.id == decision_id)
+                           .with_for_update().execution_options(populate_existing=True)).first()
 
 
 def mark_failed(uow: UnitOfWork, decision_id: int, error: str) -> None:
