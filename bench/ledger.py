@@ -19,7 +19,8 @@
 4. With a PostgreSQL URL (an admin connection; a scratch database is created and dropped;
    or ODD17_BENCH_PG_URL): approvals per second with 1, 2, 4 and 8 writer processes against
    one envelope, and a plain psycopg baseline doing the same conditional UPDATE + INSERT with
-   8 writers; each run timed from the moment every process is connected and has made one
+   8 writers (on the one balance row; for reading, also on a row each: what the shared row's
+   lock costs on this machine); each run timed from the moment every process is connected and has made one
    approval (or one plain transaction), to its end; BENCH_REPEATS (default 3) interleaved
    rounds, medians. Targets: 8 writers >= 1 writer, and >= 0.25x the plain baseline; for
    ``ledger.approve`` alone and for the product's path, recorded committee decisions applied
@@ -277,7 +278,8 @@ def recorded_decisions(engine, refs: list[str]) -> list[str]:  # type: ignore[no
 def _plain_all(dsn: str, warm: str, batch: list[str], ready: Barrier) -> None:
     """The floor: the same conditional UPDATE of one balance row and one INSERT, committed,
     once per item of ``batch`` (after one such transaction and ``ready``, as the writers),
-    with psycopg alone (no ORM, no reads, no grant)."""
+    with psycopg alone (no ORM, no reads, no grant). ``warm`` names the balance row: "1",
+    shared by every writer, or one of its own (what one writer's lock costs the others)."""
     import psycopg
 
     with psycopg.connect(dsn) as conn:
@@ -287,8 +289,9 @@ def _plain_all(dsn: str, warm: str, batch: list[str], ready: Barrier) -> None:
                 continue
             with conn.transaction():
                 row = conn.execute(
-                    "UPDATE bench_balance SET committed = committed + 500000 WHERE id = 1 "
-                    "AND envelope - committed >= 500000 RETURNING envelope, committed").fetchone()
+                    "UPDATE bench_balance SET committed = committed + 500000 WHERE id = %s "
+                    "AND envelope - committed >= 500000 RETURNING envelope, committed",
+                    (int(warm),)).fetchone()
                 assert row is not None
                 conn.execute("INSERT INTO bench_entries (amount, envelope_after, "
                              "committed_after) VALUES (500000, %s, %s)", row)
@@ -323,20 +326,23 @@ def _run_writers(db_url: str, warms: list[str], batches: list[list[str]],
     return elapsed - started, elapsed - start
 
 
-def _plain_baseline(db_url: str, writers: int, count: int) -> tuple[float, float]:
-    """Seconds for ``writers`` psycopg processes to do ``count`` plain transactions in all."""
+def _plain_baseline(db_url: str, writers: int, count: int,
+                    own_rows: bool = False) -> tuple[float, float]:
+    """Seconds for ``writers`` psycopg processes to do ``count`` plain transactions in all, on
+    one shared balance row or (``own_rows``) on a row each."""
     import psycopg
 
     dsn = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS bench_balance (id int PRIMARY KEY, "
                      "envelope bigint, committed bigint)")
-        conn.execute("INSERT INTO bench_balance VALUES (1, 10000000000000, 0) "
-                     "ON CONFLICT DO NOTHING")
+        conn.execute("INSERT INTO bench_balance SELECT n, 10000000000000, 0 "
+                     "FROM generate_series(1, %s) AS n ON CONFLICT DO NOTHING", (writers,))
         conn.execute("CREATE TABLE IF NOT EXISTS bench_entries (id bigserial PRIMARY KEY, "
                      "amount bigint, envelope_after bigint, committed_after bigint)")
     items = [str(i) for i in range(count)]
-    return _run_writers(dsn, ["warm"] * writers, [items[i::writers] for i in range(writers)],
+    rows = [str(w + 1 if own_rows else 1) for w in range(writers)]
+    return _run_writers(dsn, rows, [items[i::writers] for i in range(writers)],
                         target=_plain_all)
 
 
@@ -351,7 +357,7 @@ def _print_rates(unit: str, per_run: int, timed: dict[int, list[float]],
               + ", ".join(f"{per_run / t:.0f}" for t in timed[writers]))
 
 
-def writers_benchmark(admin_url: str, per_run: int = 240,
+def writers_benchmark(admin_url: str, per_run: int = 480,
                       counts: tuple[int, ...] = (1, 2, 4, 8),
                       rounds: int = int(os.environ.get("BENCH_REPEATS", 3))) -> list[Figure]:
     """Approvals per second with 1, 2, 4 and 8 writers, then the plain baseline, ``rounds``
@@ -379,6 +385,7 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
         plain_timed: list[float] = []
         plain_overall: list[float] = []
         plain_one: list[float] = []  # the driver alone with 1 writer: how it scales, for reading
+        plain_own: list[float] = []  # the same writers on a row each: what the shared row costs
         applied: dict[int, list[float]] = {1: [], most: []}  # committee decisions applied
         for _ in range(rounds):
             for writers in counts:
@@ -392,6 +399,7 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
             plain_timed.append(seconds)
             plain_overall.append(all_in)
             plain_one.append(_plain_baseline(db_url, 1, per_run)[0])
+            plain_own.append(_plain_baseline(db_url, most, per_run, own_rows=True)[0])
             for writers in (1, most):
                 warm, mine, decisions = decisions[:writers], \
                     decisions[writers:writers + per_run], decisions[writers + per_run:]
@@ -402,6 +410,7 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
         with_start = {w: per_run / median(v) for w, v in overall.items()}
         plain, plain_with_start = per_run / median(plain_timed), per_run / median(plain_overall)
         plain_single = per_run / median(plain_one)
+        plain_apart = per_run / median(plain_own)
         decided = {w: per_run / median(v) for w, v in applied.items()}
         engine = make_engine(db_url)
         with unit_of_work(engine) as s:
@@ -418,6 +427,9 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
               + ", ".join(f"{per_run / t:.0f}" for t in plain_timed))
         print(f"  plain psycopg, 1 writer: {plain_single:8.0f}/s; {most} writers at "
               f"{plain / plain_single:.2f}x of it (odd17: {rates[most] / rates[1]:.2f}x)")
+        print(f"  plain psycopg, {most} writers on a balance row each: {plain_apart:8.0f}/s, "
+              f"{plain_apart / plain_single:.2f}x 1 writer: the one shared row costs "
+              f"{1 - plain / plain_apart:.0%} of the throughput")
         print(f"  approvals at {rates[most] / plain:.2f}x of it (target >= 0.25; "
               f"{with_start[most] / plain_with_start:.2f}x counting the start)")
         print("committee decisions applied (committee.apply_recorded, the product's path: "
@@ -425,7 +437,7 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
         _print_rates("decisions", per_run, applied)
         print(f"  decisions at {decided[most] / plain:.2f}x of plain psycopg with {most} writers "
               "(target >= 0.25)")
-        return [
+        figures = [
             rate_figure("ledger.approvals", f"approvals on PostgreSQL, {most} writer processes",
                         per_run, per_run / rates[most], per_run / rates[1], "approvals/s",
                         "1 writer", f"{most} writers >= 1 writer",
@@ -446,7 +458,16 @@ def writers_benchmark(admin_url: str, per_run: int = 240,
             rate_figure("ledger.plain_scaling", f"plain psycopg alone, {most} writers vs 1",
                         per_run, per_run / plain, per_run / plain_single, "transactions/s",
                         "plain psycopg, 1 writer", "", None),
+            rate_figure("ledger.plain_own_rows",
+                        f"plain psycopg, {most} writers, a balance row each, vs 1 writer",
+                        per_run, per_run / plain_apart, per_run / plain_single,
+                        "transactions/s", "plain psycopg, 1 writer", "", None),
         ]
+        if 2 in rates:  # for reading: how far two writers, one per core, go
+            figures.insert(1, rate_figure(
+                "ledger.approvals_2", "approvals on PostgreSQL, 2 writer processes", per_run,
+                per_run / rates[2], per_run / rates[1], "approvals/s", "1 writer", "", None))
+        return figures
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
