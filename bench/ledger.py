@@ -20,9 +20,9 @@
    or ODD17_BENCH_PG_URL): approvals per second with 1, 2, 4 and 8 writer processes against
    one envelope, and a plain psycopg baseline doing the same conditional UPDATE + INSERT with
    8 writers (on the one balance row; for reading, also on a row each: what the shared row's
-   lock costs on this machine); each run timed from the moment every process is connected and has made one
-   approval (or one plain transaction), to its end; BENCH_REPEATS (default 3) interleaved
-   rounds, medians. Targets: 8 writers >= 1 writer, and >= 0.25x the plain baseline; for
+   lock costs on this machine); each run timed from the moment every process is connected and
+   has made one approval (or one plain transaction), to its end; BENCH_REPEATS (default 3)
+   interleaved rounds, medians. Targets: 8 writers >= 1 writer, and >= 0.25x the plain baseline; for
    ``ledger.approve`` alone and for the product's path, recorded committee decisions applied
    (``committee.apply_recorded``) by 1 and by 8 writers."""
 

@@ -1,5 +1,4 @@
-"""Finding an application by its reference (the one lookup every service uses) or, reloaded,
-by its id."""
+"""Finding an application by its reference: the one lookup every service uses."""
 
 from __future__ import annotations
 
@@ -42,18 +41,4 @@ def application_by_reference(session: Session, reference: str, *, lock: bool = F
     app = session.scalars(query, {"reference": reference.strip().upper()}).first()
     if app is None:
         raise NotFound(f"aucun dossier de référence « {reference} »")
-    return app
-
-
-_BY_ID = select(Application).where(Application.id == bindparam("id")) \
-    .execution_options(populate_existing=True)
-
-
-def application_reloaded(session: Session, application_id: int) -> Application:
-    """The application with id ``application_id`` as it is in the database now (the session's
-    copy reloaded), or NotFound; as ``session.get_one(…, populate_existing=True)``, with a
-    statement built once (``Session.get`` builds its query at every call)."""
-    app = session.scalars(_BY_ID, {"id": application_id}).first()
-    if app is None:
-        raise NotFound(f"aucun dossier n°{application_id}")
     return app
